@@ -470,3 +470,11 @@ func (j *Job) Encode() ([]byte, error) { return json.Marshal(j) }
 
 // Expired tells whether the job is past its expires_at at now.
 func (j *Job) Expired(now time.Time) bool { return j.ExpireAt != nil && !now.Before(*j.ExpireAt) }
+
+// ValidateID checks the id alone (for a job whose other fields are invalid).
+func (j *Job) ValidateID() error {
+	if !idRe.MatchString(j.ID) {
+		return fmt.Errorf("id: must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen)
+	}
+	return nil
+}

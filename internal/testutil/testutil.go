@@ -10,13 +10,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/herald-notify/herald/internal/embedded"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -45,26 +46,11 @@ func StartNATS(tb testing.TB) *NATS {
 // StartNATSDir starts a JetStream-enabled nats-server storing under dir, on port (-1: a free
 // port). Callers own the shutdown; tests use StartNATS.
 func StartNATSDir(dir string, port int) (*NATS, error) {
-	opts := &server.Options{
-		Host:      "127.0.0.1",
-		Port:      port,
-		JetStream: true,
-		StoreDir:  filepath.Join(dir, "jetstream"),
-		NoLog:     true,
-		NoSigs:    true,
-		// The default 1 MiB is plenty for jobs; raise it for 10,000-job API batches.
-		MaxPayload: 8 << 20,
-	}
-	s, err := server.NewServer(opts)
+	n, err := embedded.StartNATS(dir, "127.0.0.1", port)
 	if err != nil {
 		return nil, err
 	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("nats-server not ready within 10s")
-	}
-	return &NATS{Server: s, URL: s.ClientURL(), Dir: dir}, nil
+	return &NATS{Server: n.Server, URL: n.URL, Dir: dir}, nil
 }
 
 // Shutdown stops the server and waits for it to finish.

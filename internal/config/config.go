@@ -1,0 +1,254 @@
+// Package config reads Herald's configuration from HERALD_* environment variables with
+// envconfig and validates it, naming the variable in every error.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/herald-notify/herald/internal/job"
+)
+
+// Config is the whole configuration of the herald binary; each command uses the part it
+// needs. Field tags give the variable name after the HERALD_ prefix.
+type Config struct {
+	NATSURL   string `envconfig:"NATS_URL"`
+	NATSCreds string `envconfig:"NATS_CREDS"`
+	RedisURL  string `envconfig:"REDIS_URL"`
+	HTTPAddr  string `envconfig:"HTTP_ADDR" default:":8080"`
+	// PublicURL is where providers reach Herald's webhooks (Kannel's dlr-url); defaults to
+	// http://127.0.0.1<HTTP_ADDR port>.
+	PublicURL string `envconfig:"PUBLIC_URL"`
+	APIKeys   string `envconfig:"API_KEYS"`
+	// APIURL and APIKey are for the CLI talking to a running API.
+	APIURL string `envconfig:"API_URL" default:"http://127.0.0.1:8080"`
+	APIKey string `envconfig:"API_KEY"`
+
+	Channels        []string `envconfig:"CHANNELS" default:"white,sms"`
+	DefaultRegion   string   `envconfig:"DEFAULT_REGION" default:"RU"`
+	DefaultLanguage string   `envconfig:"DEFAULT_LANGUAGE" default:"ru"`
+
+	WhiteBaseURL       string  `envconfig:"WHITE_BASE_URL" default:"https://graph.facebook.com"`
+	WhiteAPIVersion    string  `envconfig:"WHITE_API_VERSION" default:"v21.0"`
+	WhitePhoneNumberID string  `envconfig:"WHITE_PHONE_NUMBER_ID"`
+	WhiteWABAID        string  `envconfig:"WHITE_WABA_ID"`
+	WhiteToken         string  `envconfig:"WHITE_TOKEN"`
+	WhiteAppSecret     string  `envconfig:"WHITE_APP_SECRET"`
+	WhiteVerifyToken   string  `envconfig:"WHITE_VERIFY_TOKEN"`
+	WhiteMPS           float64 `envconfig:"WHITE_MPS" default:"80"`
+
+	GreyBaseURL    string  `envconfig:"GREY_BASE_URL"`
+	GreyInstanceID string  `envconfig:"GREY_INSTANCE_ID"`
+	GreyToken      string  `envconfig:"GREY_TOKEN"`
+	GreyMPS        float64 `envconfig:"GREY_MPS" default:"1"`
+
+	SMSDriver       string `envconfig:"SMS_DRIVER" default:"kannel"`
+	SMSURL          string `envconfig:"SMS_URL"`
+	SMSUser         string `envconfig:"SMS_USER"`
+	SMSPassword     string `envconfig:"SMS_PASSWORD"`
+	SMSFrom         string `envconfig:"SMS_FROM"`
+	SMSSMPPAddr     string `envconfig:"SMS_SMPP_ADDR"`
+	SMSSMPPSystemID string `envconfig:"SMS_SMPP_SYSTEM_ID"`
+	SMSSMPPPassword string `envconfig:"SMS_SMPP_PASSWORD"`
+	SMSSubject      string `envconfig:"SMS_SUBJECT" default:"herald.sms.outbound"`
+	SMSMaxSegments  int    `envconfig:"SMS_MAX_SEGMENTS" default:"6"`
+
+	PairInterval  time.Duration `envconfig:"PAIR_INTERVAL" default:"6s"`
+	FallbackAfter time.Duration `envconfig:"FALLBACK_AFTER" default:"10m"`
+
+	RetryMaxAttempts int           `envconfig:"RETRY_MAX_ATTEMPTS" default:"5"`
+	RetryBaseDelay   time.Duration `envconfig:"RETRY_BASE_DELAY" default:"1s"`
+	RetryMaxDelay    time.Duration `envconfig:"RETRY_MAX_DELAY" default:"5m"`
+
+	// Concurrency is the number of jobs one worker process handles at once.
+	Concurrency int `envconfig:"WORKER_CONCURRENCY" default:"256"`
+	// ShutdownTimeout bounds the graceful drain on SIGTERM; then in-flight sends are cancelled.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	// AckWait is how long JetStream waits for a worker's ack before redelivering; 0 derives
+	// it from SEND_TIMEOUT (two provider calls and a margin).
+	AckWait time.Duration `envconfig:"ACK_WAIT"`
+	// SendTimeout bounds one provider call.
+	SendTimeout time.Duration `envconfig:"SEND_TIMEOUT" default:"15s"`
+	// StatusTTL is how long status records (and so the idempotency of a job id) are kept.
+	StatusTTL time.Duration `envconfig:"STATUS_TTL" default:"720h"`
+	// DuplicateWindow is JetStream's Nats-Msg-Id de-duplication window on HERALD_JOBS.
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"1h"`
+	// Replicas for the streams and KV bucket (3 in a JetStream cluster).
+	Replicas int `envconfig:"STREAM_REPLICAS" default:"1"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"json"`
+
+	ConfigFile string `envconfig:"CONFIG_FILE"`
+}
+
+// Load reads the environment and validates it.
+func Load() (*Config, error) {
+	var c Config
+	if err := envconfig.Process("herald", &c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks every value and reports all problems at once, each naming its variable.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(v, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("HERALD_%s: "+format, append([]any{v}, args...)...))
+	}
+	if len(c.Channels) == 0 {
+		bad("CHANNELS", "must list at least one channel")
+	} else if err := job.ValidateChannels(c.Channels); err != nil {
+		bad("CHANNELS", "%v", err)
+	}
+	if c.NATSURL != "" {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			if _, err := url.Parse(strings.TrimSpace(u)); err != nil {
+				bad("NATS_URL", "not a URL list: %v", err)
+			}
+		}
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
+		bad("REDIS_URL", "must start with redis:// or rediss://")
+	}
+	for _, kv := range splitList(c.APIKeys) {
+		t, k, ok := strings.Cut(kv, ":")
+		if !ok || t == "" || len(k) < 8 {
+			bad("API_KEYS", "each entry must be tenant:key with a key of at least 8 characters")
+			break
+		}
+	}
+	for name, u := range map[string]string{"WHITE_BASE_URL": c.WhiteBaseURL, "GREY_BASE_URL": c.GreyBaseURL, "SMS_URL": c.SMSURL, "PUBLIC_URL": c.PublicURL} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(name, "must be an absolute http(s) URL")
+		}
+	}
+	if c.WhiteMPS <= 0 {
+		bad("WHITE_MPS", "must be positive")
+	}
+	if c.GreyMPS <= 0 {
+		bad("GREY_MPS", "must be positive")
+	}
+	switch c.SMSDriver {
+	case "kannel", "smpp", "nats":
+	default:
+		bad("SMS_DRIVER", "must be kannel, smpp or nats, not %q", c.SMSDriver)
+	}
+	if c.SMSMaxSegments < 1 || c.SMSMaxSegments > 255 {
+		bad("SMS_MAX_SEGMENTS", "must be 1-255")
+	}
+	if c.PairInterval < 0 {
+		bad("PAIR_INTERVAL", "must not be negative")
+	}
+	if c.FallbackAfter <= 0 {
+		bad("FALLBACK_AFTER", "must be positive")
+	}
+	if c.RetryMaxAttempts < 1 {
+		bad("RETRY_MAX_ATTEMPTS", "must be at least 1")
+	}
+	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
+		bad("RETRY_BASE_DELAY", "must be positive and not above HERALD_RETRY_MAX_DELAY")
+	}
+	if c.Concurrency < 1 || c.Concurrency > 100000 {
+		bad("WORKER_CONCURRENCY", "must be 1-100000")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	if c.SendTimeout <= 0 {
+		bad("SEND_TIMEOUT", "must be positive")
+	}
+	if c.StatusTTL < time.Hour {
+		bad("STATUS_TTL", "must be at least 1h (it bounds how long a job id stays idempotent)")
+	}
+	if c.DuplicateWindow <= 0 {
+		bad("DUPLICATE_WINDOW", "must be positive")
+	}
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		bad("STREAM_REPLICAS", "must be 1, 3 or 5")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("LOG_FORMAT", "must be json or text")
+	}
+	return errors.Join(errs...)
+}
+
+// RequireWorker checks what a worker needs beyond the defaults: the sender credentials of
+// every channel in the default cascade.
+func (c *Config) RequireWorker() error {
+	var errs []error
+	for _, ch := range c.Channels {
+		switch ch {
+		case job.ChannelWhite:
+			if c.WhitePhoneNumberID == "" {
+				errs = append(errs, errors.New("HERALD_WHITE_PHONE_NUMBER_ID: required when white is in HERALD_CHANNELS"))
+			}
+			if c.WhiteToken == "" {
+				errs = append(errs, errors.New("HERALD_WHITE_TOKEN: required when white is in HERALD_CHANNELS"))
+			}
+		case job.ChannelSMS:
+			if c.SMSDriver == "kannel" && c.SMSURL == "" {
+				errs = append(errs, errors.New("HERALD_SMS_URL: required for the kannel SMS driver"))
+			}
+		case job.ChannelGrey:
+			if c.GreyBaseURL == "" || c.GreyInstanceID == "" || c.GreyToken == "" {
+				errs = append(errs, errors.New("HERALD_GREY_BASE_URL, HERALD_GREY_INSTANCE_ID, HERALD_GREY_TOKEN: required when grey is in HERALD_CHANNELS"))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Tenants parses HERALD_API_KEYS into key → tenant.
+func (c *Config) Tenants() map[string]string {
+	m := map[string]string{}
+	for _, kv := range splitList(c.APIKeys) {
+		if t, k, ok := strings.Cut(kv, ":"); ok {
+			m[k] = t
+		}
+	}
+	return m
+}
+
+// JobOptions are the job validation defaults from this configuration.
+func (c *Config) JobOptions() job.Options {
+	return job.Options{DefaultRegion: c.DefaultRegion, DefaultLanguage: c.DefaultLanguage}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Defaults returns the configuration with every documented default and nothing read from
+// the environment (tests, benchmarks).
+func Defaults() Config {
+	var c Config
+	// An environment lookup that sees nothing yields exactly the defaults.
+	_ = envconfig.Process("herald_defaults_only_no_such_prefix", &c)
+	return c
+}

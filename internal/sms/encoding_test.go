@@ -1,0 +1,71 @@
+package sms
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestAnalyze(t *testing.T) {
+	t.Parallel()
+	r := strings.Repeat
+	tests := []struct {
+		name     string
+		text     string
+		enc      Encoding
+		units    int
+		segments int
+	}{
+		{"empty", "", GSM7, 0, 0},
+		{"ascii", "Your order 123456 is ready", GSM7, 26, 1},
+		{"basic table specials", "@£$¥èéùìòÇ\nØø\rÅå_ΔΦΓΛΩΠΨΣΘΞÆæßÉ!\"#¤%&'()*+,-./:;<=>?¡ÄÖÑÜ§¿äöñüà", GSM7, 64, 1},
+		{"extension chars cost 2", "€[]{}\\^~|\f", GSM7, 20, 1},
+		{"backtick is not GSM", "a`b", UCS2, 3, 1},
+		{"c cedilla lowercase is not GSM", "ç", UCS2, 1, 1},
+		{"cyrillic", "Заказ 123456 ждёт вас", UCS2, 21, 1},
+		{"emoji is 2 units", "ok 😀", UCS2, 5, 1},
+
+		{"gsm 160", r("a", 160), GSM7, 160, 1},
+		{"gsm 161", r("a", 161), GSM7, 161, 2},
+		{"gsm 306", r("a", 306), GSM7, 306, 2},
+		{"gsm 307", r("a", 307), GSM7, 307, 3},
+		{"gsm 80 euros fill one", r("€", 80), GSM7, 160, 1},
+		{"gsm 159 plus euro overflows", r("a", 159) + "€", GSM7, 161, 2},
+		// 152 septets, then € does not fit in the 153rd: it opens part 2, which ends with
+		// 151 a; the last a needs part 3 although 306 septets would fit 2 parts naively.
+		{"extension at a part boundary", r("a", 152) + "€" + r("a", 152), GSM7, 306, 3},
+		{"extension just fits a part", r("a", 151) + "€" + r("a", 153), GSM7, 306, 2},
+
+		{"ucs2 70", r("ж", 70), UCS2, 70, 1},
+		{"ucs2 71", r("ж", 71), UCS2, 71, 2},
+		{"ucs2 134", r("ж", 134), UCS2, 134, 2},
+		{"ucs2 135", r("ж", 135), UCS2, 135, 3},
+		{"emoji 35 fill one", r("😀", 35), UCS2, 70, 1},
+		{"emoji 36", r("😀", 36), UCS2, 72, 2},
+		{"surrogate pair at a part boundary", r("ж", 66) + "😀" + r("ж", 66), UCS2, 134, 3},
+		{"one non-GSM char turns everything UCS-2", r("a", 100) + "ж", UCS2, 101, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			enc, units, segments := Analyze(tt.text)
+			if enc != tt.enc || units != tt.units || segments != tt.segments {
+				t.Errorf("Analyze = %v, %d units, %d segments; want %v, %d, %d", enc, units, segments, tt.enc, tt.units, tt.segments)
+			}
+		})
+	}
+}
+
+func TestEncodingString(t *testing.T) {
+	t.Parallel()
+	if GSM7.String() != "GSM-7" || UCS2.String() != "UCS-2" {
+		t.Errorf("%s %s", GSM7, UCS2)
+	}
+}
+
+func BenchmarkAnalyze(b *testing.B) {
+	text := "Заказ 123456 ждёт вас в пункте выдачи до 21.02.2021, ул. Текстильщиков, д. 20"
+	b.ReportAllocs()
+	for b.Loop() {
+		Analyze(text)
+	}
+}

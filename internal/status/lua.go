@@ -1,0 +1,191 @@
+package status
+
+import "github.com/redis/go-redis/v9"
+
+// Every change to a notification record is one of these scripts, so that a worker, a
+// redelivered copy of the same job and a webhook never interleave half-way. Records are JSON
+// documents (cjson) holding the state, the current channel, the claim and the history.
+// Times for claims come from redis TIME so that every worker agrees on them.
+
+const luaCommon = `
+local rank = {queued=0, scheduled=1, sent=2, delivered=3, read=4}
+local terminal = {failed=true, expired=true, suppressed=true, rejected=true, canceled=true}
+local function nowms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function save(key, rec, ttl)
+  redis.call('SET', key, cjson.encode(rec), 'PX', ttl)
+end
+`
+
+// begin claims a job for one delivery. KEYS: record, suppression set, window.
+// ARGV: owner, lease ms, initial record JSON, recipient, ttl ms, now (RFC 3339).
+// Returns {verdict, record JSON, wait ms, window open}.
+var scriptBegin = redis.NewScript(luaCommon + `
+local raw = redis.call('GET', KEYS[1])
+local rec
+if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[3]) end
+local now = nowms()
+local win = redis.call('EXISTS', KEYS[3])
+if terminal[rec.state] then return {'done', cjson.encode(rec), 0, win} end
+if rank[rec.state] and rank[rec.state] >= 2 and not rec.resume then return {'done', cjson.encode(rec), 0, win} end
+if rec.claim and rec.claim.owner ~= ARGV[1] then
+  if rec.claim['until'] > now then
+    return {'busy', cjson.encode(rec), rec.claim['until'] - now, win}
+  end
+  -- The previous holder's lease ran out before it recorded an outcome: it died during the
+  -- provider call. The provider may have accepted the message, so it is never sent again on
+  -- this channel; the attempt is kept as 'unknown'.
+  rec.history = rec.history or {}
+  table.insert(rec.history, {channel=rec.claim.channel, state='unknown', reason='worker stopped during the provider call; not resent to avoid a duplicate', at=ARGV[6]})
+  rec.claim = nil
+  rec.state = 'sent'
+  rec.reason = 'outcome unknown'
+  rec.updated_at = ARGV[6]
+  save(KEYS[1], rec, tonumber(ARGV[5]))
+  return {'ambiguous', cjson.encode(rec), 0, win}
+end
+if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then
+  rec.state = 'suppressed'
+  rec.reason = 'recipient opted out'
+  rec.claim = nil
+  rec.updated_at = ARGV[6]
+  save(KEYS[1], rec, tonumber(ARGV[5]))
+  return {'suppressed', cjson.encode(rec), 0, win}
+end
+rec.claim = {owner=ARGV[1], ['until']=now + tonumber(ARGV[2]), channel=rec.channel}
+if not raw then rec.created_at = rec.created_at or ARGV[6] end
+save(KEYS[1], rec, tonumber(ARGV[5]))
+return {'claimed', cjson.encode(rec), 0, win}
+`)
+
+// attempt records the outcome of one send attempt. KEYS: record, provider message index.
+// ARGV: owner, mode (sent|retry|fallback|failed), channel, channel index, provider message id,
+// code, reason, now, ttl ms, attempts on this channel, job id.
+// Returns {old state, record JSON}.
+var scriptAttempt = redis.NewScript(luaCommon + `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'', ''} end
+local rec = cjson.decode(raw)
+local old = rec.state
+local mode = ARGV[2]
+local ttl = tonumber(ARGV[9])
+rec.history = rec.history or {}
+local a = {channel=ARGV[3], at=ARGV[8]}
+if ARGV[5] ~= '' then a.provider_message_id = ARGV[5] end
+if ARGV[6] ~= '' then a.code = ARGV[6] end
+if ARGV[7] ~= '' then a.reason = ARGV[7] end
+rec.channel = ARGV[3]
+rec.channel_idx = tonumber(ARGV[4])
+rec.attempts = tonumber(ARGV[10])
+rec.updated_at = ARGV[8]
+if mode == 'sent' then
+  a.state = 'sent'
+  -- A status webhook may have come before this record (the provider answers, then reports
+  -- at once): apply what was parked for this message id.
+  if rec.early and rec.early[ARGV[5]] then
+    local e = rec.early[ARGV[5]]
+    if e == 'failed' or (rank[e] and rank[e] > rank['sent']) then a.state = e end
+    rec.early[ARGV[5]] = nil
+    if next(rec.early) == nil then rec.early = nil end
+  end
+  rec.provider_message_id = ARGV[5]
+  rec.claim = nil
+  rec.resume = nil
+  rec.reason = nil
+  if a.state == 'failed' then rec.state = 'failed' else rec.state = a.state end
+  redis.call('SET', KEYS[2], ARGV[11], 'PX', ttl)
+elseif mode == 'retry' then
+  a.state = 'retry'
+  rec.claim = nil
+  rec.reason = ARGV[7]
+elseif mode == 'fallback' then
+  a.state = 'failed'
+  rec.reason = ARGV[7]
+elseif mode == 'failed' then
+  a.state = 'failed'
+  rec.state = 'failed'
+  rec.reason = ARGV[7]
+  rec.claim = nil
+  rec.resume = nil
+end
+table.insert(rec.history, a)
+save(KEYS[1], rec, ttl)
+return {old, cjson.encode(rec)}
+`)
+
+// settle puts a record in a final state without a send (expired, rejected, canceled) or
+// releases a claim (state ''). KEYS: record. ARGV: owner, state, reason, now, ttl ms,
+// initial record JSON (used when there is no record yet). Returns {old state, record JSON}.
+var scriptSettle = redis.NewScript(luaCommon + `
+local raw = redis.call('GET', KEYS[1])
+local rec
+if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[6]) end
+local old = rec.state
+if ARGV[2] == '' then
+  if rec.claim and rec.claim.owner == ARGV[1] then rec.claim = nil end
+  if raw then save(KEYS[1], rec, tonumber(ARGV[5])) end
+  return {old, cjson.encode(rec)}
+end
+if terminal[rec.state] or (rank[rec.state] and rank[rec.state] >= 2) then
+  return {old, cjson.encode(rec)}
+end
+rec.state = ARGV[2]
+if ARGV[3] ~= '' then rec.reason = ARGV[3] end
+rec.claim = nil
+rec.updated_at = ARGV[4]
+rec.created_at = rec.created_at or ARGV[4]
+save(KEYS[1], rec, tonumber(ARGV[5]))
+return {old, cjson.encode(rec)}
+`)
+
+// status applies a provider status report to the attempt with that message id, forward only
+// (sent < delivered < read; failed is final for the attempt). KEYS: record.
+// ARGV: provider message id, state, code, reason, now, ttl ms.
+// Returns {old record state, record JSON, 'changed'|'same'|'parked'}.
+var scriptStatus = redis.NewScript(luaCommon + `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'', '', 'missing'} end
+local rec = cjson.decode(raw)
+local old = rec.state
+local st = ARGV[2]
+local found = nil
+local latest = true
+if rec.history then
+  for i = #rec.history, 1, -1 do
+    local a = rec.history[i]
+    if a.provider_message_id == ARGV[1] then found = a; break end
+    if a.state ~= 'retry' then latest = false end
+  end
+end
+if not found then
+  -- Reported before the worker recorded the send: park it for the attempt to pick up.
+  rec.early = rec.early or {}
+  local e = rec.early[ARGV[1]]
+  if e == nil or (e ~= 'failed' and (st == 'failed' or (rank[st] or -1) > (rank[e] or -1))) then
+    rec.early[ARGV[1]] = st
+    save(KEYS[1], rec, tonumber(ARGV[6]))
+  end
+  return {old, cjson.encode(rec), 'parked'}
+end
+if found.state == 'failed' or found.state == st then return {old, cjson.encode(rec), 'same'} end
+if st ~= 'failed' and (rank[st] or -1) <= (rank[found.state] or -1) then return {old, cjson.encode(rec), 'same'} end
+found.state = st
+found.status_at = ARGV[5]
+if ARGV[3] ~= '' then found.code = ARGV[3] end
+if ARGV[4] ~= '' then found.reason = ARGV[4] end
+-- The record follows its latest attempt; a late report on an earlier attempt (a delivered
+-- WhatsApp message after the SMS went out) is recorded in the history only.
+if latest then
+  if st == 'failed' then
+    rec.state = 'failed'
+    rec.reason = ARGV[4]
+  elseif not terminal[rec.state] and (rank[st] or -1) > (rank[rec.state] or -1) then
+    rec.state = st
+  end
+end
+rec.updated_at = ARGV[5]
+save(KEYS[1], rec, tonumber(ARGV[6]))
+return {old, cjson.encode(rec), 'changed'}
+`)

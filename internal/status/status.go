@@ -1,0 +1,390 @@
+// Package status keeps each notification's record in Redis: its state, the claim that makes
+// a send happen at most once across the fleet, and the history of every channel attempt.
+// All changes go through Lua scripts (see lua.go), so concurrent workers, redelivered
+// messages and out-of-order webhooks never corrupt a record or move it backwards.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-notify/herald/internal/job"
+)
+
+// Notification states (DESIGN.md).
+const (
+	Queued     = "queued"
+	Scheduled  = "scheduled"
+	Sent       = "sent"
+	Delivered  = "delivered"
+	Read       = "read"
+	Failed     = "failed"
+	Expired    = "expired"
+	Suppressed = "suppressed"
+	Rejected   = "rejected"
+	Canceled   = "canceled"
+)
+
+// ErrNotFound is returned when no record exists for an id.
+var ErrNotFound = errors.New("notification not found")
+
+// Terminal tells whether a state is final.
+func Terminal(state string) bool {
+	switch state {
+	case Failed, Expired, Suppressed, Rejected, Canceled:
+		return true
+	}
+	return false
+}
+
+// Attempt is one channel attempt (or one retry of it) in a record's history.
+type Attempt struct {
+	Channel           string `json:"channel"`
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
+	// State: sent, delivered, read, failed, retry (a passing failure, retried later) or
+	// unknown (the worker died during the provider call).
+	State    string `json:"state"`
+	Code     string `json:"code,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	At       string `json:"at"`
+	StatusAt string `json:"status_at,omitempty"`
+}
+
+// Claim is a worker's lease on a job while it sends.
+type Claim struct {
+	Owner   string `json:"owner"`
+	Until   int64  `json:"until"`
+	Channel string `json:"channel,omitempty"`
+}
+
+// Record is the status of one notification.
+type Record struct {
+	ID                string            `json:"id"`
+	State             string            `json:"state"`
+	Reason            string            `json:"reason,omitempty"`
+	To                string            `json:"to,omitempty"`
+	Template          string            `json:"template,omitempty"`
+	Priority          string            `json:"priority,omitempty"`
+	Campaign          string            `json:"campaign,omitempty"`
+	Tenant            string            `json:"tenant,omitempty"`
+	Channels          []string          `json:"channels,omitempty"`
+	Channel           string            `json:"channel,omitempty"`
+	ChannelIdx        int               `json:"channel_idx"`
+	Attempts          int               `json:"attempts"`
+	ProviderMessageID string            `json:"provider_message_id,omitempty"`
+	SendAt            string            `json:"send_at,omitempty"`
+	CreatedAt         string            `json:"created_at,omitempty"`
+	UpdatedAt         string            `json:"updated_at,omitempty"`
+	History           []Attempt         `json:"history,omitempty"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
+	Claim             *Claim            `json:"claim,omitempty"`
+	Resume            bool              `json:"resume,omitempty"`
+	Early             map[string]string `json:"early,omitempty"`
+}
+
+// UnmarshalJSON accepts the empty object cjson writes for an empty Lua table in place of an
+// empty array or map.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	type plain Record
+	var aux struct {
+		plain
+		History  json.RawMessage `json:"history,omitempty"`
+		Channels json.RawMessage `json:"channels,omitempty"`
+		Early    json.RawMessage `json:"early,omitempty"`
+		Metadata json.RawMessage `json:"metadata,omitempty"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*r = Record(aux.plain)
+	for _, f := range []struct {
+		raw json.RawMessage
+		dst any
+	}{{aux.History, &r.History}, {aux.Channels, &r.Channels}, {aux.Early, &r.Early}, {aux.Metadata, &r.Metadata}} {
+		if len(f.raw) == 0 || string(f.raw) == "{}" || string(f.raw) == "[]" || string(f.raw) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(f.raw, f.dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Keys used in Redis. Braces keep a record and its index on one Redis Cluster slot where
+// both are named in one script.
+const (
+	keyRecord     = "herald:n:{%s}"
+	keyMessage    = "herald:m:{%s}"
+	KeySuppressed = "herald:suppressed"
+	keyWindow     = "herald:win:%s"
+)
+
+// RecordKey returns the Redis key of a notification record.
+func RecordKey(id string) string { return fmt.Sprintf(keyRecord, id) }
+
+// WindowKey returns the Redis key marking an open 24-hour window with a recipient.
+func WindowKey(to string) string { return fmt.Sprintf(keyWindow, to) }
+
+// Store reads and changes records.
+type Store struct {
+	rdb redis.UniversalClient
+	ttl time.Duration
+	now func() time.Time
+}
+
+// NewStore returns a Store keeping records for ttl. now is the clock for record times
+// (nil: time.Now); leases use the Redis server's clock.
+func NewStore(rdb redis.UniversalClient, ttl time.Duration, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, ttl: ttl, now: now}
+}
+
+func (s *Store) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
+
+func (s *Store) ttlMS() string { return strconv.FormatInt(s.ttl.Milliseconds(), 10) }
+
+// NewRecord is the first record of a job.
+func NewRecord(j *job.Job, state string, channels []string, now time.Time) *Record {
+	r := &Record{
+		ID: j.ID, State: state, To: j.To, Template: j.Template, Priority: j.Priority,
+		Campaign: j.Campaign, Tenant: j.Tenant, Channels: channels, Metadata: j.Metadata,
+		CreatedAt: now.UTC().Format(time.RFC3339Nano),
+	}
+	if len(channels) > 0 {
+		r.Channel = channels[0]
+	}
+	if j.SendAt != nil {
+		r.SendAt = j.SendAt.UTC().Format(time.RFC3339)
+	}
+	r.UpdatedAt = r.CreatedAt
+	return r
+}
+
+// Verdict is what Begin decided.
+type Verdict string
+
+// Begin verdicts.
+const (
+	// Claimed: this delivery holds the job; send it.
+	Claimed Verdict = "claimed"
+	// Done: the job was handled before (sent, or final); ack the duplicate delivery.
+	Done Verdict = "done"
+	// Busy: another delivery holds a live claim; try again after Wait.
+	Busy Verdict = "busy"
+	// Ambiguous: a previous holder died during its provider call; the attempt is recorded as
+	// unknown and the job is not resent.
+	Ambiguous Verdict = "ambiguous"
+	// SuppressedVerdict: the recipient opted out; the record is now suppressed.
+	SuppressedVerdict Verdict = "suppressed"
+)
+
+// Admission is the result of Begin.
+type Admission struct {
+	Verdict    Verdict
+	Record     *Record
+	Wait       time.Duration
+	WindowOpen bool
+}
+
+// Begin runs the per-recipient admission checks and claims the job in one round trip:
+// already handled, claimed by another delivery, opted out; and whether the 24-hour window is
+// open. owner must be unique per delivery.
+func (s *Store) Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (Admission, error) {
+	initial, err := json.Marshal(NewRecord(j, Queued, channels, s.now()))
+	if err != nil {
+		return Admission{}, err
+	}
+	res, err := scriptBegin.Run(ctx, s.rdb,
+		[]string{RecordKey(j.ID), KeySuppressed, WindowKey(j.To)},
+		owner, lease.Milliseconds(), initial, j.To, s.ttlMS(), s.stamp()).Slice()
+	if err != nil {
+		return Admission{}, fmt.Errorf("status begin: %w", err)
+	}
+	rec, err := decode(res[1])
+	if err != nil {
+		return Admission{}, err
+	}
+	return Admission{
+		Verdict:    Verdict(res[0].(string)),
+		Record:     rec,
+		Wait:       time.Duration(res[2].(int64)) * time.Millisecond,
+		WindowOpen: res[3].(int64) == 1,
+	}, nil
+}
+
+// Mode of an attempt outcome.
+type Mode string
+
+// Attempt modes.
+const (
+	ModeSent     Mode = "sent"
+	ModeRetry    Mode = "retry"
+	ModeFallback Mode = "fallback"
+	ModeFailed   Mode = "failed"
+)
+
+// Outcome describes one send attempt for Attempt.
+type Outcome struct {
+	Mode              Mode
+	Channel           string
+	ChannelIdx        int
+	Attempts          int
+	ProviderMessageID string
+	Code              string
+	Reason            string
+}
+
+// Attempt records the outcome of a send attempt and returns the state before and the record
+// after.
+func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old string, rec *Record, err error) {
+	msgKey := fmt.Sprintf(keyMessage, o.ProviderMessageID)
+	res, err := scriptAttempt.Run(ctx, s.rdb, []string{RecordKey(id), msgKey},
+		owner, string(o.Mode), o.Channel, o.ChannelIdx, o.ProviderMessageID, o.Code, o.Reason,
+		s.stamp(), s.ttlMS(), o.Attempts, id).StringSlice()
+	if err != nil {
+		return "", nil, fmt.Errorf("status attempt: %w", err)
+	}
+	if res[1] == "" {
+		return "", nil, ErrNotFound
+	}
+	rec, err = decode(res[1])
+	return res[0], rec, err
+}
+
+// Settle moves a record (created if missing from j) to a final state that involves no send:
+// expired, rejected, canceled. With state "" it only releases owner's claim.
+func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (old string, rec *Record, err error) {
+	initial, err := json.Marshal(NewRecord(j, Queued, channels, s.now()))
+	if err != nil {
+		return "", nil, err
+	}
+	res, err := scriptSettle.Run(ctx, s.rdb, []string{RecordKey(j.ID)},
+		owner, state, reason, s.stamp(), s.ttlMS(), initial).StringSlice()
+	if err != nil {
+		return "", nil, fmt.Errorf("status settle: %w", err)
+	}
+	rec, err = decode(res[1])
+	return res[0], rec, err
+}
+
+// Create stores the first record of an accepted job unless one exists; it returns the
+// existing record when it does (a repeated id).
+func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing *Record, err error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, nil, err
+	}
+	ok, err := s.rdb.SetNX(ctx, RecordKey(rec.ID), b, s.ttl).Result()
+	if err != nil {
+		return false, nil, fmt.Errorf("status create: %w", err)
+	}
+	if ok {
+		return true, rec, nil
+	}
+	existing, err = s.Get(ctx, rec.ID)
+	return false, existing, err
+}
+
+// Get returns the record of id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
+	b, err := s.rdb.Get(ctx, RecordKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("status get: %w", err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("status get %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// JobIDForMessage returns the job id of a provider message id, or ErrNotFound.
+func (s *Store) JobIDForMessage(ctx context.Context, msgID string) (string, error) {
+	id, err := s.rdb.Get(ctx, fmt.Sprintf(keyMessage, msgID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	return id, err
+}
+
+// Report is a provider's status report on one message.
+type Report struct {
+	// JobID, when the provider echoes it (biz_opaque_callback_data); else found by MessageID.
+	JobID     string
+	MessageID string
+	State     string
+	Code      string
+	Reason    string
+}
+
+// Apply records a provider status report, forward only. It returns the record state before
+// and after, and whether anything changed; unknown messages give ErrNotFound.
+func (s *Store) Apply(ctx context.Context, r Report) (old string, rec *Record, changed bool, err error) {
+	id := r.JobID
+	if id == "" {
+		if id, err = s.JobIDForMessage(ctx, r.MessageID); err != nil {
+			return "", nil, false, err
+		}
+	}
+	res, err := scriptStatus.Run(ctx, s.rdb, []string{RecordKey(id)},
+		r.MessageID, r.State, r.Code, r.Reason, s.stamp(), s.ttlMS()).StringSlice()
+	if err != nil {
+		return "", nil, false, fmt.Errorf("status apply: %w", err)
+	}
+	if res[2] == "missing" {
+		return "", nil, false, ErrNotFound
+	}
+	rec, err = decode(res[1])
+	return res[0], rec, res[2] == "changed", err
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+func decode(v any) (*Record, error) {
+	s, _ := v.(string)
+	var r Record
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return nil, fmt.Errorf("status: bad record: %w", err)
+	}
+	return &r, nil
+}
+
+// CreateMany stores the first records of many accepted jobs in one pipeline (SET NX each);
+// existing records are left as they are.
+func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		pipe.SetNX(ctx, RecordKey(r.ID), b, s.ttl)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("status create: %w", err)
+	}
+	return nil
+}
+
+// OpenWindow marks the 24-hour customer-service window with to as open for d (an inbound
+// message opens or renews it).
+func (s *Store) OpenWindow(ctx context.Context, to string, d time.Duration) error {
+	return s.rdb.Set(ctx, WindowKey(to), s.stamp(), d).Err()
+}

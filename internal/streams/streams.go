@@ -1,0 +1,180 @@
+// Package streams names Herald's JetStream resources and provisions them idempotently:
+// every process calls Ensure at start, and CreateOrUpdate makes that safe to run from any
+// number of processes at once and to re-run after a configuration change.
+package streams
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of streams, subjects, consumers and buckets: the contract in DESIGN.md.
+const (
+	JobsStream   = "HERALD_JOBS"
+	EventsStream = "HERALD_EVENTS"
+	DLQStream    = "HERALD_DLQ"
+	TemplatesKV  = "herald-templates"
+
+	SubjectTransactional = "herald.jobs.transactional"
+	SubjectBulk          = "herald.jobs.bulk"
+	SubjectDelayedPrefix = "herald.delayed."
+	SubjectStatusPrefix  = "herald.events.status."
+	SubjectInbound       = "herald.events.inbound"
+	SubjectOptOut        = "herald.events.optout"
+	SubjectDLQPrefix     = "herald.dlq."
+
+	ConsumerTransactional = "herald-transactional"
+	ConsumerBulk          = "herald-bulk"
+)
+
+// Message headers Herald sets.
+const (
+	HeaderMsgID          = "Nats-Msg-Id"
+	HeaderSchedule       = "Nats-Schedule"
+	HeaderScheduleTarget = "Nats-Schedule-Target"
+	HeaderReason         = "Herald-Reason"
+	HeaderError          = "Herald-Error"
+	HeaderAttempts       = "Herald-Attempts"
+	HeaderJobID          = "Herald-Job-Id"
+	HeaderSubject        = "Herald-Subject"
+)
+
+// Options size the resources.
+type Options struct {
+	// Replicas of every stream and the bucket: 1 on one node, 3 in a cluster.
+	Replicas int
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id on HERALD_JOBS.
+	DuplicateWindow time.Duration
+	// EventsMaxAge and DLQMaxAge bound retention (7 and 30 days by default).
+	EventsMaxAge, DLQMaxAge time.Duration
+	// AckWait is how long a worker holds a job before JetStream redelivers it; it must exceed
+	// the longest send plus the idempotency lease.
+	AckWait time.Duration
+	// MaxAckPending bounds the jobs in flight per consumer across the fleet.
+	MaxAckPending int
+}
+
+func (o *Options) defaults() {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.DuplicateWindow == 0 {
+		o.DuplicateWindow = time.Hour
+	}
+	if o.EventsMaxAge == 0 {
+		o.EventsMaxAge = 7 * 24 * time.Hour
+	}
+	if o.DLQMaxAge == 0 {
+		o.DLQMaxAge = 30 * 24 * time.Hour
+	}
+	if o.AckWait == 0 {
+		o.AckWait = time.Minute
+	}
+	if o.MaxAckPending == 0 {
+		o.MaxAckPending = 20000
+	}
+}
+
+// JobsConfig is the HERALD_JOBS stream: a work queue whose messages are deleted once acked;
+// message schedules deliver delayed jobs (herald.delayed.<id> → herald.jobs.<priority>).
+func JobsConfig(o Options) jetstream.StreamConfig {
+	o.defaults()
+	return jetstream.StreamConfig{
+		Name:              JobsStream,
+		Description:       "Herald notification jobs (work queue) and their schedules",
+		Subjects:          []string{SubjectTransactional, SubjectBulk, SubjectDelayedPrefix + ">"},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          o.Replicas,
+		Duplicates:        o.DuplicateWindow,
+		Discard:           jetstream.DiscardOld,
+		AllowMsgSchedules: true,
+		AllowMsgTTL:       true,
+	}
+}
+
+// Ensure creates or updates the streams, the two worker consumers and the template bucket.
+func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
+	o.defaults()
+	cfgs := []jetstream.StreamConfig{
+		JobsConfig(o),
+		{
+			Name:        EventsStream,
+			Description: "Herald status, inbound and opt-out events",
+			Subjects:    []string{SubjectStatusPrefix + ">", SubjectInbound, SubjectOptOut},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			MaxAge:      o.EventsMaxAge,
+			Duplicates:  2 * time.Minute,
+		},
+		{
+			Name:        DLQStream,
+			Description: "Herald dead letters: the original job with its reason and attempts",
+			Subjects:    []string{SubjectDLQPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			MaxAge:      o.DLQMaxAge,
+			Duplicates:  2 * time.Minute,
+		},
+	}
+	for _, c := range cfgs {
+		if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", c.Name, err)
+		}
+	}
+	for _, c := range []struct{ name, subject string }{
+		{ConsumerTransactional, SubjectTransactional},
+		{ConsumerBulk, SubjectBulk},
+	} {
+		if _, err := js.CreateOrUpdateConsumer(ctx, JobsStream, ConsumerConfig(c.name, c.subject, o)); err != nil {
+			return fmt.Errorf("ensure consumer %s: %w", c.name, err)
+		}
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      TemplatesKV,
+		Description: "Herald template catalogue: <name>.<language> → definition",
+		History:     10,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	}); err != nil {
+		return fmt.Errorf("ensure key-value bucket %s: %w", TemplatesKV, err)
+	}
+	return nil
+}
+
+// ConsumerConfig is a worker's durable pull consumer on one priority subject. Deliveries are
+// unlimited (MaxDeliver -1) because waiting for a rate limit is not a failure: Herald counts
+// send attempts itself, per channel, in the status record.
+func ConsumerConfig(name, subject string, o Options) jetstream.ConsumerConfig {
+	o.defaults()
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "Herald workers: " + subject,
+		FilterSubject: subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: o.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      o.Replicas,
+	}
+}
+
+// SubjectFor returns the job subject of a priority.
+func SubjectFor(priority string) string {
+	if priority == "bulk" {
+		return SubjectBulk
+	}
+	return SubjectTransactional
+}
+
+// StatusSubject returns the event subject of a notification state.
+func StatusSubject(state string) string { return SubjectStatusPrefix + state }
+
+// DLQSubject returns the dead-letter subject of a reason.
+func DLQSubject(reason string) string { return SubjectDLQPrefix + reason }

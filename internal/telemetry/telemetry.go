@@ -1,0 +1,155 @@
+// Package telemetry sets up Herald's logs (log/slog), traces (OpenTelemetry, exported over
+// OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set) and metrics (OpenTelemetry instruments
+// read by the Prometheus exporter and served on /metrics).
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+)
+
+// NewLogger returns a slog logger writing JSON or text at the given level.
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Provider owns the process's tracer and meter providers and the Prometheus registry.
+type Provider struct {
+	Registry *prometheus.Registry
+	Metrics  *Metrics
+	tp       *sdktrace.TracerProvider
+	mp       *sdkmetric.MeterProvider
+}
+
+// Setup installs global OpenTelemetry providers for service (the W3C trace-context
+// propagator, a tracer provider exporting over OTLP when configured, a meter provider read by
+// Prometheus) and creates Herald's instruments.
+func Setup(ctx context.Context, service string) (*Provider, error) {
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		topts = append(topts, sdktrace.WithBatcher(exp))
+	}
+	tp := sdktrace.NewTracerProvider(topts...)
+	otel.SetTracerProvider(tp)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
+	otel.SetMeterProvider(mp)
+	m, err := NewMetrics(mp.Meter("github.com/herald-notify/herald"))
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{Registry: reg, Metrics: m, tp: tp, mp: mp}, nil
+}
+
+// Handler serves the Prometheus metrics.
+func (p *Provider) Handler() http.Handler {
+	return promhttp.HandlerFor(p.Registry, promhttp.HandlerOpts{})
+}
+
+// Shutdown flushes and stops the providers.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	return errors.Join(p.tp.Shutdown(ctx), p.mp.Shutdown(ctx))
+}
+
+// Metrics are Herald's instruments. A nil *Metrics records nothing, so packages can be used
+// without telemetry in tests.
+type Metrics struct {
+	Jobs      metric.Int64Counter
+	Sends     metric.Int64Counter
+	SendTime  metric.Float64Histogram
+	InFlight  metric.Int64UpDownCounter
+	Retries   metric.Int64Counter
+	Fallbacks metric.Int64Counter
+	DeadLetts metric.Int64Counter
+	Webhooks  metric.Int64Counter
+	Events    metric.Int64Counter
+}
+
+// NewMetrics creates the instruments on meter.
+func NewMetrics(meter metric.Meter) (*Metrics, error) {
+	var m Metrics
+	var err, e error
+	m.Jobs, e = meter.Int64Counter("herald_jobs", metric.WithDescription("Jobs finished by a worker, by outcome and channel"))
+	err = errors.Join(err, e)
+	m.Sends, e = meter.Int64Counter("herald_sends", metric.WithDescription("Provider calls by channel, outcome and error code"))
+	err = errors.Join(err, e)
+	m.SendTime, e = meter.Float64Histogram("herald_send_duration_seconds", metric.WithUnit("s"),
+		metric.WithDescription("Provider call latency by channel"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15))
+	err = errors.Join(err, e)
+	m.InFlight, e = meter.Int64UpDownCounter("herald_jobs_in_flight", metric.WithDescription("Jobs being processed by this worker"))
+	err = errors.Join(err, e)
+	m.Retries, e = meter.Int64Counter("herald_retries", metric.WithDescription("Sends retried later, by channel and code"))
+	err = errors.Join(err, e)
+	m.Fallbacks, e = meter.Int64Counter("herald_fallbacks", metric.WithDescription("Moves to the next channel, by channel left and reason"))
+	err = errors.Join(err, e)
+	m.DeadLetts, e = meter.Int64Counter("herald_dead_letters", metric.WithDescription("Jobs sent to the DLQ, by reason"))
+	err = errors.Join(err, e)
+	m.Webhooks, e = meter.Int64Counter("herald_webhooks", metric.WithDescription("Webhook requests by source and result"))
+	err = errors.Join(err, e)
+	m.Events, e = meter.Int64Counter("herald_status_events", metric.WithDescription("Status events published, by state"))
+	err = errors.Join(err, e)
+	return &m, err
+}
+
+// Attrs builds an attribute set option from key/value pairs.
+func Attrs(kv ...string) metric.MeasurementOption {
+	a := make([]attribute.KeyValue, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		a = append(a, attribute.String(kv[i], kv[i+1]))
+	}
+	return metric.WithAttributes(a...)
+}
+
+// Count adds 1 to c with attributes, tolerating a nil *Metrics.
+func (m *Metrics) Count(ctx context.Context, c func(*Metrics) metric.Int64Counter, kv ...string) {
+	if m == nil {
+		return
+	}
+	c(m).Add(ctx, 1, Attrs(kv...))
+}
