@@ -1,0 +1,188 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/herald-notify/herald/internal/phone"
+	"github.com/herald-notify/herald/internal/sms"
+	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+	"github.com/herald-notify/herald/internal/webhook"
+	"github.com/herald-notify/herald/worker"
+)
+
+// MaxWebhookBody bounds a webhook request; Meta's are a few KiB.
+const MaxWebhookBody = 1 << 20
+
+// WindowDuration is how long an inbound message keeps the customer-service window open.
+const WindowDuration = 24 * time.Hour
+
+// whatsappVerify answers Meta's subscription handshake.
+func (s *Server) whatsappVerify(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if s.cfg.WhiteVerifyToken == "" || q.Get("hub.mode") != "subscribe" ||
+		q.Get("hub.verify_token") != s.cfg.WhiteVerifyToken {
+		writeError(w, http.StatusForbidden, "verification failed")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, q.Get("hub.challenge"))
+}
+
+// whatsappWebhook checks the signature before anything is parsed, then applies statuses and
+// inbound messages. It answers 500 only when Herald could not record something, so that Meta
+// retries; a repeated delivery changes nothing.
+func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxWebhookBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "cannot read body")
+		return
+	}
+	if len(body) > MaxWebhookBody {
+		s.webhookMetric(r, "whatsapp", "too_large")
+		writeError(w, http.StatusRequestEntityTooLarge, "webhook body larger than 1 MiB")
+		return
+	}
+	if err := webhook.Verify(s.cfg.WhiteAppSecret, body, r.Header.Get("X-Hub-Signature-256")); err != nil {
+		s.webhookMetric(r, "whatsapp", "bad_signature")
+		if errors.Is(err, webhook.ErrNoSecret) {
+			s.log.Error("HERALD_WHITE_APP_SECRET is not set: Cloud API webhooks are refused")
+		}
+		writeError(w, http.StatusUnauthorized, "bad or missing X-Hub-Signature-256")
+		return
+	}
+	b, err := webhook.Parse(body)
+	if err != nil {
+		s.webhookMetric(r, "whatsapp", "malformed")
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	failed := false
+	for _, st := range b.Statuses {
+		rep := status.Report{JobID: st.BizOpaque, MessageID: st.MessageID, State: st.State}
+		if len(st.Errors) > 0 {
+			rep.Code = strconv.Itoa(st.Errors[0].Code)
+			rep.Reason = strings.TrimSpace(st.Errors[0].Title + ": " + st.Errors[0].Details)
+		}
+		if !s.apply(r, rep) {
+			failed = true
+		}
+	}
+	for _, in := range b.Messages {
+		if !s.inbound(r, "white", in) {
+			failed = true
+		}
+	}
+	if failed {
+		s.webhookMetric(r, "whatsapp", "error")
+		writeError(w, http.StatusInternalServerError, "not every update was recorded; retry")
+		return
+	}
+	s.webhookMetric(r, "whatsapp", "ok")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// apply records a status report and publishes the change; false means retry later.
+func (s *Server) apply(r *http.Request, rep status.Report) bool {
+	switch rep.State {
+	case status.Sent, status.Delivered, status.Read, status.Failed:
+	default:
+		return true // played, deleted, warnings...: nothing Herald tracks
+	}
+	old, rec, changed, err := s.cfg.Store.Apply(r.Context(), rep)
+	if errors.Is(err, status.ErrNotFound) {
+		return true // not ours, or expired long ago
+	}
+	if err != nil {
+		s.log.Warn("status report not recorded", "message", rep.MessageID, "err", err)
+		return false
+	}
+	if changed && old != rec.State && s.cfg.JS != nil {
+		worker.PublishStatus(r.Context(), s.cfg.JS, s.log, s.cfg.Metrics, rec)
+	}
+	return true
+}
+
+// InboundEvent is published on herald.events.inbound for every customer message.
+type InboundEvent struct {
+	Channel   string    `json:"channel"`
+	From      string    `json:"from"`
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Text      string    `json:"text,omitempty"`
+	Payload   string    `json:"payload,omitempty"`
+	ContextID string    `json:"context_id,omitempty"`
+	Name      string    `json:"name,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// inbound opens the customer's window and hands the message to the business.
+func (s *Server) inbound(r *http.Request, channel string, in webhook.Inbound) bool {
+	from, err := phone.Normalize("+"+strings.TrimPrefix(in.From, "+"), "")
+	if err != nil {
+		s.log.Warn("inbound message from an unparsable number ignored", "from", phone.Mask(in.From))
+		return true
+	}
+	if channel == "white" {
+		if err := s.cfg.Store.OpenWindow(r.Context(), from, WindowDuration); err != nil {
+			s.log.Warn("window not recorded", "from", phone.Mask(from), "err", err)
+			return false
+		}
+	}
+	if s.cfg.JS == nil {
+		return true
+	}
+	ev := InboundEvent{Channel: channel, From: from, ID: in.ID, Type: in.Type, Text: in.Text, Payload: in.Payload,
+		ContextID: in.ContextID, Name: in.ContactName, At: in.At}
+	data, _ := json.Marshal(ev)
+	msg := &nats.Msg{Subject: streams.SubjectInbound, Data: data, Header: nats.Header{}}
+	msg.Header.Set(streams.HeaderMsgID, "in:"+in.ID)
+	if _, err := s.cfg.JS.PublishMsg(r.Context(), msg); err != nil {
+		s.log.Warn("inbound event not published", "from", phone.Mask(from), "err", err)
+		return false
+	}
+	return true
+}
+
+// smsReport takes Kannel delivery reports (the dlr-url callback).
+func (s *Server) smsReport(w http.ResponseWriter, r *http.Request) {
+	d, err := sms.ParseKannelDLR(r.URL.Query())
+	if err != nil {
+		s.webhookMetric(r, "sms", "malformed")
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var state string
+	switch d.State {
+	case "delivered":
+		state = status.Delivered
+	case "failed", "rejected":
+		state = status.Failed
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
+		return
+	}
+	rep := status.Report{JobID: d.JobID, MessageID: "kannel:" + d.JobID, State: state}
+	if state == status.Failed {
+		rep.Code, rep.Reason = "dlr_"+strconv.Itoa(d.Type), "SMS not delivered: "+d.Reply
+	}
+	if !s.apply(r, rep) {
+		writeError(w, http.StatusInternalServerError, "not recorded; retry")
+		return
+	}
+	s.webhookMetric(r, "sms", "ok")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) webhookMetric(r *http.Request, source, result string) {
+	s.cfg.Metrics.Count(r.Context(), func(m *telemetry.Metrics) metricCounter { return m.Webhooks }, "source", source, "result", result)
+}

@@ -1,0 +1,242 @@
+// Package app assembles Herald's processes from the configuration: it connects to NATS and
+// Redis, provisions JetStream, and runs the API, the worker or both, stopping them in a
+// fixed order.
+//
+// Shutdown order on SIGTERM (the context given to Run is cancelled):
+//  1. the HTTP server stops accepting requests and finishes the ones in progress;
+//  2. the worker stops pulling, hands back buffered jobs and drains in-flight ones
+//     (bounded by HERALD_SHUTDOWN_TIMEOUT, then its provider calls are cancelled);
+//  3. the template watcher stops;
+//  4. the caller closes the NATS connection (draining it) and Redis, then flushes telemetry.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-notify/herald/internal/api"
+	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/sms"
+	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+	"github.com/herald-notify/herald/internal/templates"
+	"github.com/herald-notify/herald/internal/white"
+	"github.com/herald-notify/herald/producer"
+	"github.com/herald-notify/herald/worker"
+)
+
+// ConnectNATS connects to HERALD_NATS_URL (with HERALD_NATS_CREDS), reconnecting forever.
+func ConnectNATS(cfg *config.Config, log *slog.Logger, name string) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	nc, err := nats.Connect(cfg.NATSURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_NATS_URL: connect: %w", err)
+	}
+	return nc, nil
+}
+
+// ConnectRedis connects to HERALD_REDIS_URL.
+func ConnectRedis(ctx context.Context, url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+	}
+	opts.PoolSize = max(opts.PoolSize, 64)
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		// Not fatal: Redis may come up after us; readiness reports it meanwhile.
+		return rdb, fmt.Errorf("HERALD_REDIS_URL: ping: %w", err)
+	}
+	return rdb, nil
+}
+
+// StreamOptions derives the JetStream sizing from the configuration.
+func StreamOptions(cfg *config.Config) streams.Options {
+	return streams.Options{
+		Replicas:        cfg.Replicas,
+		DuplicateWindow: cfg.DuplicateWindow,
+		AckWait:         AckWait(cfg),
+	}
+}
+
+// AckWait is the consumers' ack wait: two provider calls (a fallback inside one delivery)
+// and a margin.
+func AckWait(cfg *config.Config) time.Duration {
+	if cfg.AckWait > 0 {
+		return cfg.AckWait
+	}
+	return 2*cfg.SendTimeout + 30*time.Second
+}
+
+// Parts selects what Run runs.
+type Parts struct {
+	API    bool
+	Worker bool
+	// Listener, when set, is used instead of listening on HERALD_HTTP_ADDR (tests, dev).
+	Listener net.Listener
+	// Senders replace the channel adapters built from the configuration (tests).
+	Senders map[string]worker.Sender
+	// Ready, when set, is called once everything has started.
+	Ready func()
+}
+
+// Run provisions JetStream and runs the selected parts until ctx is cancelled, then stops
+// them in the documented order. The caller owns nc and rdb.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Provider, nc *nats.Conn, rdb redis.UniversalClient, parts Parts) error {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return err
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = streams.Ensure(ectx, js, StreamOptions(cfg))
+	cancel()
+	if err != nil {
+		return err
+	}
+	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
+	if err != nil {
+		return err
+	}
+	store := status.NewStore(rdb, cfg.StatusTTL, nil)
+	var metrics *telemetry.Metrics
+	if tel != nil {
+		metrics = tel.Metrics
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	catCtx, stopCatalogue := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCatalogue()
+
+	if parts.Worker {
+		cat := templates.NewCatalogue(kv, log)
+		if err := cat.Start(catCtx); err != nil {
+			return fmt.Errorf("template catalogue: %w", err)
+		}
+		senders := parts.Senders
+		if senders == nil {
+			senders = Senders(cfg)
+		}
+		w := worker.New(js, store, cat, senders, worker.Config{
+			Channels: cfg.Channels, Concurrency: cfg.Concurrency, SendTimeout: cfg.SendTimeout,
+			ShutdownTimeout: cfg.ShutdownTimeout, AckWait: AckWait(cfg),
+			RetryMaxAttempts: cfg.RetryMaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
+			Jobs: cfg.JobOptions(), Logger: log, Metrics: metrics,
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(workerCtx); err != nil {
+				errc <- err
+			}
+		}()
+	}
+
+	var srv *http.Server
+	if parts.API || parts.Worker {
+		var mh http.Handler
+		if tel != nil {
+			mh = tel.Handler()
+		}
+		handler := api.New(api.Config{
+			Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
+			JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
+			WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
+			Logger: log, Metrics: metrics, MetricsHandler: mh, OpsOnly: !parts.API,
+		})
+		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		ln := parts.Listener
+		if ln == nil {
+			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+				return fmt.Errorf("HERALD_HTTP_ADDR: %w", err)
+			}
+		}
+		log.Info("HTTP server listening", "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	if parts.Ready != nil {
+		parts.Ready()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("shutting down")
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopWorker()
+	wg.Wait()
+	stopCatalogue()
+	return runErr
+}
+
+// Senders builds the channel adapters the configuration describes; a channel without its
+// settings is left out (jobs fall back past it).
+func Senders(cfg *config.Config) map[string]worker.Sender {
+	s := map[string]worker.Sender{}
+	if cfg.WhitePhoneNumberID != "" && cfg.WhiteToken != "" {
+		s[job.ChannelWhite] = worker.White{Client: white.New(white.Config{
+			BaseURL: cfg.WhiteBaseURL, Version: cfg.WhiteAPIVersion, PhoneNumberID: cfg.WhitePhoneNumberID,
+			WABAID: cfg.WhiteWABAID, Token: cfg.WhiteToken, Timeout: cfg.SendTimeout,
+		}, nil)}
+	}
+	if cfg.SMSDriver == "kannel" && cfg.SMSURL != "" {
+		s[job.ChannelSMS] = worker.SMS{Client: sms.NewKannel(sms.KannelConfig{
+			URL: cfg.SMSURL, User: cfg.SMSUser, Password: cfg.SMSPassword, From: cfg.SMSFrom,
+			DLRURL: PublicURL(cfg) + "/webhooks/sms", MaxSegments: cfg.SMSMaxSegments, Timeout: cfg.SendTimeout,
+		}, nil)}
+	}
+	return s
+}
+
+// PublicURL is where providers reach Herald (HERALD_PUBLIC_URL, else loopback on the HTTP
+// port).
+func PublicURL(cfg *config.Config) string {
+	if cfg.PublicURL != "" {
+		return strings.TrimRight(cfg.PublicURL, "/")
+	}
+	_, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil || port == "" {
+		port = "8080"
+	}
+	return "http://127.0.0.1:" + port
+}

@@ -1,0 +1,107 @@
+package worker
+
+import (
+	"context"
+	"strings"
+
+	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/provider"
+	"github.com/herald-notify/herald/internal/sms"
+	"github.com/herald-notify/herald/internal/templates"
+	"github.com/herald-notify/herald/internal/white"
+)
+
+// WhiteClient is the Cloud API adapter's send call.
+type WhiteClient interface {
+	Send(ctx context.Context, m white.Message) (provider.Result, error)
+}
+
+var _ WhiteClient = (*white.Client)(nil)
+
+// SMSClient is an SMS driver's send call.
+type SMSClient interface {
+	Send(ctx context.Context, m sms.Message) (provider.Result, error)
+}
+
+var _ SMSClient = (*sms.Kannel)(nil)
+
+// White renders jobs for the Cloud API: template components, or free-form text and media
+// inside the 24-hour window.
+type White struct{ Client WhiteClient }
+
+var _ Sender = White{}
+
+// Send renders m and sends it through the Cloud API.
+func (s White) Send(ctx context.Context, m Message) (Result, error) {
+	j := m.Job
+	wm := white.Message{JobID: j.ID, To: j.To}
+	if m.Template != nil {
+		t, err := m.Template.RenderWhite(input(j))
+		if err != nil {
+			return Result{}, renderError(err)
+		}
+		wm.Template = t
+	} else {
+		if !m.WindowOpen {
+			return Result{}, &provider.Error{Kind: provider.Channel, Code: "window_closed",
+				Reason: "free-form text goes over WhatsApp only inside the 24-hour customer-service window"}
+		}
+		wm.Text = j.Text
+		if j.Media != nil {
+			wm.Media = j.Media
+			if wm.Media.Caption == "" && j.Text != "" {
+				mm := *j.Media
+				mm.Caption = j.Text
+				wm.Media = &mm
+			}
+			wm.Text = ""
+		}
+	}
+	return s.Client.Send(ctx, wm)
+}
+
+// SMS renders jobs as plain text for an SMS driver: sms_text when the job has one, else the
+// rendered template (or the job's text), with the media URL appended.
+type SMS struct{ Client SMSClient }
+
+var _ Sender = SMS{}
+
+// Send renders m and sends it as SMS.
+func (s SMS) Send(ctx context.Context, m Message) (Result, error) {
+	text, err := PlainText(m)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.Client.Send(ctx, sms.Message{JobID: m.Job.ID, To: m.Job.To, Text: text})
+}
+
+// PlainText is a job's text for grey and SMS.
+func PlainText(m Message) (string, error) {
+	j := m.Job
+	var text string
+	switch {
+	case j.SMSText != "":
+		return j.SMSText, nil
+	case m.Template != nil:
+		t, err := m.Template.RenderText(input(j))
+		if err != nil {
+			return "", renderError(err)
+		}
+		text = t
+	default:
+		text = j.Text
+	}
+	if j.Media != nil && !strings.Contains(text, j.Media.URL) {
+		text = strings.TrimRight(text, "\n") + "\n" + j.Media.URL
+	}
+	return text, nil
+}
+
+func input(j *job.Job) templates.Input {
+	return templates.Input{Params: j.Params, Media: j.Media, Buttons: j.Buttons}
+}
+
+// renderError: a job that does not fit its template can never be sent anywhere.
+func renderError(err error) error {
+	return &provider.Error{Kind: provider.Job, Code: "template", Reason: err.Error(), Err: err}
+}

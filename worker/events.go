@@ -1,0 +1,87 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+)
+
+type metricCounter = metric.Int64Counter
+
+// Event is the payload published on herald.events.status.<state> for every state change.
+type Event struct {
+	ID                string            `json:"id"`
+	State             string            `json:"state"`
+	Channel           string            `json:"channel,omitempty"`
+	ProviderMessageID string            `json:"provider_message_id,omitempty"`
+	Reason            string            `json:"reason,omitempty"`
+	Code              string            `json:"code,omitempty"`
+	Campaign          string            `json:"campaign,omitempty"`
+	Tenant            string            `json:"tenant,omitempty"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
+	Attempts          int               `json:"attempts"`
+	At                time.Time         `json:"at"`
+}
+
+// EventFromRecord is the event announcing rec's current state.
+func EventFromRecord(rec *status.Record) Event {
+	e := Event{ID: rec.ID, State: rec.State, Channel: rec.Channel, ProviderMessageID: rec.ProviderMessageID,
+		Reason: rec.Reason, Campaign: rec.Campaign, Tenant: rec.Tenant, Metadata: rec.Metadata,
+		Attempts: len(rec.History), At: time.Now().UTC()}
+	if n := len(rec.History); n > 0 {
+		e.Code = rec.History[n-1].Code
+	}
+	return e
+}
+
+// events publishes status events.
+type events struct {
+	js      publisher
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+}
+
+type publisher interface {
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+// publish sends the event for rec's state and waits for JetStream to store it (bounded), so
+// that an acked job's event is not lost with a crashing process. The Nats-Msg-Id makes a
+// repeat of the same change (a redelivered job) a duplicate.
+func (e *events) publish(ctx context.Context, rec *status.Record, _ string) {
+	PublishStatus(ctx, e.js, e.log, e.metrics, rec)
+}
+
+// PublishStatus publishes rec's state as an event; used by the worker and the API.
+func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) {
+	b, err := json.Marshal(EventFromRecord(rec))
+	if err != nil {
+		return
+	}
+	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: b, Header: nats.Header{}}
+	msg.Header.Set(streams.HeaderMsgID, rec.ID+":"+rec.State+":"+strconv.Itoa(len(rec.History)))
+	f, err := js.PublishMsgAsync(msg)
+	if err != nil {
+		log.Warn("status event not published", "job", rec.ID, "state", rec.State, "err", err)
+		return
+	}
+	select {
+	case <-f.Ok():
+		m.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Events }, "state", rec.State)
+	case err := <-f.Err():
+		log.Warn("status event not stored", "job", rec.ID, "state", rec.State, "err", err)
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		log.Warn("status event not acknowledged in time", "job", rec.ID, "state", rec.State)
+	}
+}

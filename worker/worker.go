@@ -1,0 +1,637 @@
+// Package worker is Herald's worker runtime: it pulls notification jobs from JetStream,
+// admits them (expiry, opt-out, idempotency claim), routes them along their channel cascade,
+// renders the template for each channel, sends through the provider adapters, records every
+// attempt and publishes status events.
+//
+// A worker keeps nothing that matters in memory; any number of them may run against the
+// same NATS and Redis, and any may die at any moment:
+//
+//   - a job is acknowledged only after its outcome is recorded in Redis;
+//   - a claim in Redis (one per job, leased, owned by one delivery) stops a redelivered copy
+//     from sending again, so a job id is sent at most once whoever publishes it and however
+//     often JetStream redelivers it;
+//   - a job that can never be sent goes to the HERALD_DLQ stream with its reason before it is
+//     terminated, so nothing is lost.
+//
+// Stopping: when the context given to Run is cancelled the worker stops pulling, hands the
+// messages it had buffered back to JetStream (Nak), lets in-flight jobs finish (their
+// provider calls are not cancelled), and returns. If they have not finished within
+// ShutdownTimeout their provider calls are cancelled and Run returns; their messages are
+// redelivered after the ack wait and their claims keep any of them from being sent twice.
+// The caller closes the NATS and Redis connections after Run returns.
+package worker
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/phone"
+	"github.com/herald-notify/herald/internal/provider"
+	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+	"github.com/herald-notify/herald/internal/templates"
+)
+
+// Config is the worker's configuration. Zero values take the documented defaults.
+type Config struct {
+	// Channels is the default cascade (HERALD_CHANNELS); default white, sms.
+	Channels []string
+	// TenantChannels overrides the cascade per tenant.
+	TenantChannels map[string][]string
+	// Concurrency is the number of jobs handled at once (default 256). Bulk jobs may use at
+	// most three quarters of it, so transactional jobs always find a free slot.
+	Concurrency int
+	// SendTimeout bounds one provider call (default 15s).
+	SendTimeout time.Duration
+	// ShutdownTimeout bounds the drain after Run's context is cancelled (default 30s).
+	ShutdownTimeout time.Duration
+	// AckWait must equal the consumers' ack wait; the claim lease follows it (default 1m).
+	AckWait time.Duration
+	// RetryMaxAttempts is the number of send attempts per channel before falling back
+	// (default 5); RetryBaseDelay and RetryMaxDelay shape the exponential backoff with full
+	// jitter (defaults 1s and 5m).
+	RetryMaxAttempts int
+	RetryBaseDelay   time.Duration
+	RetryMaxDelay    time.Duration
+	// Jobs are the job validation defaults (region, language).
+	Jobs job.Options
+	// Logger receives structured logs (default slog.Default()); phone numbers are masked.
+	Logger *slog.Logger
+	// Metrics records the worker's instruments (nil: none).
+	Metrics *telemetry.Metrics
+	// Now is the clock (default time.Now), for expiry.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if len(c.Channels) == 0 {
+		c.Channels = []string{job.ChannelWhite, job.ChannelSMS}
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 15 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = time.Minute
+	}
+	if c.RetryMaxAttempts <= 0 {
+		c.RetryMaxAttempts = 5
+	}
+	if c.RetryBaseDelay <= 0 {
+		c.RetryBaseDelay = time.Second
+	}
+	if c.RetryMaxDelay <= 0 {
+		c.RetryMaxDelay = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Result is a successful send's outcome (the provider message id, SMS segments).
+type Result = provider.Result
+
+// Message is what a Sender is asked to send: the job and its rendering for the channel.
+type Message struct {
+	Job *job.Job
+	// Template is the job's catalogue definition (nil for a text job).
+	Template *templates.Definition
+	// WindowOpen tells whether the recipient's 24-hour customer-service window is open.
+	WindowOpen bool
+}
+
+// Sender sends a job on one channel. Errors should be *provider.Error values (any other
+// error is treated as a passing failure and retried).
+type Sender interface {
+	Send(ctx context.Context, m Message) (Result, error)
+}
+
+// Store is the part of the status store the worker uses.
+type Store interface {
+	Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error)
+	Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error)
+	Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error)
+}
+
+var _ Store = (*status.Store)(nil)
+
+// Templates looks approved templates up.
+type Templates interface {
+	Lookup(name, language string) (*templates.Definition, error)
+}
+
+// JetStream is the part of jetstream.JetStream the worker uses.
+type JetStream interface {
+	Consumer(ctx context.Context, stream, consumer string) (jetstream.Consumer, error)
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+var _ JetStream = (jetstream.JetStream)(nil)
+
+// Worker consumes and sends jobs. Create it with New and start it with Run.
+type Worker struct {
+	js        JetStream
+	store     Store
+	templates Templates
+	senders   map[string]Sender
+	cfg       Config
+	log       *slog.Logger
+	owner     string
+	tracer    trace.Tracer
+	events    *events
+}
+
+// New returns a worker. senders maps channel names (white, grey, sms) to their adapters; a
+// channel in a cascade without a sender is skipped (recorded as a fallback).
+func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cfg Config) *Worker {
+	cfg.defaults()
+	var b [6]byte
+	_, _ = crand.Read(b[:])
+	return &Worker{
+		js: js, store: store, templates: tpl, senders: senders, cfg: cfg, log: cfg.Logger,
+		owner:  hex.EncodeToString(b[:]),
+		tracer: otel.Tracer("github.com/herald-notify/herald/worker"),
+		events: &events{js: js, log: cfg.Logger, metrics: cfg.Metrics},
+	}
+}
+
+// NewRedisStore returns the Redis status store for workers and the API; ttl bounds how long
+// records (and so the idempotency of a job id) are kept.
+func NewRedisStore(rdb redis.UniversalClient, ttl time.Duration) *status.Store {
+	return status.NewStore(rdb, ttl, nil)
+}
+
+// Run consumes both priority lanes until ctx is cancelled, then drains (see the package
+// documentation) and returns. It returns an error only when it cannot start.
+func (w *Worker) Run(ctx context.Context) error {
+	trans, err := w.js.Consumer(ctx, streams.JobsStream, streams.ConsumerTransactional)
+	if err != nil {
+		return fmt.Errorf("worker: consumer %s: %w", streams.ConsumerTransactional, err)
+	}
+	bulk, err := w.js.Consumer(ctx, streams.JobsStream, streams.ConsumerBulk)
+	if err != nil {
+		return fmt.Errorf("worker: consumer %s: %w", streams.ConsumerBulk, err)
+	}
+	// hard is cancelled when the drain takes longer than ShutdownTimeout: it is the parent of
+	// every job's context, so in-flight provider calls survive the first cancellation.
+	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardCancel()
+
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	bulkSlots := make(chan struct{}, max(1, w.cfg.Concurrency*3/4))
+	var jobs sync.WaitGroup
+	var lanes sync.WaitGroup
+	for _, l := range []struct {
+		name string
+		c    jetstream.Consumer
+		bulk bool
+	}{{"transactional", trans, false}, {"bulk", bulk, true}} {
+		lanes.Add(1)
+		go func() {
+			defer lanes.Done()
+			w.lane(ctx, hard, l.name, l.c, slots, map[bool]chan struct{}{true: bulkSlots}[l.bulk], &jobs)
+		}()
+	}
+	w.log.Info("worker started", "owner", w.owner, "concurrency", w.cfg.Concurrency, "channels", w.cfg.Channels)
+	<-ctx.Done()
+	lanes.Wait()
+	w.log.Info("worker draining", "timeout", w.cfg.ShutdownTimeout)
+	done := make(chan struct{})
+	go func() { jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+		w.log.Info("worker drained")
+	case <-time.After(w.cfg.ShutdownTimeout):
+		w.log.Warn("worker drain timed out: cancelling in-flight sends; their jobs will be redelivered")
+		hardCancel()
+		<-done
+	}
+	return nil
+}
+
+// lane pulls one consumer. A slot is taken before a message is pulled, so no message waits
+// in this process for a free slot while its ack wait runs.
+func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consumer, slots, extra chan struct{}, jobs *sync.WaitGroup) {
+	it, err := c.Messages(jetstream.PullMaxMessages(min(w.cfg.Concurrency, 256)), jetstream.PullHeartbeat(5*time.Second))
+	if err != nil {
+		w.log.Error("worker: cannot pull", "lane", name, "err", err)
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { it.Drain() })
+	defer stop()
+	for {
+		if extra != nil {
+			select {
+			case extra <- struct{}{}:
+			case <-ctx.Done():
+				w.handBack(it)
+				return
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			if extra != nil {
+				<-extra
+			}
+			w.handBack(it)
+			return
+		}
+		msg, err := it.Next()
+		if err != nil {
+			<-slots
+			if extra != nil {
+				<-extra
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			continue
+		}
+		if ctx.Err() != nil { // drained after stop: give it back at once
+			_ = msg.Nak()
+			<-slots
+			if extra != nil {
+				<-extra
+			}
+			continue
+		}
+		jobs.Add(1)
+		go func() {
+			defer func() {
+				<-slots
+				if extra != nil {
+					<-extra
+				}
+				jobs.Done()
+			}()
+			w.handle(hard, msg)
+		}()
+	}
+}
+
+// handBack returns buffered, unstarted messages to JetStream so other workers take them now
+// instead of after the ack wait.
+func (w *Worker) handBack(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			return
+		}
+		_ = msg.Nak()
+	}
+}
+
+// handle processes one delivery. It never panics on input: a job it cannot decode goes to
+// the DLQ.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	if m := w.cfg.Metrics; m != nil {
+		m.InFlight.Add(ctx, 1)
+		defer m.InFlight.Add(ctx, -1)
+	}
+	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(msg.Headers()))
+	ctx, span := w.tracer.Start(ctx, "herald.process", trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug must not take the fleet down: park the job in the DLQ and go on.
+			w.log.Error("worker: panic while handling a job", "panic", fmt.Sprint(r))
+			w.deadLetter(ctx, msg, "", "panic", fmt.Sprintf("worker panic: %v", r))
+		}
+	}()
+	md, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return
+	}
+	j, err := job.Decode(msg.Data(), w.cfg.Jobs)
+	if err != nil {
+		id := bestEffortID(msg.Data())
+		span.SetStatus(codes.Error, "invalid job")
+		w.reject(ctx, msg, id, err)
+		return
+	}
+	span.SetAttributes(attribute.String("herald.job_id", j.ID))
+	log := w.log.With("job", j.ID, "to", phone.Mask(j.To))
+	cascade := w.route(j)
+	owner := w.owner + ":" + strconv.FormatUint(md.Sequence.Stream, 10) + ":" + strconv.FormatUint(md.NumDelivered, 10)
+
+	if j.Expired(w.cfg.Now()) {
+		old, rec, err := w.store.Settle(ctx, j, owner, status.Expired, "expires_at passed before sending", cascade)
+		if err != nil {
+			w.retryLater(msg, log, err)
+			return
+		}
+		w.settled(ctx, msg, old, rec, "expired")
+		return
+	}
+
+	adm, err := w.store.Begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
+	if err != nil {
+		w.retryLater(msg, log, err)
+		return
+	}
+	switch adm.Verdict {
+	case status.Done:
+		_ = msg.Ack()
+		w.count(ctx, "duplicate", "")
+		return
+	case status.Busy:
+		_ = msg.NakWithDelay(adm.Wait + 100*time.Millisecond)
+		return
+	case status.Ambiguous:
+		log.Warn("previous delivery died during its provider call: not resending", "channel", adm.Record.Channel)
+		w.events.publish(ctx, adm.Record, "")
+		_ = msg.Ack()
+		w.count(ctx, "unknown", adm.Record.Channel)
+		return
+	case status.SuppressedVerdict:
+		w.settled(ctx, msg, status.Queued, adm.Record, "suppressed")
+		return
+	}
+	w.deliver(ctx, msg, j, cascade, owner, adm, log)
+}
+
+// deliver walks the cascade from the record's current channel.
+func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, owner string, adm status.Admission, log *slog.Logger) {
+	rec := adm.Record
+	idx, attempts := rec.ChannelIdx, rec.Attempts
+	var lastErr *provider.Error
+	for ; idx < len(cascade); idx++ {
+		ch := cascade[idx]
+		if idx > rec.ChannelIdx {
+			_ = msg.InProgress()
+		}
+		res, err := w.send(ctx, ch, j, adm.WindowOpen)
+		if err == nil {
+			old, rec, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{
+				Mode: status.ModeSent, Channel: ch, ChannelIdx: idx, Attempts: attempts + 1, ProviderMessageID: res.MessageID})
+			if err != nil {
+				// The message went out but Redis did not take the record: keep the claim (it
+				// expires into 'unknown', never a second send) and let JetStream redeliver.
+				log.Error("sent, but recording failed", "channel", ch, "err", err)
+				_ = msg.NakWithDelay(w.cfg.AckWait)
+				return
+			}
+			if old != rec.State {
+				w.events.publish(ctx, rec, "")
+			}
+			_ = msg.Ack()
+			w.count(ctx, "sent", ch)
+			log.Debug("sent", "channel", ch, "provider_message_id", res.MessageID)
+			return
+		}
+		if ctx.Err() != nil {
+			// Hard stop during the call: the outcome is unknown; the claim stays and expires
+			// into 'unknown' rather than risking a second send.
+			return
+		}
+		pe := provider.Classify(err)
+		lastErr = pe
+		w.sendMetric(ctx, ch, pe)
+		switch pe.Kind {
+		case provider.Retry:
+			attempts++
+			if attempts < w.cfg.RetryMaxAttempts {
+				if _, _, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{Mode: status.ModeRetry, Channel: ch,
+					ChannelIdx: idx, Attempts: attempts, Code: pe.Code, Reason: pe.Reason}); err != nil {
+					w.retryLater(msg, log, err)
+					return
+				}
+				delay := w.backoff(attempts, pe.After)
+				log.Info("send failed, retrying later", "channel", ch, "code", pe.Code, "attempt", attempts, "delay", delay)
+				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Retries }, "channel", ch, "code", pe.Code)
+				_ = msg.NakWithDelay(delay)
+				return
+			}
+			pe = &provider.Error{Kind: provider.Channel, Code: pe.Code, Reason: fmt.Sprintf("%d attempts failed, last: %s", attempts, pe.Reason)}
+			fallthrough
+		case provider.Channel, provider.Sender:
+			if idx == len(cascade)-1 {
+				break
+			}
+			if _, _, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{Mode: status.ModeFallback, Channel: ch,
+				ChannelIdx: idx + 1, Attempts: 0, Code: pe.Code, Reason: pe.Reason}); err != nil {
+				w.retryLater(msg, log, err)
+				return
+			}
+			log.Info("falling back", "from", ch, "to", cascade[idx+1], "code", pe.Code, "reason", pe.Reason)
+			w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Fallbacks }, "channel", ch, "reason", pe.Kind.String())
+			attempts = 0
+			continue
+		case provider.Job:
+			w.fail(ctx, msg, j, owner, ch, idx, attempts, pe, "rejected", log)
+			return
+		}
+	}
+	if lastErr == nil {
+		lastErr = &provider.Error{Kind: provider.Channel, Reason: "no channel in the cascade"}
+	}
+	last := ""
+	if len(cascade) > 0 {
+		last = cascade[len(cascade)-1]
+	}
+	lastErr = &provider.Error{Kind: provider.Channel, Code: lastErr.Code, Reason: "every channel failed, last: " + lastErr.Reason}
+	w.fail(ctx, msg, j, owner, last, len(cascade)-1, attempts, lastErr, "exhausted", log)
+}
+
+// fail records the job as failed, dead-letters it and terminates the message.
+func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, j *job.Job, owner, ch string, idx, attempts int, pe *provider.Error, reason string, log *slog.Logger) {
+	old, rec, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{Mode: status.ModeFailed, Channel: ch,
+		ChannelIdx: max(idx, 0), Attempts: attempts, Code: pe.Code, Reason: pe.Reason})
+	if err != nil {
+		w.retryLater(msg, log, err)
+		return
+	}
+	log.Warn("job failed", "reason", reason, "code", pe.Code, "detail", pe.Reason)
+	if !w.deadLetter(ctx, msg, j.ID, reason, pe.Reason) {
+		return
+	}
+	if old != rec.State {
+		w.events.publish(ctx, rec, "")
+	}
+	w.count(ctx, "failed", ch)
+}
+
+// reject handles a job that cannot be decoded or validated: state rejected (when it has a
+// usable id) and the DLQ.
+func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, id string, verr error) {
+	w.log.Warn("invalid job", "job", id, "err", verr.Error())
+	if !w.deadLetter(ctx, msg, id, "invalid", verr.Error()) {
+		return
+	}
+	if id != "" {
+		j := &job.Job{ID: id}
+		if old, rec, err := w.store.Settle(ctx, j, "", status.Rejected, verr.Error(), nil); err == nil && old != rec.State {
+			w.events.publish(ctx, rec, "")
+		}
+	}
+	w.count(ctx, "rejected", "")
+}
+
+// settled acks a job that reached a final state without a send and reports it.
+func (w *Worker) settled(ctx context.Context, msg jetstream.Msg, old string, rec *status.Record, outcome string) {
+	if old != rec.State {
+		w.events.publish(ctx, rec, "")
+	}
+	_ = msg.Ack()
+	w.count(ctx, outcome, "")
+}
+
+// deadLetter publishes the original job to herald.dlq.<reason> and terminates the message.
+// It reports false when the DLQ did not take it (the message is then redelivered later).
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, id, reason, detail string) bool {
+	md, _ := msg.Metadata()
+	var attempts uint64
+	seq := "0"
+	if md != nil {
+		attempts = md.NumDelivered
+		seq = strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	dl := &nats.Msg{Subject: streams.DLQSubject(reason), Data: msg.Data(), Header: nats.Header{}}
+	dl.Header.Set(streams.HeaderReason, reason)
+	dl.Header.Set(streams.HeaderError, truncate(detail, 1000))
+	dl.Header.Set(streams.HeaderAttempts, strconv.FormatUint(attempts, 10))
+	dl.Header.Set(streams.HeaderSubject, msg.Subject())
+	if id != "" {
+		dl.Header.Set(streams.HeaderJobID, id)
+	}
+	dl.Header.Set(streams.HeaderMsgID, "dlq:"+seq+":"+id)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.js.PublishMsg(pctx, dl); err != nil {
+		w.log.Error("DLQ publish failed; job will be redelivered", "job", id, "err", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+		return false
+	}
+	_ = msg.TermWithReason(reason)
+	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.DeadLetts }, "reason", reason)
+	return true
+}
+
+// retryLater puts a message back after an infrastructure error (Redis unreachable): fail
+// closed, never send without a claim.
+func (w *Worker) retryLater(msg jetstream.Msg, log *slog.Logger, err error) {
+	log.Warn("state store unavailable, job delayed", "err", err)
+	_ = msg.NakWithDelay(2*time.Second + rand.N(time.Second))
+}
+
+// route returns the job's cascade: its own channels, else its tenant's, else the default.
+func (w *Worker) route(j *job.Job) []string {
+	if len(j.Channels) > 0 {
+		return j.Channels
+	}
+	if chs, ok := w.cfg.TenantChannels[j.Tenant]; ok && j.Tenant != "" {
+		return chs
+	}
+	return w.cfg.Channels
+}
+
+// send renders and sends j on one channel.
+func (w *Worker) send(ctx context.Context, ch string, j *job.Job, windowOpen bool) (Result, error) {
+	s, ok := w.senders[ch]
+	if !ok || s == nil {
+		return Result{}, &provider.Error{Kind: provider.Channel, Code: "not_configured", Reason: ch + " channel is not configured"}
+	}
+	m := Message{Job: j, WindowOpen: windowOpen}
+	if j.Template != "" {
+		def, err := w.templates.Lookup(j.Template, j.Language)
+		if err != nil {
+			return Result{}, templateError(ch, err)
+		}
+		m.Template = def
+	}
+	sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := s.Send(sctx, m)
+	if mt := w.cfg.Metrics; mt != nil {
+		mt.SendTime.Record(ctx, time.Since(start).Seconds(), telemetry.Attrs("channel", ch))
+	}
+	if err == nil {
+		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "outcome", "ok", "code", "")
+	}
+	return res, err
+}
+
+// templateError classifies a catalogue error: a template that is not approved (paused,
+// disabled) blocks only the channels that need approval; anything else is the job's fault.
+func templateError(ch string, err error) error {
+	kind := provider.Job
+	if errors.Is(err, templates.ErrNotApproved) {
+		kind = provider.Channel
+	}
+	return &provider.Error{Kind: kind, Code: "template", Reason: err.Error(), Err: err}
+}
+
+func (w *Worker) sendMetric(ctx context.Context, ch string, pe *provider.Error) {
+	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "outcome", pe.Kind.String(), "code", pe.Code)
+}
+
+func (w *Worker) count(ctx context.Context, outcome, ch string) {
+	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Jobs }, "outcome", outcome, "channel", ch)
+}
+
+// backoff is exponential with full jitter, at least what the provider asked for.
+func (w *Worker) backoff(attempt int, after time.Duration) time.Duration {
+	d := w.cfg.RetryBaseDelay << min(attempt-1, 20)
+	if d > w.cfg.RetryMaxDelay || d <= 0 {
+		d = w.cfg.RetryMaxDelay
+	}
+	d = d/2 + rand.N(d/2+1)
+	return max(d, after)
+}
+
+func bestEffortID(data []byte) string {
+	var v struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	s, ok := v.ID.(string)
+	if !ok || len(s) > job.MaxIDLen {
+		return ""
+	}
+	if (&job.Job{ID: s}).ValidateID() != nil {
+		return ""
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
