@@ -101,7 +101,12 @@ func input(j *job.Job) templates.Input {
 	return templates.Input{Params: j.Params, Media: j.Media, Buttons: j.Buttons}
 }
 
-// renderError: a job that does not fit its template can never be sent anywhere.
+// renderError: a job that does not fit its template can never be sent anywhere; what only
+// WhatsApp refuses (a parameter with a newline, an unsupported component) falls back.
 func renderError(err error) error {
-	return &provider.Error{Kind: provider.Job, Code: "template", Reason: err.Error(), Err: err}
+	kind := provider.Channel
+	if templates.IsPermanent(err) {
+		kind = provider.Job
+	}
+	return &provider.Error{Kind: kind, Code: "template", Reason: err.Error(), Err: err}
 }

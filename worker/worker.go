@@ -137,16 +137,21 @@ type Sender interface {
 // Store is the part of the status store the worker uses.
 type Store interface {
 	Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error)
+	BeginReplay(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error)
 	Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error)
 	Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error)
 }
 
 var _ Store = (*status.Store)(nil)
 
-// Templates looks approved templates up.
+// Templates looks templates up: Lookup only approved ones (WhatsApp), Definition any
+// (grey and SMS need no approval).
 type Templates interface {
 	Lookup(name, language string) (*templates.Definition, error)
+	Definition(name, language string) (*templates.Definition, error)
 }
+
+var _ Templates = (*templates.Catalogue)(nil)
 
 // JetStream is the part of jetstream.JetStream the worker uses.
 type JetStream interface {
@@ -356,7 +361,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	adm, err := w.store.Begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
+	begin := w.store.Begin
+	if msg.Headers().Get(streams.HeaderReplay) != "" {
+		begin = w.store.BeginReplay
+	}
+	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
 	if err != nil {
 		w.retryLater(msg, log, err)
 		return
@@ -565,7 +574,11 @@ func (w *Worker) send(ctx context.Context, ch string, j *job.Job, windowOpen boo
 	}
 	m := Message{Job: j, WindowOpen: windowOpen}
 	if j.Template != "" {
-		def, err := w.templates.Lookup(j.Template, j.Language)
+		lookup := w.templates.Lookup
+		if ch != job.ChannelWhite {
+			lookup = w.templates.Definition
+		}
+		def, err := lookup(j.Template, j.Language)
 		if err != nil {
 			return Result{}, templateError(ch, err)
 		}

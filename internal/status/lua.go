@@ -20,7 +20,8 @@ end
 `
 
 // begin claims a job for one delivery. KEYS: record, suppression set, window.
-// ARGV: owner, lease ms, initial record JSON, recipient, ttl ms, now (RFC 3339).
+// ARGV: owner, lease ms, initial record JSON, recipient, ttl ms, now (RFC 3339), replay
+// ('1' for a job replayed from the DLQ).
 // Returns {verdict, record JSON, wait ms, window open}.
 var scriptBegin = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])
@@ -28,6 +29,20 @@ local rec
 if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[3]) end
 local now = nowms()
 local win = redis.call('EXISTS', KEYS[3])
+if terminal[rec.state] and ARGV[7] == '1' and (rec.state == 'failed' or rec.state == 'rejected') then
+  -- A replay from the DLQ: start the cascade again unless some attempt may have reached the
+  -- customer (sent, delivered, read or unknown), which would make it a second send.
+  local reached = false
+  for _, a in ipairs(rec.history or {}) do
+    if a.state == 'sent' or a.state == 'delivered' or a.state == 'read' or a.state == 'unknown' then reached = true end
+  end
+  if not reached then
+    rec.state = 'queued'
+    rec.channel_idx = 0
+    rec.attempts = 0
+    rec.reason = 'replayed from the DLQ'
+  end
+end
 if terminal[rec.state] then return {'done', cjson.encode(rec), 0, win} end
 if rank[rec.state] and rank[rec.state] >= 2 and not rec.resume then return {'done', cjson.encode(rec), 0, win} end
 if rec.claim and rec.claim.owner ~= ARGV[1] then

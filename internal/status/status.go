@@ -199,13 +199,27 @@ type Admission struct {
 // already handled, claimed by another delivery, opted out; and whether the 24-hour window is
 // open. owner must be unique per delivery.
 func (s *Store) Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (Admission, error) {
+	return s.begin(ctx, j, owner, lease, channels, false)
+}
+
+// BeginReplay is Begin for a job replayed from the DLQ: a failed or rejected record that no
+// attempt ever reached the customer with starts its cascade again.
+func (s *Store) BeginReplay(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (Admission, error) {
+	return s.begin(ctx, j, owner, lease, channels, true)
+}
+
+func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, replay bool) (Admission, error) {
+	rp := "0"
+	if replay {
+		rp = "1"
+	}
 	initial, err := json.Marshal(NewRecord(j, Queued, channels, s.now()))
 	if err != nil {
 		return Admission{}, err
 	}
 	res, err := scriptBegin.Run(ctx, s.rdb,
 		[]string{RecordKey(j.ID), KeySuppressed, WindowKey(j.To)},
-		owner, lease.Milliseconds(), initial, j.To, s.ttlMS(), s.stamp()).Slice()
+		owner, lease.Milliseconds(), initial, j.To, s.ttlMS(), s.stamp(), rp).Slice()
 	if err != nil {
 		return Admission{}, fmt.Errorf("status begin: %w", err)
 	}

@@ -40,6 +40,8 @@ const (
 	HeaderAttempts       = "Herald-Attempts"
 	HeaderJobID          = "Herald-Job-Id"
 	HeaderSubject        = "Herald-Subject"
+	// HeaderReplay marks a job replayed from the DLQ.
+	HeaderReplay = "Herald-Replay"
 )
 
 // Options size the resources.

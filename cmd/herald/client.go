@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-notify/herald/internal/app"
+	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/dlq"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+	"github.com/herald-notify/herald/internal/templates"
+	"github.com/herald-notify/herald/internal/white"
+)
+
+// apiClient talks to a running Herald API (HERALD_API_URL, HERALD_API_KEY).
+type apiClient struct {
+	base, key string
+	hc        *http.Client
+}
+
+func newAPIClient() (*apiClient, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.APIKey == "" {
+		return nil, usageError{"HERALD_API_KEY: required (a key from the server's HERALD_API_KEYS; herald dev prints one)"}
+	}
+	return &apiClient{base: strings.TrimRight(cfg.APIURL, "/"), key: cfg.APIKey, hc: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// do sends a request and decodes a JSON answer; HTTP errors become errors with the server's
+// message (404 a notFoundError).
+func (c *apiClient) do(ctx context.Context, method, path string, body []byte, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("HERALD_API_URL %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return resp.StatusCode, notFoundError{strings.TrimSpace(string(data))}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("bad answer (%d): %s", resp.StatusCode, truncate(string(data), 300))
+		}
+	}
+	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusBadRequest {
+		return resp.StatusCode, fmt.Errorf("%s: %s", resp.Status, truncate(string(data), 500))
+	}
+	return resp.StatusCode, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+type kvFlag map[string]string
+
+func (k kvFlag) String() string { return "" }
+func (k kvFlag) Set(v string) error {
+	name, val, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want name=value, got %q", v)
+	}
+	k[name] = val
+	return nil
+}
+
+// cmdSend sends one notification through the API.
+func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	file := fs.String("json", "", "the job as JSON: a file, or - for standard input (other flags then ignored)")
+	id := fs.String("id", "", "job id, the idempotency key (required)")
+	to := fs.String("to", "", "recipient phone number (required)")
+	tpl := fs.String("template", "", "template name")
+	lang := fs.String("language", "", "template language (default HERALD_DEFAULT_LANGUAGE on the server)")
+	text := fs.String("text", "", "free-form text (inside the 24-hour window) instead of a template")
+	smsText := fs.String("sms-text", "", "text for the SMS fallback")
+	priority := fs.String("priority", "", "transactional (default) or bulk")
+	channels := fs.String("channels", "", "cascade override, e.g. white,sms")
+	output := fs.String("output", "text", "text or json")
+	params := kvFlag{}
+	buttons := kvFlag{}
+	fs.Var(params, "param", "template parameter name=value (repeatable)")
+	fs.Var(buttons, "button", "button parameter index=value (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, `Usage: herald send [flags]
+
+Examples:
+  herald send -id order-1-ready -to +79001234567 -template order_ready \
+      -param order=1 -param address="ул. Текстильщиков, д. 20" -param until=21.02.2027 -button 0=1
+  herald send -json job.json
+
+Exit status: 0 queued (or already known), 1 failed, 2 invalid job or flags.
+
+Flags:`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	var body []byte
+	if *file != "" {
+		var err error
+		if *file == "-" {
+			body, err = io.ReadAll(os.Stdin)
+		} else {
+			body, err = os.ReadFile(*file)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		j := map[string]any{"id": *id, "to": *to}
+		for k, v := range map[string]string{"template": *tpl, "language": *lang, "text": *text, "sms_text": *smsText, "priority": *priority} {
+			if v != "" {
+				j[k] = v
+			}
+		}
+		if len(params) > 0 {
+			j["params"] = params
+		}
+		if len(buttons) > 0 {
+			j["buttons"] = buttons
+		}
+		if *channels != "" {
+			j["channels"] = strings.Split(*channels, ",")
+		}
+		body, _ = json.Marshal(j)
+	}
+	c, err := newAPIClient()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		Duplicate bool   `json:"duplicate"`
+		Error     string `json:"error"`
+		Fields    []struct{ Field, Reason string }
+	}
+	code, err := c.do(ctx, http.MethodPost, "/v1/notifications", body, &out)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		_ = json.NewEncoder(stdout).Encode(out)
+	}
+	if code == http.StatusBadRequest {
+		var lines []string
+		for _, f := range out.Fields {
+			lines = append(lines, "  "+f.Field+": "+f.Reason)
+		}
+		return usageError{"invalid job:\n" + strings.Join(lines, "\n")}
+	}
+	if *output != "json" {
+		note := ""
+		if out.Duplicate {
+			note = " (already known: not queued again)"
+		}
+		fmt.Fprintf(stdout, "%s %s%s\n", out.ID, out.State, note)
+	}
+	return nil
+}
+
+// cmdStatus prints a notification's record.
+func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	output := fs.String("output", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "Usage: herald status [-output json] ID\n\nExit status: 0 found, 3 no such notification, 1 other failure.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 1 {
+		return usageError{"want exactly one notification id"}
+	}
+	c, err := newAPIClient()
+	if err != nil {
+		return err
+	}
+	var rec map[string]any
+	if _, err := c.do(ctx, http.MethodGet, "/v1/notifications/"+fs.Arg(0), nil, &rec); err != nil {
+		return err
+	}
+	if *output == "json" {
+		return json.NewEncoder(stdout).Encode(rec)
+	}
+	fmt.Fprintf(stdout, "%v  %v", rec["id"], rec["state"])
+	if r, ok := rec["reason"]; ok {
+		fmt.Fprintf(stdout, "  (%v)", r)
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tCHANNEL\tSTATE\tPROVIDER ID\tCODE\tREASON")
+	hist, _ := rec["history"].([]any)
+	for _, h := range hist {
+		a, _ := h.(map[string]any)
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", a["at"], a["channel"], a["state"], orDash(a["provider_message_id"]), orDash(a["code"]), orDash(a["reason"]))
+	}
+	return tw.Flush()
+}
+
+func orDash(v any) any {
+	if v == nil || v == "" {
+		return "-"
+	}
+	return v
+}
+
+// cmdTemplates manages the catalogue: list and add through the API, sync from the white
+// provider straight into the bucket.
+func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"usage: herald templates list [-output json] | add FILE.json | sync"}
+	}
+	switch args[0] {
+	case "list":
+		fs := flag.NewFlagSet("templates list", flag.ContinueOnError)
+		output := fs.String("output", "text", "text or json")
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError{err.Error()}
+		}
+		c, err := newAPIClient()
+		if err != nil {
+			return err
+		}
+		var out struct {
+			Data []*templates.Definition `json:"data"`
+		}
+		if _, err := c.do(ctx, http.MethodGet, "/v1/templates", nil, &out); err != nil {
+			return err
+		}
+		if *output == "json" {
+			return json.NewEncoder(stdout).Encode(out.Data)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tLANGUAGE\tCATEGORY\tSTATUS\tVERSION")
+		for _, d := range out.Data {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", d.Name, d.Language, d.Category, d.Status, d.Version)
+		}
+		return tw.Flush()
+	case "add":
+		if len(args) != 2 {
+			return usageError{"usage: herald templates add FILE.json (a definition in the Cloud API format)"}
+		}
+		data, err := os.ReadFile(args[1])
+		if err != nil {
+			return err
+		}
+		if _, err := templates.ParseDefinition(data); err != nil {
+			return usageError{err.Error()}
+		}
+		c, err := newAPIClient()
+		if err != nil {
+			return err
+		}
+		var d templates.Definition
+		code, err := c.do(ctx, http.MethodPost, "/v1/templates", data, &d)
+		if err != nil {
+			return err
+		}
+		if code >= 300 {
+			return fmt.Errorf("not added (HTTP %d)", code)
+		}
+		fmt.Fprintf(stdout, "%s.%s version %d %s\n", d.Name, d.Language, d.Version, d.Status)
+		return nil
+	case "sync":
+		return templatesSync(ctx, stdout)
+	}
+	return usageError{"unknown templates command " + args[0]}
+}
+
+// templatesSync pulls the white provider's template listing into the catalogue.
+func templatesSync(ctx context.Context, stdout io.Writer) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if cfg.WhiteWABAID == "" || cfg.WhiteToken == "" || cfg.NATSURL == "" {
+		return usageError{"HERALD_WHITE_WABA_ID, HERALD_WHITE_TOKEN and HERALD_NATS_URL: required for sync"}
+	}
+	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "text")
+	nc, err := app.ConnectNATS(cfg, log, "herald-cli")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
+	if err != nil {
+		return fmt.Errorf("template bucket (start herald api or worker once to create it): %w", err)
+	}
+	wc := white.New(white.Config{BaseURL: cfg.WhiteBaseURL, Version: cfg.WhiteAPIVersion, WABAID: cfg.WhiteWABAID, Token: cfg.WhiteToken}, nil)
+	n, skipped := 0, 0
+	err = wc.ListTemplates(ctx, func(page []json.RawMessage) error {
+		for _, raw := range page {
+			d, err := templates.ParseDefinition(raw)
+			if err != nil {
+				skipped++
+				log.Warn("template skipped", "err", err)
+				continue
+			}
+			if cur, err := templates.Get(ctx, kv, d.Name, d.Language); err == nil && sameDefinition(cur, d) {
+				continue
+			}
+			if _, err := templates.Put(ctx, kv, d); err != nil {
+				return err
+			}
+			n++
+		}
+		fmt.Fprintf(stdout, "synced %d templates so far\n", n)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sync done: %d updated, %d skipped\n", n, skipped)
+	return nil
+}
+
+func sameDefinition(a, b *templates.Definition) bool {
+	a2, b2 := *a, *b
+	a2.Version, b2.Version = 0, 0
+	a2.UpdatedAt, b2.UpdatedAt = time.Time{}, time.Time{}
+	ja, _ := json.Marshal(a2)
+	jb, _ := json.Marshal(b2)
+	return bytes.Equal(ja, jb)
+}
+
+// cmdDLQ lists and replays dead letters straight from JetStream.
+func cmdDLQ(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		return usageError{"usage: herald dlq list [-reason R] [-output json] | herald dlq replay [-reason R] [ID...]"}
+	}
+	fs := flag.NewFlagSet("dlq "+args[0], flag.ContinueOnError)
+	reason := fs.String("reason", "", "only dead letters with this reason (invalid, rejected, exhausted, panic)")
+	output := fs.String("output", "text", "text or json (list)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if cfg.NATSURL == "" {
+		return usageError{"HERALD_NATS_URL: required"}
+	}
+	nc, err := app.ConnectNATS(cfg, telemetry.NewLogger(os.Stderr, "warn", "text"), "herald-cli")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	letters, err := dlq.Read(ctx, js, *reason)
+	if err != nil {
+		return err
+	}
+	if args[0] == "list" {
+		if *output == "json" {
+			return json.NewEncoder(stdout).Encode(letters)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tJOB\tREASON\tATTEMPTS\tAGE\tERROR")
+		for _, l := range letters {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", l.Seq, orDash(l.JobID), l.Reason, l.Attempts, time.Since(l.At).Round(time.Second), truncate(l.Error, 80))
+		}
+		return tw.Flush()
+	}
+	ids := map[string]bool{}
+	for _, id := range fs.Args() {
+		ids[id] = true
+	}
+	n, err := dlq.Replay(ctx, js, letters, ids)
+	fmt.Fprintf(stdout, "replayed %d dead letters\n", n)
+	return err
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-notify/herald/internal/app"
+	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/embedded"
+	"github.com/herald-notify/herald/internal/sim"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+	"github.com/herald-notify/herald/internal/templates"
+)
+
+// Dev defaults: the simulator stands in for every provider.
+const (
+	devKey         = "dev-key-change-me"
+	devPhoneID     = "100200300"
+	devToken       = "dev-token"
+	devAppSecret   = "dev-app-secret"
+	devVerifyToken = "dev-verify-token"
+)
+
+// cmdDev runs everything in one process: embedded nats-server (data in ./.herald), an
+// embedded Redis-compatible store unless HERALD_REDIS_URL is set, the provider simulator,
+// the API and a worker, with the sample templates loaded.
+func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
+	dataDir := os.Getenv("HERALD_DATA_DIR")
+	if dataDir == "" {
+		dataDir = ".herald"
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("HERALD_DATA_DIR: %w", err)
+	}
+	tel, err := telemetry.Setup(ctx, "herald-dev")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+
+	if cfg.NATSURL == "" {
+		ns, err := embedded.StartNATS(filepath.Join(dataDir, "nats"), "127.0.0.1", -1)
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+		cfg.NATSURL = ns.URL
+		log.Info("embedded nats-server started", "url", ns.URL, "store", filepath.Join(dataDir, "nats"))
+	}
+	if cfg.RedisURL == "" {
+		mr, err := embedded.StartRedis()
+		if err != nil {
+			return err
+		}
+		defer mr.Close()
+		cfg.RedisURL = "redis://" + mr.Addr()
+		log.Info("embedded Redis-compatible store started (in memory)", "addr", mr.Addr())
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HERALD_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	apiURL := "http://" + loopback(ln.Addr())
+	cfg.HTTPAddr = ln.Addr().String()
+
+	simAddr := os.Getenv("HERALD_SIM_ADDR")
+	if simAddr == "" {
+		simAddr = "127.0.0.1:0"
+	}
+	simLn, err := net.Listen("tcp", simAddr)
+	if err != nil {
+		return fmt.Errorf("HERALD_SIM_ADDR %s: %w", simAddr, err)
+	}
+	simURL := "http://" + simLn.Addr().String()
+	s := sim.New(sim.Config{
+		PhoneNumberID: devPhoneID, Token: devToken, AppSecret: devAppSecret,
+		WebhookURL: apiURL + "/webhooks/whatsapp", StatusDelay: 500 * time.Millisecond,
+		Latency: 20 * time.Millisecond, Jitter: 30 * time.Millisecond, MaxMessages: 100000, Logger: log,
+		Templates: sampleTemplateJSON(),
+	})
+	simCtx, stopSim := context.WithCancel(context.Background())
+	defer stopSim()
+	s.Start(simCtx)
+	simSrv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = simSrv.Serve(simLn) }()
+	defer simSrv.Close()
+
+	// The simulator stands in for every provider unless the environment names real ones.
+	if os.Getenv("HERALD_WHITE_BASE_URL") == "" {
+		cfg.WhiteBaseURL, cfg.WhitePhoneNumberID, cfg.WhiteToken = simURL, devPhoneID, devToken
+		cfg.WhiteAppSecret, cfg.WhiteVerifyToken = devAppSecret, devVerifyToken
+	}
+	if cfg.SMSURL == "" {
+		cfg.SMSURL = simURL + "/cgi-bin/sendsms"
+	}
+	if cfg.APIKeys == "" {
+		cfg.APIKeys = "dev:" + devKey
+	}
+	cfg.PublicURL = apiURL
+
+	nc, err := app.ConnectNATS(cfg, log, "herald-dev")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	rdb, err := app.ConnectRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := streams.Ensure(ectx, js, app.StreamOptions(cfg)); err != nil {
+		return err
+	}
+	if err := loadSamples(ectx, js); err != nil {
+		return err
+	}
+
+	ready := func() {
+		fmt.Fprintf(out, devBanner, apiURL, simURL, firstKey(cfg), apiURL, firstKey(cfg), apiURL, simURL)
+	}
+	err = app.Run(ctx, cfg, log, tel, nc, rdb, app.Parts{API: true, Worker: true, Listener: ln, Ready: ready})
+	_ = nc.Drain()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+const devBanner = `
+Herald is running (all in one process).
+  API and webhooks   %s
+  provider simulator %s   (GET /sim/messages lists what was "sent")
+  API key            %s
+
+Send the sample "order ready" notification:
+
+  curl -s -X POST %s/v1/notifications \
+    -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+    -d '{"id":"order-123456-ready","to":"+79001234567","template":"order_ready","params":{"order":"123456","address":"ул. Текстильщиков, д. 20","until":"21.02.2027"},"buttons":{"0":"123456"},"sms_text":"Заказ 123456 ждёт вас до 21.02.2027"}'
+
+Then watch it reach the simulator and turn delivered, then read:
+
+  curl -s %s/v1/notifications/order-123456-ready -H 'Authorization: Bearer dev-key-change-me'
+  curl -s %s/sim/messages
+
+Press Ctrl-C to stop.
+`
+
+func firstKey(cfg *config.Config) string {
+	for k := range cfg.Tenants() {
+		return k
+	}
+	return ""
+}
+
+func loopback(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// loadSamples puts the sample templates in the catalogue unless they are there already.
+func loadSamples(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
+	if err != nil {
+		return err
+	}
+	for _, d := range templates.SampleDefinitions() {
+		if _, err := templates.Get(ctx, kv, d.Name, d.Language); err == nil {
+			continue
+		}
+		if _, err := templates.Put(ctx, kv, d); err != nil {
+			return fmt.Errorf("sample template %s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+func sampleTemplateJSON() []json.RawMessage {
+	var out []json.RawMessage
+	for _, d := range templates.SampleDefinitions() {
+		b, _ := json.Marshal(d)
+		out = append(out, b)
+	}
+	return out
+}

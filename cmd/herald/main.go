@@ -1,0 +1,111 @@
+// Command herald is Herald's single binary: the all-in-one dev server, the two deployables
+// (worker, api), the provider simulator and the operator CLI.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/telemetry"
+)
+
+const usage = `herald: bulk WhatsApp notifications with SMS fallback
+
+Usage:
+  herald dev                     everything in one process: embedded NATS and Redis, simulator, API, worker
+  herald worker                  run a worker (HERALD_NATS_URL, HERALD_REDIS_URL)
+  herald api                     run the HTTP API and webhooks
+  herald sim [flags]             run the provider simulator (Cloud API, Kannel sendsms)
+  herald send [flags]            send one notification through the API
+  herald status ID               show a notification's status and history
+  herald templates list|add FILE|sync
+  herald dlq list|replay [--reason R] [ID...]
+
+Configuration comes from HERALD_* environment variables (see README.md).
+Run 'herald COMMAND -h' for a command's flags.
+`
+
+// exit codes scripts can trust.
+const (
+	exitOK       = 0
+	exitFailure  = 1 // the operation failed
+	exitUsage    = 2 // bad flags or arguments
+	exitNotFound = 3 // the thing asked for does not exist
+)
+
+// usageError marks an error in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// notFoundError marks a missing object.
+type notFoundError struct{ msg string }
+
+func (e notFoundError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "dev":
+		err = withConfig(stderr, func(cfg *config.Config, log *slog.Logger) error { return cmdDev(ctx, cfg, log, stdout) })
+	case "worker":
+		err = withConfig(stderr, func(cfg *config.Config, log *slog.Logger) error { return cmdServe(ctx, cfg, log, false, true) })
+	case "api":
+		err = withConfig(stderr, func(cfg *config.Config, log *slog.Logger) error { return cmdServe(ctx, cfg, log, true, false) })
+	case "sim":
+		err = cmdSim(ctx, rest, stdout, stderr)
+	case "send":
+		err = cmdSend(ctx, rest, stdout)
+	case "status":
+		err = cmdStatus(ctx, rest, stdout)
+	case "templates":
+		err = cmdTemplates(ctx, rest, stdout)
+	case "dlq":
+		err = cmdDLQ(ctx, rest, stdout)
+	default:
+		fmt.Fprintf(stderr, "herald: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "herald "+cmd+": "+err.Error())
+	var ue usageError
+	var nf notFoundError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &nf):
+		return exitNotFound
+	}
+	return exitFailure
+}
+
+// withConfig loads and validates the configuration and builds the logger.
+func withConfig(stderr io.Writer, fn func(*config.Config, *slog.Logger) error) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	log := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	slog.SetDefault(log)
+	return fn(cfg, log)
+}

@@ -1,0 +1,80 @@
+package sim
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// serveControl is the control API under /sim/: recorded messages, rules and stats.
+func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
+	switch p := strings.TrimSuffix(r.URL.Path, "/"); p {
+	case "/sim/messages":
+		switch r.Method {
+		case http.MethodGet:
+			msgs := s.Messages()
+			if ch := r.URL.Query().Get("channel"); ch != "" {
+				kept := msgs[:0]
+				for _, m := range msgs {
+					if m.Channel == ch {
+						kept = append(kept, m)
+					}
+				}
+				msgs = kept
+			}
+			writeJSON(w, http.StatusOK, msgs)
+		case http.MethodDelete:
+			s.Reset()
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			methodNotAllowed(w, "GET, DELETE")
+		}
+	case "/sim/rules":
+		switch r.Method {
+		case http.MethodGet:
+			writeJSON(w, http.StatusOK, s.Rules())
+		case http.MethodPost:
+			var rule Rule
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&rule); err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decoding the rule: " + err.Error()})
+				return
+			}
+			if err := s.addRule(rule); err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		case http.MethodDelete:
+			s.ClearRules()
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			methodNotAllowed(w, "GET, POST, DELETE")
+		}
+	case "/sim/stats":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Stats())
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+}

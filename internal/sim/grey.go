@@ -1,0 +1,187 @@
+package sim
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// GREEN-API limits.
+const maxGreyText = 20000
+
+type greyRequest struct {
+	ChatID   string `json:"chatId"`
+	Message  string `json:"message"`
+	URLFile  string `json:"urlFile"`
+	FileName string `json:"fileName"`
+	Caption  string `json:"caption"`
+}
+
+// greyError answers in the simulator's approximation of GREEN-API's error body.
+func greyError(w http.ResponseWriter, status int, description string) {
+	body, _ := json.Marshal(struct {
+		Code        int    `json:"code"`
+		Description string `json:"description"`
+	}{status, description})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// serveGrey is a GREEN-API style gateway: POST /waInstance{id}/sendMessage/{token} and
+// /waInstance{id}/sendFileByUrl/{token}.
+func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
+	c := &s.counts[chanGrey]
+	rest := strings.TrimPrefix(r.URL.Path, "/waInstance")
+	instance, rest, _ := strings.Cut(rest, "/")
+	method, token, _ := strings.Cut(rest, "/")
+	if method != "sendMessage" && method != "sendFileByUrl" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		c.rejected.Add(1)
+		w.Header().Set("Allow", http.MethodPost)
+		greyError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	if (s.cfg.GreyInstanceID != "" && instance != s.cfg.GreyInstanceID) ||
+		(s.cfg.GreyToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.GreyToken)) != 1) {
+		c.rejected.Add(1)
+		greyError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	at := time.Now()
+	body, err := readBody(r)
+	if err != nil {
+		c.rejected.Add(1)
+		greyError(w, http.StatusBadRequest, "Validation failed. Details: "+err.Error())
+		return
+	}
+	var req greyRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		c.rejected.Add(1)
+		greyError(w, http.StatusBadRequest, "Validation failed. Details: the body is not a JSON object")
+		return
+	}
+	m := Message{Channel: channelNames[chanGrey], Body: body, At: at}
+	if p := parseGrey(method, &req, &m); p != "" {
+		c.rejected.Add(1)
+		greyError(w, http.StatusBadRequest, "Validation failed. Details: "+p)
+		return
+	}
+
+	rule := s.match(chanGrey, m.To)
+	if rule != nil && !rule.Async {
+		status := rule.HTTPStatus
+		if status == 0 {
+			status = http.StatusInternalServerError
+			if rule.Code >= 400 && rule.Code <= 599 { // GREEN-API codes are HTTP statuses (466: quota)
+				status = rule.Code
+			}
+		}
+		m.ErrorCode, m.HTTPStatus = rule.Code, status
+		s.store.add(&m)
+		c.failed.Add(1)
+		s.sleepLatency(r.Context())
+		greyError(w, status, "Simulated failure")
+		return
+	}
+	m.MessageID = s.nextID("")
+	m.HTTPStatus = http.StatusOK
+	s.store.add(&m)
+	c.accepted.Add(1)
+	failCode := 0
+	if rule != nil {
+		c.asyncFailed.Add(1)
+		failCode = asyncCode(rule.Code)
+	}
+	s.sleepLatency(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"idMessage":"` + m.MessageID + `"}`))
+
+	if s.cfg.GreyWebhookURL != "" {
+		s.enqueue(&event{
+			kind: kindGrey, steps: s.steps.white[boolIndex(failCode != 0)], code: failCode,
+			msgID: m.MessageID, to: m.To, instance: instance,
+		})
+	}
+}
+
+func parseGrey(method string, req *greyRequest, m *Message) string {
+	user, ok := strings.CutSuffix(req.ChatID, "@c.us")
+	switch {
+	case req.ChatID == "":
+		return "'chatId' is required"
+	case !ok || digitsOf(user) != user || len(user) < 5:
+		return "'chatId' must be a personal chat id like 79001234567@c.us"
+	}
+	m.To = user
+	if method == "sendMessage" {
+		switch {
+		case req.Message == "":
+			return "'message' is required"
+		case utf8.RuneCountInString(req.Message) > maxGreyText:
+			return "'message' length must be less than or equal to 20000 characters long"
+		}
+		m.Type, m.Text = "text", req.Message
+		return ""
+	}
+	switch {
+	case req.URLFile == "":
+		return "'urlFile' is required"
+	case req.FileName == "":
+		return "'fileName' is required"
+	}
+	m.Type, m.Text = mediaType(req.FileName), req.Caption
+	return ""
+}
+
+// mediaType guesses the Message type of a file from its name.
+func mediaType(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".jpg", ".jpeg", ".png", ".webp", ".gif":
+		return "image"
+	case ".mp4", ".3gp", ".mov":
+		return "video"
+	}
+	return "document"
+}
+
+// greyStatus is a GREEN-API outgoingMessageStatus notification.
+func (s *Sim) greyStatus(ev *event, status string, now time.Time) []byte {
+	id, _ := strconv.ParseInt(ev.instance, 10, 64)
+	type instanceData struct {
+		IDInstance   int64  `json:"idInstance"`
+		Wid          string `json:"wid"`
+		TypeInstance string `json:"typeInstance"`
+	}
+	n := struct {
+		TypeWebhook  string       `json:"typeWebhook"`
+		ChatID       string       `json:"chatId"`
+		InstanceData instanceData `json:"instanceData"`
+		Timestamp    int64        `json:"timestamp"`
+		IDMessage    string       `json:"idMessage"`
+		Status       string       `json:"status"`
+		Description  string       `json:"description,omitempty"`
+		SendByAPI    bool         `json:"sendByApi"`
+	}{
+		TypeWebhook:  "outgoingMessageStatus",
+		ChatID:       ev.to + "@c.us",
+		InstanceData: instanceData{IDInstance: id, Wid: s.cfg.DisplayPhoneNumber + "@c.us", TypeInstance: "whatsapp"},
+		Timestamp:    now.Unix(),
+		IDMessage:    ev.msgID,
+		Status:       status,
+		SendByAPI:    true,
+	}
+	if status == "failed" {
+		n.Description = CodeInfo(ev.code).Title
+	}
+	body, _ := json.Marshal(n)
+	return body
+}
