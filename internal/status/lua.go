@@ -131,7 +131,7 @@ return {old, cjson.encode(rec)}
 `)
 
 // settle puts a record in a final state without a send (expired, rejected, canceled) or
-// releases a claim (state ''). KEYS: record. ARGV: owner, state, reason, now, ttl ms,
+// releases a claim (state ”). KEYS: record. ARGV: owner, state, reason, now, ttl ms,
 // initial record JSON (used when there is no record yet). Returns {old state, record JSON}.
 var scriptSettle = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])

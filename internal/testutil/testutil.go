@@ -232,3 +232,7 @@ func Eventually(tb testing.TB, d time.Duration, cond func() bool, msg string, ar
 		}
 	}
 }
+
+// StartRedisProcess starts a redis-server on a free loopback port outside a test (the
+// benchmark driver); the caller stops it.
+func StartRedisProcess(dir string) (*Redis, error) { return startRedis(dir, 0) }

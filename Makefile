@@ -1,0 +1,61 @@
+# Herald. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/herald
+STATICCHECK_VERSION := v0.8.2
+GOBIN := $(shell $(GO) env GOPATH)/bin
+TEST_TIMEOUT ?= 8m
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/herald (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/herald
+
+.PHONY: run
+run: ## run everything in one process (herald dev): embedded NATS and Redis, simulator, API, worker
+	$(GO) run ./cmd/herald dev
+
+.PHONY: deps
+deps: ## install what the tests need (redis-server from Debian when missing)
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		echo "installing redis-server (Debian package)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+		$$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+	fi
+	@redis-server --version
+	$(GO) mod download
+
+.PHONY: test
+test: deps ## install test dependencies, then run every test with the race detector
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: test-short
+test-short: ## run the tests without the race detector (faster)
+	$(GO) test -count=1 ./...
+
+.PHONY: bench
+bench: deps build ## run the benchmarks and write BENCHMARKS.md
+	$(GO) run ./cmd/heraldbench -out BENCHMARKS.md
+
+.PHONY: lint
+lint: ## go vet and staticcheck (installed on first use)
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+
+.PHONY: fuzz
+fuzz: ## fuzz the job decoder, template parser and webhook parser for a while each
+	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=30s ./internal/job
+	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./internal/webhook
+
+.PHONY: clean
+clean: ## remove build output and the dev data directory
+	rm -rf bin .herald
