@@ -70,7 +70,7 @@ func WithDefaults(region, language string) Option {
 
 // WithMaxInFlight bounds the asynchronous publishes PublishBatch keeps waiting for
 // acknowledgements (default 4096).
-func WithMaxInFlight(n int) Option { return func(p *Producer) { p.inFlight = n } }
+func WithMaxInFlight(n int) Option { return func(p *Producer) { p.inFlight = max(n, 1) } }
 
 // WithClock sets the clock deciding whether send_at is in the future (tests).
 func WithClock(now func() time.Time) Option { return func(p *Producer) { p.now = now } }
@@ -141,7 +141,7 @@ func (p *Producer) PublishBatch(ctx context.Context, jobs []*Job) ([]Result, err
 		f   jetstream.PubAckFuture
 		sch bool
 	}
-	window := make([]pending, 0, min(p.inFlight, len(jobs)))
+	window := make([]pending, 0, max(1, min(p.inFlight, len(jobs))))
 	drain := func(keep int) error {
 		for len(window) > keep {
 			pd := window[0]

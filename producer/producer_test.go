@@ -430,6 +430,40 @@ func TestPublishBatchEmpty(t *testing.T) {
 	}
 }
 
+// TestPublishBatchInFlightBounds: any WithMaxInFlight value still publishes every job.
+// (Values below 1 are treated as 1.)
+func TestPublishBatchInFlightBounds(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 2, 0, -1} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			p, s := setup(t, producer.WithMaxInFlight(n))
+			jobs := []*producer.Job{newJob("a"), newJob("b"), newJob("c")}
+			var results []producer.Result
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("PublishBatch with WithMaxInFlight(%d) panicked: %v", n, r)
+					}
+				}()
+				results, err = p.PublishBatch(t.Context(), jobs)
+			}()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range results {
+				if r.Err != nil || r.Sequence == 0 || r.ID != jobs[i].ID {
+					t.Fatalf("result %d = %+v", i, r)
+				}
+			}
+			if got := subjects(t, s); got[streams.SubjectTransactional] != 3 {
+				t.Fatalf("stream subjects = %v, want 3 jobs", got)
+			}
+		})
+	}
+}
+
 func mapsEqual(a, b map[string]uint64) bool {
 	if len(a) != len(b) {
 		return false

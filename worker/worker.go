@@ -351,16 +351,6 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	cascade := w.route(j)
 	owner := w.owner + ":" + strconv.FormatUint(md.Sequence.Stream, 10) + ":" + strconv.FormatUint(md.NumDelivered, 10)
 
-	if j.Expired(w.cfg.Now()) {
-		old, rec, err := w.store.Settle(ctx, j, owner, status.Expired, "expires_at passed before sending", cascade)
-		if err != nil {
-			w.retryLater(msg, log, err)
-			return
-		}
-		w.settled(ctx, msg, old, rec, "expired")
-		return
-	}
-
 	begin := w.store.Begin
 	if msg.Headers().Get(streams.HeaderReplay) != "" {
 		begin = w.store.BeginReplay
@@ -386,6 +376,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	case status.SuppressedVerdict:
 		w.settled(ctx, msg, status.Queued, adm.Record, "suppressed")
+		return
+	}
+	// Expiry is decided while holding the claim, so it never races a delivery that is
+	// sending the same job.
+	if j.Expired(w.cfg.Now()) {
+		old, rec, err := w.store.Settle(ctx, j, owner, status.Expired, "expires_at passed before sending", cascade)
+		if err != nil {
+			w.retryLater(msg, log, err)
+			return
+		}
+		w.settled(ctx, msg, old, rec, "expired")
 		return
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, log)
@@ -450,7 +451,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 				break
 			}
 			if _, _, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{Mode: status.ModeFallback, Channel: ch,
-				ChannelIdx: idx + 1, Attempts: 0, Code: pe.Code, Reason: pe.Reason}); err != nil {
+				ChannelIdx: idx + 1, Attempts: 0, Code: pe.Code, Reason: pe.Reason, NextChannel: cascade[idx+1]}); err != nil {
 				w.retryLater(msg, log, err)
 				return
 			}

@@ -120,8 +120,8 @@ type decodeCase struct {
 	in    obj    // encoded with encoding/json; ignored when raw is set
 	raw   string // the exact bytes to decode
 	opts  *job.Options
-	want  []string         // field names of the error, sorted; nil means the job is accepted
-	why   string           // a substring of the reason for want[0]
+	want  []string             // field names of the error, sorted; nil means the job is accepted
+	why   string               // a substring of the reason for want[0]
 	check func(*job.Job) error // on an accepted job
 }
 
@@ -551,6 +551,7 @@ func TestDecodeUnknownFields(t *testing.T) {
 		{name: "case differs from a known field", in: with(obj{"ID": "x"}), want: []string{"ID"}, why: "unknown field"},
 		{name: "version", in: with(obj{"version": 1}), want: []string{"version"}},
 		{name: "several", in: with(obj{"foo": 1, "bar": "x", "baz": nil}), want: []string{"bar", "foo"}},
+		{name: "empty key", in: with(obj{"": 1}), want: []string{""}, why: "unknown field"},
 		{name: "unknown and null", in: with(obj{"callback_url": jsonNull{}}), want: []string{"callback_url"}},
 		{name: "nested unknown names the parent", in: with(obj{"media": obj{"type": "image", "url": "https://a.example/x", "size": 1}}), want: []string{"media"}, why: "size"},
 	})

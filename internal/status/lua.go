@@ -77,7 +77,7 @@ return {'claimed', cjson.encode(rec), 0, win}
 
 // attempt records the outcome of one send attempt. KEYS: record, provider message index.
 // ARGV: owner, mode (sent|retry|fallback|failed), channel, channel index, provider message id,
-// code, reason, now, ttl ms, attempts on this channel, job id.
+// code, reason, now, ttl ms, attempts on this channel, job id, next channel (fallback).
 // Returns {old state, record JSON}.
 var scriptAttempt = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])
@@ -118,6 +118,10 @@ elseif mode == 'retry' then
 elseif mode == 'fallback' then
   a.state = 'failed'
   rec.reason = ARGV[7]
+  -- The job moves on to the next channel: the record and the claim name the call that may
+  -- be in doubt if this worker dies now.
+  rec.channel = ARGV[12]
+  if rec.claim then rec.claim.channel = ARGV[12] end
 elseif mode == 'failed' then
   a.state = 'failed'
   rec.state = 'failed'
@@ -131,8 +135,9 @@ return {old, cjson.encode(rec)}
 `)
 
 // settle puts a record in a final state without a send (expired, rejected, canceled) or
-// releases a claim (state ”). KEYS: record. ARGV: owner, state, reason, now, ttl ms,
-// initial record JSON (used when there is no record yet). Returns {old state, record JSON}.
+// releases a claim (state ""). KEYS: record. ARGV: owner, state, reason, now, ttl ms,
+// initial record JSON (used when there is no record yet). Returns {old state, record JSON,
+// 'ok'|'busy'}; busy when another delivery holds a live claim.
 var scriptSettle = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])
 local rec
@@ -141,10 +146,14 @@ local old = rec.state
 if ARGV[2] == '' then
   if rec.claim and rec.claim.owner == ARGV[1] then rec.claim = nil end
   if raw then save(KEYS[1], rec, tonumber(ARGV[5])) end
-  return {old, cjson.encode(rec)}
+  return {old, cjson.encode(rec), 'ok'}
 end
 if terminal[rec.state] or (rank[rec.state] and rank[rec.state] >= 2) then
-  return {old, cjson.encode(rec)}
+  return {old, cjson.encode(rec), 'ok'}
+end
+if rec.claim and rec.claim.owner ~= ARGV[1] and rec.claim['until'] > nowms() then
+  -- Another delivery is sending this job right now: do not settle under it.
+  return {old, cjson.encode(rec), 'busy'}
 end
 rec.state = ARGV[2]
 if ARGV[3] ~= '' then rec.reason = ARGV[3] end
@@ -152,7 +161,7 @@ rec.claim = nil
 rec.updated_at = ARGV[4]
 rec.created_at = rec.created_at or ARGV[4]
 save(KEYS[1], rec, tonumber(ARGV[5]))
-return {old, cjson.encode(rec)}
+return {old, cjson.encode(rec), 'ok'}
 `)
 
 // status applies a provider status report to the attempt with that message id, forward only

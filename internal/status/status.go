@@ -34,6 +34,9 @@ const (
 // ErrNotFound is returned when no record exists for an id.
 var ErrNotFound = errors.New("notification not found")
 
+// ErrBusy is returned by Settle when another delivery holds a live claim on the job.
+var ErrBusy = errors.New("notification is being sent by another delivery")
+
 // Terminal tells whether a state is final.
 func Terminal(state string) bool {
 	switch state {
@@ -255,6 +258,8 @@ type Outcome struct {
 	ProviderMessageID string
 	Code              string
 	Reason            string
+	// NextChannel is the channel a fallback moves to.
+	NextChannel string
 }
 
 // Attempt records the outcome of a send attempt and returns the state before and the record
@@ -263,7 +268,7 @@ func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old s
 	msgKey := fmt.Sprintf(keyMessage, o.ProviderMessageID)
 	res, err := scriptAttempt.Run(ctx, s.rdb, []string{RecordKey(id), msgKey},
 		owner, string(o.Mode), o.Channel, o.ChannelIdx, o.ProviderMessageID, o.Code, o.Reason,
-		s.stamp(), s.ttlMS(), o.Attempts, id).StringSlice()
+		s.stamp(), s.ttlMS(), o.Attempts, id, o.NextChannel).StringSlice()
 	if err != nil {
 		return "", nil, fmt.Errorf("status attempt: %w", err)
 	}
@@ -287,6 +292,9 @@ func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason str
 		return "", nil, fmt.Errorf("status settle: %w", err)
 	}
 	rec, err = decode(res[1])
+	if err == nil && res[2] == "busy" {
+		err = ErrBusy
+	}
 	return res[0], rec, err
 }
 

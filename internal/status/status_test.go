@@ -335,7 +335,7 @@ func TestAttempt(t *testing.T) {
 		t.Parallel()
 		j := newJob("attempt-fallback", 3)
 		e.begin(t, j, "w1", time.Minute)
-		_, rec := e.attempt(t, j.ID, "w1", status.Outcome{Mode: status.ModeFallback, Channel: "white", ChannelIdx: 1, Code: "131026", Reason: "undeliverable"})
+		_, rec := e.attempt(t, j.ID, "w1", status.Outcome{Mode: status.ModeFallback, Channel: "white", ChannelIdx: 1, Code: "131026", Reason: "undeliverable", NextChannel: "sms"})
 		if rec.ChannelIdx != 1 || rec.Attempts != 0 || rec.State != status.Queued || rec.Claim == nil || rec.Claim.Owner != "w1" {
 			t.Fatalf("record = %+v, claim %+v", rec, rec.Claim)
 		}
@@ -376,16 +376,12 @@ func TestAttempt(t *testing.T) {
 // TestAmbiguousAfterFallbackNamesTheChannelInDoubt: a worker falls back from white to SMS
 // (Attempt fallback keeps its claim) and dies during the SMS provider call. The call in doubt
 // was the SMS one, so the 'unknown' attempt must name sms.
-//
-// BUG (reported, not fixed): the claim's channel is set once in Begin and Attempt(fallback)
-// updates neither claim.channel nor record.channel (it sets channel = the failed channel
-// while channel_idx points at the next), so the unknown attempt is recorded on white.
 func TestAmbiguousAfterFallbackNamesTheChannelInDoubt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	j := newJob("ambiguous-after-fallback", 1)
 	e.begin(t, j, "w1", 50*time.Millisecond)
-	_, rec := e.attempt(t, j.ID, "w1", status.Outcome{Mode: status.ModeFallback, Channel: "white", ChannelIdx: 1, Reason: "undeliverable"})
+	_, rec := e.attempt(t, j.ID, "w1", status.Outcome{Mode: status.ModeFallback, Channel: "white", ChannelIdx: 1, Reason: "undeliverable", NextChannel: "sms"})
 	if rec.ChannelIdx != 1 {
 		t.Fatalf("channel_idx = %d, want 1", rec.ChannelIdx)
 	}
@@ -671,16 +667,15 @@ func TestSettle(t *testing.T) {
 // its send. A terminal state must stay terminal, so Settle must not expire a job another
 // delivery is sending.
 //
-// BUG (reported, not fixed): Settle ignores a live claim of another owner; the record goes
-// queued → expired (an 'expired' event) and then Attempt(sent) moves it expired → sent.
+// Settle answers ErrBusy and changes nothing while another owner's claim is live.
 func TestSettleRespectsLiveClaim(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	j := newJob("settle-live-claim", 1)
 	e.begin(t, j, "owner-a", time.Minute)
 	_, rec, err := e.store.Settle(t.Context(), j, "owner-b", status.Expired, "expires_at passed", cascade)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, status.ErrBusy) {
+		t.Fatalf("Settle during another owner's live claim: err %v, want ErrBusy", err)
 	}
 	if rec.State == status.Expired || rec.Claim == nil || rec.Claim.Owner != "owner-a" {
 		t.Errorf("Settle(expired) by owner-b during owner-a's live claim: state %q, claim %+v; want owner-a's claim kept and no terminal state",
