@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,83 +17,88 @@ import (
 )
 
 // Config is the whole configuration of the herald binary; each command uses the part it
-// needs. Field tags give the variable name after the HERALD_ prefix.
+// needs. Field tags give the full variable name.
 type Config struct {
-	NATSURL   string `envconfig:"NATS_URL"`
-	NATSCreds string `envconfig:"NATS_CREDS"`
-	RedisURL  string `envconfig:"REDIS_URL"`
-	HTTPAddr  string `envconfig:"HTTP_ADDR" default:":8080"`
+	NATSURL   string `envconfig:"HERALD_NATS_URL"`
+	NATSCreds string `envconfig:"HERALD_NATS_CREDS"`
+	RedisURL  string `envconfig:"HERALD_REDIS_URL"`
+	HTTPAddr  string `envconfig:"HERALD_HTTP_ADDR" default:":8080"`
 	// PublicURL is where providers reach Herald's webhooks (Kannel's dlr-url); defaults to
 	// http://127.0.0.1<HTTP_ADDR port>.
-	PublicURL string `envconfig:"PUBLIC_URL"`
-	APIKeys   string `envconfig:"API_KEYS"`
+	PublicURL string `envconfig:"HERALD_PUBLIC_URL"`
+	APIKeys   string `envconfig:"HERALD_API_KEYS"`
 	// APIURL and APIKey are for the CLI talking to a running API.
-	APIURL string `envconfig:"API_URL" default:"http://127.0.0.1:8080"`
-	APIKey string `envconfig:"API_KEY"`
+	APIURL string `envconfig:"HERALD_API_URL" default:"http://127.0.0.1:8080"`
+	APIKey string `envconfig:"HERALD_API_KEY"`
 
-	Channels        []string `envconfig:"CHANNELS" default:"white,sms"`
-	DefaultRegion   string   `envconfig:"DEFAULT_REGION" default:"RU"`
-	DefaultLanguage string   `envconfig:"DEFAULT_LANGUAGE" default:"ru"`
+	Channels        []string `envconfig:"HERALD_CHANNELS" default:"white,sms"`
+	DefaultRegion   string   `envconfig:"HERALD_DEFAULT_REGION" default:"RU"`
+	DefaultLanguage string   `envconfig:"HERALD_DEFAULT_LANGUAGE" default:"ru"`
 
-	WhiteBaseURL       string  `envconfig:"WHITE_BASE_URL" default:"https://graph.facebook.com"`
-	WhiteAPIVersion    string  `envconfig:"WHITE_API_VERSION" default:"v21.0"`
-	WhitePhoneNumberID string  `envconfig:"WHITE_PHONE_NUMBER_ID"`
-	WhiteWABAID        string  `envconfig:"WHITE_WABA_ID"`
-	WhiteToken         string  `envconfig:"WHITE_TOKEN"`
-	WhiteAppSecret     string  `envconfig:"WHITE_APP_SECRET"`
-	WhiteVerifyToken   string  `envconfig:"WHITE_VERIFY_TOKEN"`
-	WhiteMPS           float64 `envconfig:"WHITE_MPS" default:"80"`
+	WhiteBaseURL       string  `envconfig:"HERALD_WHITE_BASE_URL" default:"https://graph.facebook.com"`
+	WhiteAPIVersion    string  `envconfig:"HERALD_WHITE_API_VERSION" default:"v21.0"`
+	WhitePhoneNumberID string  `envconfig:"HERALD_WHITE_PHONE_NUMBER_ID"`
+	WhiteWABAID        string  `envconfig:"HERALD_WHITE_WABA_ID"`
+	WhiteToken         string  `envconfig:"HERALD_WHITE_TOKEN"`
+	WhiteAppSecret     string  `envconfig:"HERALD_WHITE_APP_SECRET"`
+	WhiteVerifyToken   string  `envconfig:"HERALD_WHITE_VERIFY_TOKEN"`
+	WhiteMPS           float64 `envconfig:"HERALD_WHITE_MPS" default:"80"`
 
-	GreyBaseURL    string  `envconfig:"GREY_BASE_URL"`
-	GreyInstanceID string  `envconfig:"GREY_INSTANCE_ID"`
-	GreyToken      string  `envconfig:"GREY_TOKEN"`
-	GreyMPS        float64 `envconfig:"GREY_MPS" default:"1"`
+	GreyBaseURL    string  `envconfig:"HERALD_GREY_BASE_URL"`
+	GreyInstanceID string  `envconfig:"HERALD_GREY_INSTANCE_ID"`
+	GreyToken      string  `envconfig:"HERALD_GREY_TOKEN"`
+	GreyMPS        float64 `envconfig:"HERALD_GREY_MPS" default:"1"`
 
-	SMSDriver       string `envconfig:"SMS_DRIVER" default:"kannel"`
-	SMSURL          string `envconfig:"SMS_URL"`
-	SMSUser         string `envconfig:"SMS_USER"`
-	SMSPassword     string `envconfig:"SMS_PASSWORD"`
-	SMSFrom         string `envconfig:"SMS_FROM"`
-	SMSSMPPAddr     string `envconfig:"SMS_SMPP_ADDR"`
-	SMSSMPPSystemID string `envconfig:"SMS_SMPP_SYSTEM_ID"`
-	SMSSMPPPassword string `envconfig:"SMS_SMPP_PASSWORD"`
-	SMSSubject      string `envconfig:"SMS_SUBJECT" default:"herald.sms.outbound"`
-	SMSMaxSegments  int    `envconfig:"SMS_MAX_SEGMENTS" default:"6"`
+	SMSDriver       string `envconfig:"HERALD_SMS_DRIVER" default:"kannel"`
+	SMSURL          string `envconfig:"HERALD_SMS_URL"`
+	SMSUser         string `envconfig:"HERALD_SMS_USER"`
+	SMSPassword     string `envconfig:"HERALD_SMS_PASSWORD"`
+	SMSFrom         string `envconfig:"HERALD_SMS_FROM"`
+	SMSSMPPAddr     string `envconfig:"HERALD_SMS_SMPP_ADDR"`
+	SMSSMPPSystemID string `envconfig:"HERALD_SMS_SMPP_SYSTEM_ID"`
+	SMSSMPPPassword string `envconfig:"HERALD_SMS_SMPP_PASSWORD"`
+	SMSSubject      string `envconfig:"HERALD_SMS_SUBJECT" default:"herald.sms.outbound"`
+	SMSMaxSegments  int    `envconfig:"HERALD_SMS_MAX_SEGMENTS" default:"6"`
 
-	PairInterval  time.Duration `envconfig:"PAIR_INTERVAL" default:"6s"`
-	FallbackAfter time.Duration `envconfig:"FALLBACK_AFTER" default:"10m"`
+	PairInterval  time.Duration `envconfig:"HERALD_PAIR_INTERVAL" default:"6s"`
+	FallbackAfter time.Duration `envconfig:"HERALD_FALLBACK_AFTER" default:"10m"`
 
-	RetryMaxAttempts int           `envconfig:"RETRY_MAX_ATTEMPTS" default:"5"`
-	RetryBaseDelay   time.Duration `envconfig:"RETRY_BASE_DELAY" default:"1s"`
-	RetryMaxDelay    time.Duration `envconfig:"RETRY_MAX_DELAY" default:"5m"`
+	RetryMaxAttempts int           `envconfig:"HERALD_RETRY_MAX_ATTEMPTS" default:"5"`
+	RetryBaseDelay   time.Duration `envconfig:"HERALD_RETRY_BASE_DELAY" default:"1s"`
+	RetryMaxDelay    time.Duration `envconfig:"HERALD_RETRY_MAX_DELAY" default:"5m"`
 
 	// Concurrency is the number of jobs one worker process handles at once.
-	Concurrency int `envconfig:"WORKER_CONCURRENCY" default:"256"`
+	Concurrency int `envconfig:"HERALD_WORKER_CONCURRENCY" default:"256"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM; then in-flight sends are cancelled.
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	ShutdownTimeout time.Duration `envconfig:"HERALD_SHUTDOWN_TIMEOUT" default:"30s"`
 	// AckWait is how long JetStream waits for a worker's ack before redelivering; 0 derives
 	// it from SEND_TIMEOUT (two provider calls and a margin).
-	AckWait time.Duration `envconfig:"ACK_WAIT"`
+	AckWait time.Duration `envconfig:"HERALD_ACK_WAIT"`
 	// SendTimeout bounds one provider call.
-	SendTimeout time.Duration `envconfig:"SEND_TIMEOUT" default:"15s"`
+	SendTimeout time.Duration `envconfig:"HERALD_SEND_TIMEOUT" default:"15s"`
 	// StatusTTL is how long status records (and so the idempotency of a job id) are kept.
-	StatusTTL time.Duration `envconfig:"STATUS_TTL" default:"720h"`
+	StatusTTL time.Duration `envconfig:"HERALD_STATUS_TTL" default:"720h"`
 	// DuplicateWindow is JetStream's Nats-Msg-Id de-duplication window on HERALD_JOBS.
-	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"1h"`
+	DuplicateWindow time.Duration `envconfig:"HERALD_DUPLICATE_WINDOW" default:"1h"`
 	// Replicas for the streams and KV bucket (3 in a JetStream cluster).
-	Replicas int `envconfig:"STREAM_REPLICAS" default:"1"`
+	Replicas int `envconfig:"HERALD_STREAM_REPLICAS" default:"1"`
 
-	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat string `envconfig:"LOG_FORMAT" default:"json"`
+	LogLevel  string `envconfig:"HERALD_LOG_LEVEL" default:"info"`
+	LogFormat string `envconfig:"HERALD_LOG_FORMAT" default:"json"`
 
-	ConfigFile string `envconfig:"CONFIG_FILE"`
+	ConfigFile string `envconfig:"HERALD_CONFIG_FILE"`
 }
 
 // Load reads the environment and validates it.
 func Load() (*Config, error) {
 	var c Config
-	if err := envconfig.Process("herald", &c); err != nil {
+	// Full names in the tags and no prefix: envconfig would otherwise fall back to the bare
+	// name (REDIS_URL, LOG_LEVEL), which on a shared host may belong to another program.
+	if err := envconfig.Process("", &c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	for i, ch := range c.Channels {
+		c.Channels[i] = strings.TrimSpace(ch)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -248,7 +255,40 @@ func splitList(s string) []string {
 // the environment (tests, benchmarks).
 func Defaults() Config {
 	var c Config
-	// An environment lookup that sees nothing yields exactly the defaults.
-	_ = envconfig.Process("herald_defaults_only_no_such_prefix", &c)
+	v := reflect.ValueOf(&c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		def, ok := t.Field(i).Tag.Lookup("default")
+		if !ok {
+			continue
+		}
+		f := v.Field(i)
+		switch f.Interface().(type) {
+		case string:
+			f.SetString(def)
+		case []string:
+			f.Set(reflect.ValueOf(strings.Split(def, ",")))
+		case time.Duration:
+			d, err := time.ParseDuration(def)
+			if err != nil {
+				panic("config: bad default for " + t.Field(i).Name)
+			}
+			f.SetInt(int64(d))
+		case int:
+			n, err := strconv.Atoi(def)
+			if err != nil {
+				panic("config: bad default for " + t.Field(i).Name)
+			}
+			f.SetInt(int64(n))
+		case float64:
+			x, err := strconv.ParseFloat(def, 64)
+			if err != nil {
+				panic("config: bad default for " + t.Field(i).Name)
+			}
+			f.SetFloat(x)
+		default:
+			panic("config: no default parser for " + t.Field(i).Name)
+		}
+	}
 	return c
 }

@@ -310,14 +310,14 @@ func TestRequireWorker(t *testing.T) {
 	t.Parallel()
 	white := func(c *config.Config) { c.WhitePhoneNumberID, c.WhiteToken = "1234567890", "EAAG-token" }
 	cases := []struct {
-		name string
-		set  func(*config.Config)
+		name  string
+		set   func(*config.Config)
 		want  []string // the variables the error names; nil: ready
 		lines int      // how many problems the error lists
 	}{
 		{
-			name: "defaults lack every credential",
-			set:  func(*config.Config) {},
+			name:  "defaults lack every credential",
+			set:   func(*config.Config) {},
 			want:  []string{"HERALD_WHITE_PHONE_NUMBER_ID", "HERALD_WHITE_TOKEN", "HERALD_SMS_URL"},
 			lines: 3,
 		},
@@ -326,8 +326,8 @@ func TestRequireWorker(t *testing.T) {
 			set:  func(c *config.Config) { white(c); c.SMSURL = "http://127.0.0.1:13013/cgi-bin/sendsms" },
 		},
 		{
-			name: "white token missing",
-			set:  func(c *config.Config) { white(c); c.WhiteToken = ""; c.SMSDriver = "nats" },
+			name:  "white token missing",
+			set:   func(c *config.Config) { white(c); c.WhiteToken = ""; c.SMSDriver = "nats" },
 			want:  []string{"HERALD_WHITE_TOKEN"},
 			lines: 1,
 		},
@@ -340,8 +340,8 @@ func TestRequireWorker(t *testing.T) {
 			set:  func(c *config.Config) { c.Channels = []string{"sms"}; c.SMSURL = "http://sms.example/send" },
 		},
 		{
-			name: "grey without credentials",
-			set:  func(c *config.Config) { c.Channels = []string{"grey"}; c.GreyBaseURL = "https://api.green-api.com" },
+			name:  "grey without credentials",
+			set:   func(c *config.Config) { c.Channels = []string{"grey"}; c.GreyBaseURL = "https://api.green-api.com" },
 			want:  []string{"HERALD_GREY_BASE_URL", "HERALD_GREY_INSTANCE_ID", "HERALD_GREY_TOKEN"},
 			lines: 1, // one line names the three together
 		},
@@ -415,5 +415,28 @@ func TestJobOptions(t *testing.T) {
 	c.DefaultRegion, c.DefaultLanguage = "KZ", "kk"
 	if got, want := c.JobOptions(), (job.Options{DefaultRegion: "KZ", DefaultLanguage: "kk"}); got != want {
 		t.Errorf("JobOptions() = %+v, want %+v", got, want)
+	}
+}
+
+// TestLoadIgnoresUnprefixedNames: only HERALD_* variables configure Herald; another
+// program's REDIS_URL or LOG_LEVEL on the same host is never picked up.
+func TestLoadIgnoresUnprefixedNames(t *testing.T) {
+	t.Setenv("REDIS_URL", "redis://other-app:6379")
+	t.Setenv("LOG_LEVEL", "verbose")
+	t.Setenv("HTTP_ADDR", ":9999")
+	t.Setenv("HERALD_CHANNELS", "white, sms")
+	c, err := config.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.RedisURL != "" || c.LogLevel != "info" || c.HTTPAddr != ":8080" {
+		t.Fatalf("un-prefixed variables leaked in: redis %q, log level %q, addr %q", c.RedisURL, c.LogLevel, c.HTTPAddr)
+	}
+	if len(c.Channels) != 2 || c.Channels[1] != "sms" {
+		t.Fatalf("channels %q: spaces not trimmed", c.Channels)
+	}
+	d := config.Defaults()
+	if d.RedisURL != "" || d.LogLevel != "info" {
+		t.Fatalf("Defaults read the environment: %+v", d)
 	}
 }

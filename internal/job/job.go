@@ -281,6 +281,13 @@ func kind(goType string) string {
 func (j *Job) Validate(opts Options) error {
 	verr := &ValidationError{}
 	j.validate(opts, verr, nil)
+	if len(verr.Fields) == 0 {
+		// A job built in Go has not been size-checked: it must fit once encoded, or the
+		// worker would reject what the producer accepted.
+		if b, err := j.Encode(); err != nil || len(b) > MaxSize {
+			verr.add("$", "job is %d bytes encoded, more than the %d allowed", len(b), MaxSize)
+		}
+	}
 	return verr.orNil()
 }
 
@@ -465,8 +472,18 @@ func regionOr(r string) string {
 	return strings.ToUpper(r)
 }
 
-// Encode returns the job's canonical JSON, the form published to JetStream.
-func (j *Job) Encode() ([]byte, error) { return json.Marshal(j) }
+// Encode returns the job's canonical JSON, the form published to JetStream. HTML escaping is
+// off so that the encoded job is no larger than the JSON it was decoded from (a job of "<"
+// characters would otherwise grow sixfold past MaxSize).
+func (j *Job) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(j); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
 
 // Expired tells whether the job is past its expires_at at now.
 func (j *Job) Expired(now time.Time) bool { return j.ExpireAt != nil && !now.Before(*j.ExpireAt) }

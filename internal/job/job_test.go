@@ -931,3 +931,36 @@ func flatten(j *job.Job) map[string]any {
 		"tenant": j.Tenant, "metadata": m(j.Metadata),
 	}
 }
+
+// TestValidateRejectsJobTooLargeOnceEncoded: a job built in Go must fit MaxSize once
+// encoded, or the worker would dead-letter what the producer accepted.
+func TestValidateRejectsJobTooLargeOnceEncoded(t *testing.T) {
+	t.Parallel()
+	params := map[string]string{}
+	for i := range 50 {
+		params[fmt.Sprintf("p%d", i)] = strings.Repeat("ж", 1024)
+	}
+	j := &job.Job{ID: "a", To: "+79001234567", Template: "t", Params: params}
+	err := j.Validate(job.Options{})
+	var ve *job.ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "$" {
+		t.Fatalf("Validate = %v, want one error on $ (too large)", err)
+	}
+	// And a job that decodes re-encodes within the limit even when full of '<'.
+	small := map[string]string{}
+	for i := range 50 {
+		small[fmt.Sprintf("p%d", i)] = strings.Repeat("<", 1024)
+	}
+	data, err := (&job.Job{ID: "b", To: "+79001234567", Template: "t", Params: small}).Encode()
+	if err != nil || len(data) > job.MaxSize {
+		t.Fatalf("encode: %d bytes, %v", len(data), err)
+	}
+	d, err := job.Decode(data, job.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := d.Encode()
+	if _, err := job.Decode(enc, job.Options{}); err != nil {
+		t.Fatalf("re-decoding the encoded job: %v", err)
+	}
+}

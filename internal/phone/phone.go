@@ -38,10 +38,10 @@ func Normalize(raw, region string) (string, error) {
 func Digits(e164 string) string { return strings.TrimPrefix(e164, "+") }
 
 // Mask hides the middle of a phone number for logs: "+79001234567" becomes "+7900*****67".
-// Short or empty input is masked completely.
+// Input of 9 characters or fewer (too short to hide a middle) is masked completely.
 func Mask(s string) string {
 	r := []rune(s)
-	if len(r) <= 6 {
+	if len(r) <= 9 {
 		return strings.Repeat("*", len(r))
 	}
 	keepHead, keepTail := 5, 2
