@@ -545,7 +545,7 @@ func TestTraceContext(t *testing.T) {
 
 func hasAttr(sp sdktrace.ReadOnlySpan, key, value string) bool {
 	for _, kv := range sp.Attributes() {
-		if string(kv.Key) == key && kv.Value.Emit() == value {
+		if string(kv.Key) == key && kv.Value.String() == value {
 			return true
 		}
 	}
