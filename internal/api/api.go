@@ -148,7 +148,7 @@ type accepted struct {
 }
 
 func (s *Server) postNotification(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, job.MaxSize+1))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, job.MaxSize))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "body larger than 64 KiB")
 		return

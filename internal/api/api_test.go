@@ -1057,3 +1057,25 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("window after the retry: %d %v", n, err)
 	}
 }
+
+// TestInboundFromNumberUnknownToLibphonenumber: the fixture's own sender (972987654321)
+// is not a valid number to libphonenumber, but Meta's wa_id is authoritative: the window
+// still opens.
+func TestInboundFromNumberUnknownToLibphonenumber(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{})
+	body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"100200300"},"messages":[{"from":"972987654321","id":"wamid.in-1","timestamp":"1700000000","type":"text","text":{"body":"hi"}}]}}]}]}`)
+	req, _ := http.NewRequest(http.MethodPost, h.APIURL+"/webhooks/whatsapp", bytes.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign(harness.AppSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if n, _ := h.RDB.Exists(context.Background(), "herald:win:+972987654321").Result(); n != 1 {
+		t.Fatal("window not opened for a wa_id libphonenumber does not know")
+	}
+}

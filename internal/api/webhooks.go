@@ -129,8 +129,14 @@ type InboundEvent struct {
 func (s *Server) inbound(r *http.Request, channel string, in webhook.Inbound) bool {
 	from, err := phone.Normalize("+"+strings.TrimPrefix(in.From, "+"), "")
 	if err != nil {
-		s.log.Warn("inbound message from an unparsable number ignored", "from", phone.Mask(in.From))
-		return true
+		// Meta's wa_id is authoritative even where libphonenumber's data lags behind: keep
+		// any plausible international number rather than lose a customer's message.
+		d := strings.TrimPrefix(in.From, "+")
+		if len(d) < 8 || len(d) > 15 || strings.Trim(d, "0123456789") != "" {
+			s.log.Warn("inbound message from an unparsable number ignored", "from", phone.Mask(in.From))
+			return true
+		}
+		from = "+" + d
 	}
 	if channel == "white" {
 		if err := s.cfg.Store.OpenWindow(r.Context(), from, WindowDuration); err != nil {
