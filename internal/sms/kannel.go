@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -147,7 +146,7 @@ func (k *Kannel) Send(ctx context.Context, m Message) (provider.Result, error) {
 	}
 	if pe := classifyKannel(resp.StatusCode, string(body), k.cfg.Password); pe != nil {
 		if pe.Kind == provider.Retry {
-			pe.After = retryAfter(resp.Header, time.Now())
+			pe.After = provider.RetryAfter(resp.Header, time.Now())
 		}
 		return provider.Result{}, pe
 	}
@@ -158,22 +157,8 @@ var errKannelTimeout = errors.New("sms: kannel call timed out")
 
 // transportError classifies a failed round trip; parent is the caller's context.
 func (k *Kannel) transportError(parent, cctx context.Context, err error) error {
-	if perr := parent.Err(); perr != nil {
-		return fmt.Errorf("sms: kannel: %w", perr)
-	}
-	// *url.Error repeats the URL, and the sendsms URL carries the password: keep only the
-	// cause.
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var ne net.Error
-	if errors.Is(context.Cause(cctx), errKannelTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
-		return &provider.Error{Kind: provider.Retry, Code: "timeout",
-			Reason: fmt.Sprintf("no answer from Kannel within %s", k.cfg.Timeout)}
-	}
-	return &provider.Error{Kind: provider.Retry, Code: "connection",
-		Reason: "Kannel unreachable: " + sanitize(err.Error(), k.cfg.Password, k.cfg.User), Err: err}
+	return provider.TransportError(parent, cctx, err, provider.Call{Prefix: "sms: kannel", Name: "Kannel",
+		Timeout: k.cfg.Timeout, TimeoutCause: errKannelTimeout, Secrets: []string{k.cfg.Password, k.cfg.User}, MaxReason: maxReason})
 }
 
 // classifyKannel maps a sendsms answer to an outcome, nil for success. Kannel has no error
@@ -212,19 +197,4 @@ func classifyKannel(status int, body, password string) *provider.Error {
 	}
 	return &provider.Error{Kind: kind, Code: "http_" + strconv.Itoa(status),
 		Reason: fmt.Sprintf("Kannel answered %d: %s", status, text)}
-}
-
-// retryAfter reads a Retry-After header (seconds or an HTTP date), capped at one hour.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if s, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), time.Hour)
 }

@@ -15,7 +15,6 @@ package sms
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -76,28 +75,7 @@ func invalid(reason string) *provider.Error {
 	return &provider.Error{Kind: provider.Job, Code: "invalid_message", Reason: reason}
 }
 
-// phoneLike catches anything long enough to be a full phone number.
-var phoneLike = regexp.MustCompile(`\+?[0-9]{9,15}`)
-
 const maxReason = 300
 
-// sanitize makes a gateway's text safe for a Reason: secrets redacted, phone numbers masked,
-// whitespace collapsed, length capped.
-func sanitize(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	s = strings.ToValidUTF8(s, "")
-	s = phoneLike.ReplaceAllStringFunc(s, phone.Mask)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
+// sanitize makes a gateway's text safe for a Reason (provider.Sanitize).
+func sanitize(s string, secrets ...string) string { return provider.Sanitize(s, maxReason, secrets...) }

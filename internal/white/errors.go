@@ -2,13 +2,9 @@ package white
 
 import (
 	"encoding/json"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
 )
 
@@ -194,31 +190,8 @@ func FromGraphError(httpStatus int, ge *GraphError) *provider.Error {
 	return &provider.Error{Kind: Classify(httpStatus, ge.Code), Code: code, Reason: reason, After: after, Err: ge}
 }
 
-var (
-	// tokenLike catches Meta access tokens ("EAA...") wherever they come from.
-	tokenLike = regexp.MustCompile(`EAA[A-Za-z0-9]{16,}`)
-	// phoneLike catches anything long enough to be a full phone number.
-	phoneLike = regexp.MustCompile(`\+?[0-9]{9,15}`)
-)
-
 // maxReason keeps a Reason to one readable line in a status record.
 const maxReason = 400
 
-// sanitize makes s safe for a Reason, a span or a log: secret and token-shaped strings
-// redacted, phone-number-shaped digit runs masked, whitespace collapsed, length capped.
-func sanitize(s, secret string) string {
-	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "[redacted]")
-	}
-	s = tokenLike.ReplaceAllString(s, "[redacted]")
-	s = phoneLike.ReplaceAllStringFunc(s, phone.Mask)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
+// sanitize makes s safe for a Reason, a span or a log (provider.Sanitize).
+func sanitize(s, secret string) string { return provider.Sanitize(s, maxReason, secret) }

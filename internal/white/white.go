@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -333,28 +332,8 @@ var errClientTimeout = errors.New("white: call timed out")
 // transportError classifies a failed round trip. parent is the caller's context, cctx the
 // one with the Client's own deadline.
 func (c *Client) transportError(parent, cctx context.Context, err error) error {
-	if perr := parent.Err(); perr != nil {
-		return fmt.Errorf("white: %w", perr)
-	}
-	// Strip *url.Error: its text repeats the URL, which is noise here (and, for listing
-	// pages, once carried a token).
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var ne net.Error
-	if errors.Is(context.Cause(cctx), errClientTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
-		// Err stays nil for our own deadline: a wrapped context.DeadlineExceeded would make
-		// this look like the caller's context ending.
-		pe := &provider.Error{Kind: provider.Retry, Code: "timeout",
-			Reason: fmt.Sprintf("no answer from the Cloud API within %s", c.timeout)}
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			pe.Err = err
-		}
-		return pe
-	}
-	return &provider.Error{Kind: provider.Retry, Code: "connection",
-		Reason: "Cloud API unreachable: " + c.sanitize(err.Error()), Err: err}
+	return provider.TransportError(parent, cctx, err, provider.Call{Prefix: "white", Name: "the Cloud API",
+		Timeout: c.timeout, TimeoutCause: errClientTimeout, Secrets: []string{c.token}, MaxReason: maxReason})
 }
 
 // statusError classifies a non-2xx answer (or an oversized one, with note set).
@@ -374,7 +353,7 @@ func (c *Client) statusError(resp *http.Response, body []byte, note string) *pro
 		}
 	}
 	if pe.Kind == provider.Retry {
-		if d := retryAfter(resp.Header, time.Now()); d > 0 {
+		if d := provider.RetryAfter(resp.Header, time.Now()); d > 0 {
 			pe.After = d // the server's word beats our per-code guess
 		}
 	}
@@ -393,21 +372,6 @@ func (c *Client) snippet(b []byte) string {
 		return "empty body"
 	}
 	return s
-}
-
-// retryAfter reads a Retry-After header (seconds or an HTTP date), capped at one hour.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if s, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), time.Hour)
 }
 
 // ListTemplates calls fn with each page of the WABA's message templates (GET
