@@ -111,16 +111,14 @@ func (p *Producer) Decode(data []byte) (*Job, error) { return job.Decode(data, p
 // Publish validates j (normalising it in place) and publishes it, waiting for JetStream's
 // acknowledgement.
 func (p *Producer) Publish(ctx context.Context, j *Job) (Result, error) {
-	if err := p.Validate(j); err != nil {
+	data, err := j.ValidateEncode(p.opts)
+	if err != nil {
 		return Result{ID: j.ID}, err
 	}
 	ctx, span := p.tracer.Start(ctx, "herald.publish", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("herald.job_id", j.ID), attribute.String("herald.priority", j.Priority)))
 	defer span.End()
-	msg, scheduled, err := p.message(ctx, j)
-	if err != nil {
-		return Result{ID: j.ID}, err
-	}
+	msg, scheduled := p.message(ctx, j, data)
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		span.RecordError(err)
@@ -162,15 +160,12 @@ func (p *Producer) PublishBatch(ctx context.Context, jobs []*Job) ([]Result, err
 	defer span.End()
 	for i, j := range jobs {
 		results[i].ID = j.ID
-		if err := p.Validate(j); err != nil {
-			results[i].Err = err
-			continue
-		}
-		msg, sch, err := p.message(ctx, j)
+		data, err := j.ValidateEncode(p.opts)
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
+		msg, sch := p.message(ctx, j, data)
 		f, err := p.js.PublishMsgAsync(msg)
 		if err != nil {
 			results[i].Err = fmt.Errorf("publish job %s: %w", j.ID, err)
@@ -186,13 +181,9 @@ func (p *Producer) PublishBatch(ctx context.Context, jobs []*Job) ([]Result, err
 	return results, drain(0)
 }
 
-// message builds the JetStream message of a valid job: the subject of its priority, or a
-// schedule on herald.delayed.<id> when send_at is in the future.
-func (p *Producer) message(ctx context.Context, j *Job) (*nats.Msg, bool, error) {
-	data, err := j.Encode()
-	if err != nil {
-		return nil, false, fmt.Errorf("encode job %s: %w", j.ID, err)
-	}
+// message builds the JetStream message of a valid job from its encoding: the subject of its
+// priority, or a schedule on herald.delayed.<id> when send_at is in the future.
+func (p *Producer) message(ctx context.Context, j *Job, data []byte) (*nats.Msg, bool) {
 	subject := streams.SubjectFor(j.Priority)
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(streams.HeaderMsgID, j.ID)
@@ -203,5 +194,5 @@ func (p *Producer) message(ctx context.Context, j *Job) (*nats.Msg, bool, error)
 		msg.Header.Set(streams.HeaderScheduleTarget, subject)
 	}
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(msg.Header))
-	return msg, scheduled, nil
+	return msg, scheduled
 }

@@ -279,16 +279,25 @@ func kind(goType string) string {
 // Validate checks a job built in Go (the producer's path) with the same rules Decode applies,
 // and normalises it in place.
 func (j *Job) Validate(opts Options) error {
+	_, err := j.ValidateEncode(opts)
+	return err
+}
+
+// ValidateEncode is Validate returning the job's encoding too, so that a publisher encodes
+// each job once. A job built in Go has not been size-checked: it must fit once encoded, or
+// the worker would reject what the producer accepted.
+func (j *Job) ValidateEncode(opts Options) ([]byte, error) {
 	verr := &ValidationError{}
 	j.validate(opts, verr, nil)
-	if len(verr.Fields) == 0 {
-		// A job built in Go has not been size-checked: it must fit once encoded, or the
-		// worker would reject what the producer accepted.
-		if b, err := j.Encode(); err != nil || len(b) > MaxSize {
-			verr.add("$", "job is %d bytes encoded, more than the %d allowed", len(b), MaxSize)
-		}
+	if len(verr.Fields) > 0 {
+		return nil, verr
 	}
-	return verr.orNil()
+	b, err := j.Encode()
+	if err != nil || len(b) > MaxSize {
+		verr.add("$", "job is %d bytes encoded, more than the %d allowed", len(b), MaxSize)
+		return nil, verr
+	}
+	return b, nil
 }
 
 // validate applies every rule; present tells which keys the JSON had, so that an explicit
@@ -494,4 +503,21 @@ func (j *Job) ValidateID() error {
 		return fmt.Errorf("id: must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen)
 	}
 	return nil
+}
+
+// PeekID returns the "id" string of an encoded job that could not be decoded, so that an
+// error can name the job; "" when there is none or it is longer than MaxIDLen. The id is not
+// validated further.
+func PeekID(data []byte) string {
+	var v struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	s, _ := v.ID.(string)
+	if len(s) > MaxIDLen {
+		return ""
+	}
+	return s
 }
