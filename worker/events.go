@@ -58,7 +58,7 @@ type publisher interface {
 // publish sends the event for rec's state and waits for JetStream to store it (bounded), so
 // that an acked job's event is not lost with a crashing process. The Nats-Msg-Id makes a
 // repeat of the same change (a redelivered job) a duplicate.
-func (e *events) publish(ctx context.Context, rec *status.Record, _ string) {
+func (e *events) publish(ctx context.Context, rec *status.Record) {
 	PublishStatus(ctx, e.js, e.log, e.metrics, rec)
 }
 

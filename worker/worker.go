@@ -25,7 +25,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -216,14 +215,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	var jobs sync.WaitGroup
 	var lanes sync.WaitGroup
 	for _, l := range []struct {
-		name string
-		c    jetstream.Consumer
-		bulk bool
-	}{{"transactional", trans, false}, {"bulk", bulk, true}} {
+		name  string
+		c     jetstream.Consumer
+		extra chan struct{} // the lane's own share of the slots (nil: no cap)
+	}{{"transactional", trans, nil}, {"bulk", bulk, bulkSlots}} {
 		lanes.Add(1)
 		go func() {
 			defer lanes.Done()
-			w.lane(ctx, hard, l.name, l.c, slots, map[bool]chan struct{}{true: bulkSlots}[l.bulk], &jobs)
+			w.lane(ctx, hard, l.name, l.c, slots, l.extra, &jobs)
 		}()
 	}
 	w.log.Info("worker started", "owner", w.owner, "concurrency", w.cfg.Concurrency, "channels", w.cfg.Channels)
@@ -253,30 +252,39 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 	}
 	stop := context.AfterFunc(ctx, func() { it.Drain() })
 	defer stop()
-	for {
+	// A slot of the process, and for bulk also one of its share; false when stopping.
+	acquire := func() bool {
 		if extra != nil {
 			select {
 			case extra <- struct{}{}:
 			case <-ctx.Done():
-				w.handBack(it)
-				return
+				return false
 			}
 		}
 		select {
 		case slots <- struct{}{}:
+			return true
 		case <-ctx.Done():
 			if extra != nil {
 				<-extra
 			}
+			return false
+		}
+	}
+	release := func() {
+		<-slots
+		if extra != nil {
+			<-extra
+		}
+	}
+	for {
+		if !acquire() {
 			w.handBack(it)
 			return
 		}
 		msg, err := it.Next()
 		if err != nil {
-			<-slots
-			if extra != nil {
-				<-extra
-			}
+			release()
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
@@ -284,21 +292,13 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 		}
 		if ctx.Err() != nil { // drained after stop: give it back at once
 			_ = msg.Nak()
-			<-slots
-			if extra != nil {
-				<-extra
-			}
+			release()
 			continue
 		}
 		jobs.Add(1)
 		go func() {
-			defer func() {
-				<-slots
-				if extra != nil {
-					<-extra
-				}
-				jobs.Done()
-			}()
+			defer jobs.Done()
+			defer release()
 			w.handle(hard, msg)
 		}()
 	}
@@ -370,7 +370,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	case status.Ambiguous:
 		log.Warn("previous delivery died during its provider call: not resending", "channel", adm.Record.Channel)
-		w.events.publish(ctx, adm.Record, "")
+		w.events.publish(ctx, adm.Record)
 		_ = msg.Ack()
 		w.count(ctx, "unknown", adm.Record.Channel)
 		return
@@ -414,7 +414,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 				return
 			}
 			if old != rec.State {
-				w.events.publish(ctx, rec, "")
+				w.events.publish(ctx, rec)
 			}
 			_ = msg.Ack()
 			w.count(ctx, "sent", ch)
@@ -488,7 +488,7 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, j *job.Job, owner,
 		return
 	}
 	if old != rec.State {
-		w.events.publish(ctx, rec, "")
+		w.events.publish(ctx, rec)
 	}
 	w.count(ctx, "failed", ch)
 }
@@ -503,7 +503,7 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, id string, verr 
 	if id != "" {
 		j := &job.Job{ID: id}
 		if old, rec, err := w.store.Settle(ctx, j, "", status.Rejected, verr.Error(), nil); err == nil && old != rec.State {
-			w.events.publish(ctx, rec, "")
+			w.events.publish(ctx, rec)
 		}
 	}
 	w.count(ctx, "rejected", "")
@@ -512,7 +512,7 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, id string, verr 
 // settled acks a job that reached a final state without a send and reports it.
 func (w *Worker) settled(ctx context.Context, msg jetstream.Msg, old string, rec *status.Record, outcome string) {
 	if old != rec.State {
-		w.events.publish(ctx, rec, "")
+		w.events.publish(ctx, rec)
 	}
 	_ = msg.Ack()
 	w.count(ctx, outcome, "")
@@ -626,21 +626,13 @@ func (w *Worker) backoff(attempt int, after time.Duration) time.Duration {
 	return max(d, after)
 }
 
+// bestEffortID is the id of an undecodable job when it is a valid id (it names the record).
 func bestEffortID(data []byte) string {
-	var v struct {
-		ID any `json:"id"`
-	}
-	if json.Unmarshal(data, &v) != nil {
+	id := job.PeekID(data)
+	if (&job.Job{ID: id}).ValidateID() != nil {
 		return ""
 	}
-	s, ok := v.ID.(string)
-	if !ok || len(s) > job.MaxIDLen {
-		return ""
-	}
-	if (&job.Job{ID: s}).ValidateID() != nil {
-		return ""
-	}
-	return s
+	return id
 }
 
 func truncate(s string, n int) string {

@@ -185,7 +185,7 @@ func (s *Server) accept(r *http.Request, body []byte) (*job.Job, accepted, int) 
 	if err != nil {
 		var ve *job.ValidationError
 		errors.As(err, &ve)
-		return nil, accepted{ID: bestID(body), Error: "invalid job", Fields: ve.Fields}, http.StatusBadRequest
+		return nil, accepted{ID: job.PeekID(body), Error: "invalid job", Fields: ve.Fields}, http.StatusBadRequest
 	}
 	tenant := tenantOf(r)
 	if j.Tenant == "" {
@@ -307,16 +307,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
-}
-
-func bestID(body []byte) string {
-	var v struct {
-		ID any `json:"id"`
-	}
-	_ = json.Unmarshal(body, &v)
-	s, _ := v.ID.(string)
-	if len(s) > job.MaxIDLen {
-		return ""
-	}
-	return s
 }
