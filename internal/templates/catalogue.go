@@ -66,14 +66,9 @@ func (c *Catalogue) Start(ctx context.Context) error {
 // ErrUnknownLanguage (listing the languages it has), ErrNotApproved (naming the status). The
 // definition is shared: read it, never change it.
 func (c *Catalogue) Lookup(name, language string) (*Definition, error) {
-	langs, ok := c.state.Load().byName[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownTemplate, name)
-	}
-	d, ok := langs[language]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s has no %q version; it exists in %s", ErrUnknownLanguage, name, language,
-			strings.Join(slices.Sorted(maps.Keys(langs)), ", "))
+	d, err := c.Definition(name, language)
+	if err != nil {
+		return nil, err
 	}
 	if d.Status != StatusApproved {
 		status := d.Status
@@ -241,7 +236,8 @@ func (c *Catalogue) Definition(name, language string) (*Definition, error) {
 	}
 	d, ok := langs[language]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s has no %q version", ErrUnknownLanguage, name, language)
+		return nil, fmt.Errorf("%w: %s has no %q version; it exists in %s", ErrUnknownLanguage, name, language,
+			strings.Join(slices.Sorted(maps.Keys(langs)), ", "))
 	}
 	return d, nil
 }
