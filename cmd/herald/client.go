@@ -7,12 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-notify/herald/internal/app"
@@ -311,15 +313,11 @@ func templatesSync(ctx context.Context, stdout io.Writer) error {
 		return usageError{"HERALD_WHITE_WABA_ID, HERALD_WHITE_TOKEN and HERALD_NATS_URL: required for sync"}
 	}
 	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "text")
-	nc, err := app.ConnectNATS(cfg, log, "herald-cli")
+	nc, js, err := connectJS(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
 	if err != nil {
 		return fmt.Errorf("template bucket (start herald api or worker once to create it): %w", err)
@@ -379,15 +377,11 @@ func cmdDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	if cfg.NATSURL == "" {
 		return usageError{"HERALD_NATS_URL: required"}
 	}
-	nc, err := app.ConnectNATS(cfg, telemetry.NewLogger(os.Stderr, "warn", "text"), "herald-cli")
+	nc, js, err := connectJS(cfg, telemetry.NewLogger(os.Stderr, "warn", "text"))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	letters, err := dlq.Read(ctx, js, *reason)
 	if err != nil {
 		return err
@@ -410,4 +404,18 @@ func cmdDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	n, err := dlq.Replay(ctx, js, letters, ids)
 	fmt.Fprintf(stdout, "replayed %d dead letters\n", n)
 	return err
+}
+
+// connectJS connects the CLI to HERALD_NATS_URL; the caller closes nc.
+func connectJS(cfg *config.Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := app.ConnectNATS(cfg, log, "herald-cli")
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

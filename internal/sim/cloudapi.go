@@ -397,9 +397,7 @@ func (s *Sim) serveSend(w http.ResponseWriter, r *http.Request, phoneID string) 
 		if status == 0 {
 			status = CodeInfo(rule.Code).HTTPStatus
 		}
-		m.ErrorCode, m.HTTPStatus = rule.Code, status
-		s.store.add(&m)
-		c.failed.Add(1)
+		s.recordFailure(&m, c, rule.Code, status)
 		s.sleepLatency(r.Context())
 		if rule.Code == 0 {
 			http.Error(w, http.StatusText(status), status)
@@ -409,15 +407,7 @@ func (s *Sim) serveSend(w http.ResponseWriter, r *http.Request, phoneID string) 
 		return
 	}
 
-	m.MessageID = s.nextID("wamid.")
-	m.HTTPStatus = http.StatusOK
-	s.store.add(&m)
-	c.accepted.Add(1)
-	failCode := 0
-	if rule != nil {
-		c.asyncFailed.Add(1)
-		failCode = asyncCode(rule.Code)
-	}
+	failCode := s.recordAccepted(&m, c, rule, "wamid.", http.StatusOK)
 	s.sleepLatency(r.Context())
 
 	bp := bufPool.Get().(*[]byte)

@@ -85,22 +85,12 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 				status = rule.Code
 			}
 		}
-		m.ErrorCode, m.HTTPStatus = rule.Code, status
-		s.store.add(&m)
-		c.failed.Add(1)
+		s.recordFailure(&m, c, rule.Code, status)
 		s.sleepLatency(r.Context())
 		greyError(w, status, "Simulated failure")
 		return
 	}
-	m.MessageID = s.nextID("")
-	m.HTTPStatus = http.StatusOK
-	s.store.add(&m)
-	c.accepted.Add(1)
-	failCode := 0
-	if rule != nil {
-		c.asyncFailed.Add(1)
-		failCode = asyncCode(rule.Code)
-	}
+	failCode := s.recordAccepted(&m, c, rule, "", http.StatusOK)
 	s.sleepLatency(r.Context())
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"idMessage":"` + m.MessageID + `"}`))

@@ -79,21 +79,11 @@ func (s *Sim) serveKannel(w http.ResponseWriter, r *http.Request) {
 			if status == 0 {
 				status = http.StatusServiceUnavailable
 			}
-			m.ErrorCode, m.HTTPStatus = rule.Code, status
-			s.store.add(&m)
-			c.failed.Add(1)
+			s.recordFailure(&m, c, rule.Code, status)
 			failStatus = status
 			continue
 		}
-		m.MessageID = s.nextID("")
-		m.HTTPStatus = http.StatusAccepted
-		s.store.add(&m)
-		c.accepted.Add(1)
-		failCode := 0
-		if rule != nil {
-			c.asyncFailed.Add(1)
-			failCode = asyncCode(rule.Code)
-		}
+		failCode := s.recordAccepted(&m, c, rule, "", http.StatusAccepted)
 		if dlrURL != "" {
 			s.enqueue(&event{
 				kind: kindSMS, steps: s.steps.sms[boolIndex(failCode != 0)][mask&31], code: failCode,

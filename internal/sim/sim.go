@@ -445,3 +445,24 @@ func digitsOf(s string) string {
 	}
 	return b.String()
 }
+
+// recordFailure records a request answered with an injected synchronous error.
+func (s *Sim) recordFailure(m *Message, c *channelCounters, code, status int) {
+	m.ErrorCode, m.HTTPStatus = code, status
+	s.store.add(m)
+	c.failed.Add(1)
+}
+
+// recordAccepted records an accepted request under a new message id and returns the error
+// code an Async rule will report for it later (0: none).
+func (s *Sim) recordAccepted(m *Message, c *channelCounters, rule *Rule, idPrefix string, status int) int {
+	m.MessageID = s.nextID(idPrefix)
+	m.HTTPStatus = status
+	s.store.add(m)
+	c.accepted.Add(1)
+	if rule == nil {
+		return 0
+	}
+	c.asyncFailed.Add(1)
+	return asyncCode(rule.Code)
+}
