@@ -21,7 +21,9 @@ end
 
 // begin claims a job for one delivery. KEYS: record, suppression set, window.
 // ARGV: owner, lease ms, initial record JSON, recipient, ttl ms, now (RFC 3339), replay
-// ('1' for a job replayed from the DLQ).
+// ('1' for a job replayed from the DLQ), check channel index ('' for a plain delivery; else
+// this delivery is a fallback check on the attempt at that index), deadline ('1': the check
+// is the delivery deadline, so a message still only 'sent' falls back), deadline reason.
 // Returns {verdict, record JSON, wait ms, window open}.
 var scriptBegin = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])
@@ -41,6 +43,24 @@ if terminal[rec.state] and ARGV[7] == '1' and (rec.state == 'failed' or rec.stat
     rec.channel_idx = 0
     rec.attempts = 0
     rec.reason = 'replayed from the DLQ'
+  end
+end
+if ARGV[8] ~= '' and raw and not rec.resume then
+  -- A fallback check (the delivery deadline firing): act only if the attempt it was set for
+  -- is still the current one, still not delivered, and nobody is sending the job right now.
+  local idx = tonumber(ARGV[8])
+  local live = rec.claim and rec.claim['until'] > now
+  if ARGV[9] == '1' and rec.state == 'sent' and rec.channel_idx == idx and rec.channels
+      and #rec.channels > idx + 1 and not live then
+    rec.history = rec.history or {}
+    table.insert(rec.history, {channel=rec.channel, state='failed', code='deadline', reason=ARGV[10], at=ARGV[6]})
+    rec.resume = true
+    rec.channel_idx = idx + 1
+    rec.channel = rec.channels[idx + 2]
+    rec.attempts = 0
+    rec.reason = ARGV[10]
+  else
+    return {'done', cjson.encode(rec), 0, win}
   end
 end
 if terminal[rec.state] then return {'done', cjson.encode(rec), 0, win} end
@@ -166,8 +186,10 @@ return {old, cjson.encode(rec), 'ok'}
 
 // status applies a provider status report to the attempt with that message id, forward only
 // (sent < delivered < read; failed is final for the attempt). KEYS: record.
-// ARGV: provider message id, state, code, reason, now, ttl ms.
-// Returns {old record state, record JSON, 'changed'|'same'|'parked'}.
+// ARGV: provider message id, state, code, reason, now, ttl ms, fallback ('1': a failed report
+// moves the job to its next channel when it has one, rather than failing it).
+// Returns {old record state, record JSON, 'changed'|'same'|'parked'}. A fallback leaves the
+// record with resume set and the next channel current, for the next delivery to send.
 var scriptStatus = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'', '', 'missing'} end
@@ -202,7 +224,14 @@ if ARGV[4] ~= '' then found.reason = ARGV[4] end
 -- The record follows its latest attempt; a late report on an earlier attempt (a delivered
 -- WhatsApp message after the SMS went out) is recorded in the history only.
 if latest then
-  if st == 'failed' then
+  if st == 'failed' and ARGV[7] == '1' and not terminal[rec.state] and rec.channels
+      and #rec.channels > (rec.channel_idx or 0) + 1 then
+    rec.resume = true
+    rec.channel_idx = (rec.channel_idx or 0) + 1
+    rec.channel = rec.channels[rec.channel_idx + 1]
+    rec.attempts = 0
+    rec.reason = 'falling back after a failed report: ' .. ARGV[4]
+  elseif st == 'failed' then
     rec.state = 'failed'
     rec.reason = ARGV[4]
   elseif not terminal[rec.state] and (rank[st] or -1) > (rank[rec.state] or -1) then

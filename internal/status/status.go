@@ -202,19 +202,47 @@ type Admission struct {
 // already handled, claimed by another delivery, opted out; and whether the 24-hour window is
 // open. owner must be unique per delivery.
 func (s *Store) Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (Admission, error) {
-	return s.begin(ctx, j, owner, lease, channels, false)
+	return s.begin(ctx, j, owner, lease, channels, false, nil)
 }
 
 // BeginReplay is Begin for a job replayed from the DLQ: a failed or rejected record that no
 // attempt ever reached the customer with starts its cascade again.
 func (s *Store) BeginReplay(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (Admission, error) {
-	return s.begin(ctx, j, owner, lease, channels, true)
+	return s.begin(ctx, j, owner, lease, channels, true, nil)
 }
 
-func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, replay bool) (Admission, error) {
-	rp := "0"
-	if replay {
-		rp = "1"
+// Check makes a delivery a fallback check on one attempt (see BeginCheck).
+type Check struct {
+	// Idx is the cascade index of the attempt the check was set for.
+	Idx int
+	// Deadline: the attempt is still only 'sent' after HERALD_FALLBACK_AFTER, so the job
+	// moves to the next channel. Without it the check only carries a fallback that a failed
+	// status report already decided (the record has Resume set).
+	Deadline bool
+	// Reason is recorded with the deadline fallback.
+	Reason string
+}
+
+// BeginCheck is Begin for a fallback check: the delivery deadline firing, or the job
+// re-published after a failed status report. It claims the job only when the record has a
+// fallback to carry out (Resume set), or, for a deadline, when the attempt at c.Idx is still
+// the current one and not delivered; otherwise the verdict is Done.
+func (s *Store) BeginCheck(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, c Check) (Admission, error) {
+	return s.begin(ctx, j, owner, lease, channels, false, &c)
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, replay bool, check *Check) (Admission, error) {
+	rp := boolArg(replay)
+	idx, deadline, reason := "", "0", ""
+	if check != nil {
+		idx, deadline, reason = strconv.Itoa(check.Idx), boolArg(check.Deadline), check.Reason
 	}
 	initial, err := json.Marshal(NewRecord(j, Queued, channels, s.now()))
 	if err != nil {
@@ -222,7 +250,7 @@ func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.
 	}
 	res, err := scriptBegin.Run(ctx, s.rdb,
 		[]string{RecordKey(j.ID), KeySuppressed, WindowKey(j.To)},
-		owner, lease.Milliseconds(), initial, j.To, s.ttlMS(), s.stamp(), rp).Slice()
+		owner, lease.Milliseconds(), initial, j.To, s.ttlMS(), s.stamp(), rp, idx, deadline, reason).Slice()
 	if err != nil {
 		return Admission{}, fmt.Errorf("status begin: %w", err)
 	}
@@ -349,6 +377,9 @@ type Report struct {
 	State     string
 	Code      string
 	Reason    string
+	// Fallback: a failed report moves the job on to its next channel (the record gets
+	// Resume set) instead of failing it, when the cascade has one.
+	Fallback bool
 }
 
 // Apply records a provider status report, forward only. It returns the record state before
@@ -361,7 +392,7 @@ func (s *Store) Apply(ctx context.Context, r Report) (old string, rec *Record, c
 		}
 	}
 	res, err := scriptStatus.Run(ctx, s.rdb, []string{RecordKey(id)},
-		r.MessageID, r.State, r.Code, r.Reason, s.stamp(), s.ttlMS()).StringSlice()
+		r.MessageID, r.State, r.Code, r.Reason, s.stamp(), s.ttlMS(), boolArg(r.Fallback)).StringSlice()
 	if err != nil {
 		return "", nil, false, fmt.Errorf("status apply: %w", err)
 	}
@@ -409,4 +440,16 @@ func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
 // message opens or renews it).
 func (s *Store) OpenWindow(ctx context.Context, to string, d time.Duration) error {
 	return s.rdb.Set(ctx, WindowKey(to), s.stamp(), d).Err()
+}
+
+// Window tells whether the 24-hour customer-service window with to is open, and until when.
+func (s *Store) Window(ctx context.Context, to string) (open bool, until time.Time, err error) {
+	ttl, err := s.rdb.PTTL(ctx, WindowKey(to)).Result()
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("status window: %w", err)
+	}
+	if ttl <= 0 {
+		return false, time.Time{}, nil
+	}
+	return true, s.now().Add(ttl).UTC().Truncate(time.Second), nil
 }

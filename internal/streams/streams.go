@@ -16,11 +16,19 @@ const (
 	JobsStream   = "HERALD_JOBS"
 	EventsStream = "HERALD_EVENTS"
 	DLQStream    = "HERALD_DLQ"
+	// OptOutStream keeps opt-out events for as long as they matter: forever (the events
+	// stream forgets after days, and consent must not).
+	OptOutStream = "HERALD_OPTOUT"
 	TemplatesKV  = "herald-templates"
 
 	SubjectTransactional = "herald.jobs.transactional"
 	SubjectBulk          = "herald.jobs.bulk"
 	SubjectDelayedPrefix = "herald.delayed."
+	// SubjectHoldPrefix holds Herald's own schedules for a job: the delivery deadline
+	// (herald.hold.deadline.<id>) and waits for quiet hours or a daily limit
+	// (herald.hold.wait.<id>). They live apart from herald.delayed.<id> so that no job id can
+	// name another job's schedule.
+	SubjectHoldPrefix = "herald.hold."
 	SubjectStatusPrefix  = "herald.events.status."
 	SubjectInbound       = "herald.events.inbound"
 	SubjectOptOut        = "herald.events.optout"
@@ -42,6 +50,12 @@ const (
 	HeaderSubject        = "Herald-Subject"
 	// HeaderReplay marks a job replayed from the DLQ.
 	HeaderReplay = "Herald-Replay"
+	// HeaderCheck marks a fallback check: the cascade index of the attempt it is about.
+	HeaderCheck = "Herald-Check"
+	// HeaderDeadline ("1") makes a check the delivery deadline: not delivered yet, fall back.
+	HeaderDeadline = "Herald-Deadline"
+	// HeaderWait names why a job was held (quiet_hours, tier, recipient_daily...).
+	HeaderWait = "Herald-Wait"
 )
 
 // Options size the resources.
@@ -87,7 +101,7 @@ func JobsConfig(o Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              JobsStream,
 		Description:       "Herald notification jobs (work queue) and their schedules",
-		Subjects:          []string{SubjectTransactional, SubjectBulk, SubjectDelayedPrefix + ">"},
+		Subjects:          []string{SubjectTransactional, SubjectBulk, SubjectDelayedPrefix + ">", SubjectHoldPrefix + ">"},
 		Retention:         jetstream.WorkQueuePolicy,
 		Storage:           jetstream.FileStorage,
 		Replicas:          o.Replicas,
@@ -105,12 +119,21 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		JobsConfig(o),
 		{
 			Name:        EventsStream,
-			Description: "Herald status, inbound and opt-out events",
-			Subjects:    []string{SubjectStatusPrefix + ">", SubjectInbound, SubjectOptOut},
+			Description: "Herald status and inbound events",
+			Subjects:    []string{SubjectStatusPrefix + ">", SubjectInbound},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.Replicas,
 			MaxAge:      o.EventsMaxAge,
+			Duplicates:  2 * time.Minute,
+		},
+		{
+			Name:        OptOutStream,
+			Description: "Herald opt-out events: the truth the Redis suppression set is rebuilt from",
+			Subjects:    []string{SubjectOptOut},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
 			Duplicates:  2 * time.Minute,
 		},
 		{
@@ -180,3 +203,9 @@ func StatusSubject(state string) string { return SubjectStatusPrefix + state }
 
 // DLQSubject returns the dead-letter subject of a reason.
 func DLQSubject(reason string) string { return SubjectDLQPrefix + reason }
+
+// DeadlineSubject is the subject of a job's delivery-deadline schedule.
+func DeadlineSubject(id string) string { return SubjectHoldPrefix + "deadline." + id }
+
+// WaitSubject is the subject of the schedule that releases a held job.
+func WaitSubject(id string) string { return SubjectHoldPrefix + "wait." + id }
