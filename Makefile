@@ -3,6 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/herald
 STATICCHECK_VERSION := v0.8.2
+HELM_VERSION := v3.22.0
 GOBIN := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 8m
 
@@ -21,14 +22,18 @@ run: ## run everything in one process (herald dev): embedded NATS and Redis, sim
 	$(GO) run ./cmd/herald dev
 
 .PHONY: deps
-deps: ## install what the tests need (redis-server from Debian when missing)
-	@if ! command -v redis-server >/dev/null 2>&1; then \
-		echo "installing redis-server (Debian package)"; \
+deps: ## install what the tests need: redis-server and kannel (Debian), helm (Go module proxy)
+	@missing=; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v bearerbox >/dev/null 2>&1 || test -x /usr/sbin/bearerbox; } || missing="$$missing kannel"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Debian packages)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
-		$$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		$$SUDO systemctl disable --now redis-server kannel >/dev/null 2>&1 || true; \
 	fi
 	@redis-server --version
+	@test -x $(GOBIN)/helm || (echo "installing helm $(HELM_VERSION) (go install)"; $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION))
 	$(GO) mod download
 
 .PHONY: test
