@@ -45,6 +45,7 @@ import (
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
+	"github.com/herald-notify/herald/internal/quiet"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -78,7 +79,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records the worker's instruments (nil: none).
 	Metrics *telemetry.Metrics
-	// Now is the clock (default time.Now), for expiry.
+	// FallbackAfter is the delivery deadline (HERALD_FALLBACK_AFTER): a white or grey
+	// message not delivered by then goes out on the next channel. 0 turns it off.
+	FallbackAfter time.Duration
+	// QuietHours holds bulk jobs (and jobs asking for it) outside the recipient's allowed
+	// local hours; the zero value never holds.
+	QuietHours quiet.Hours
+	// Now is the clock (default time.Now), for expiry and quiet hours.
 	Now func() time.Time
 }
 
@@ -137,6 +144,7 @@ type Sender interface {
 type Store interface {
 	Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error)
 	BeginReplay(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error)
+	BeginCheck(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, c status.Check) (status.Admission, error)
 	Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error)
 	Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error)
 }
@@ -355,6 +363,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if msg.Headers().Get(streams.HeaderReplay) != "" {
 		begin = w.store.BeginReplay
 	}
+	if c := checkOf(msg.Headers(), w.cfg.FallbackAfter); c != nil {
+		begin = func(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error) {
+			return w.store.BeginCheck(ctx, j, owner, lease, channels, *c)
+		}
+	}
 	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
 	if err != nil {
 		w.retryLater(msg, log, err)
@@ -389,6 +402,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.settled(ctx, msg, old, rec, "expired")
 		return
 	}
+	if w.quietApplies(j) {
+		now := w.cfg.Now()
+		if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
+			w.waitFor(ctx, msg, j, owner, cascade, at, "quiet_hours", log)
+			return
+		}
+	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, log)
 }
 
@@ -416,6 +436,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 			if old != rec.State {
 				w.events.publish(ctx, rec)
 			}
+			w.parkDeadline(ctx, msg, j, cascade, idx, log)
 			_ = msg.Ack()
 			w.count(ctx, "sent", ch)
 			log.Debug("sent", "channel", ch, "provider_message_id", res.MessageID)
@@ -554,6 +575,18 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, id, reason, 
 func (w *Worker) retryLater(msg jetstream.Msg, log *slog.Logger, err error) {
 	log.Warn("state store unavailable, job delayed", "err", err)
 	_ = msg.NakWithDelay(2*time.Second + rand.N(time.Second))
+}
+
+// quietApplies: bulk jobs respect quiet hours, transactional ones do not, unless the job says
+// otherwise.
+func (w *Worker) quietApplies(j *job.Job) bool {
+	if !w.cfg.QuietHours.On() {
+		return false
+	}
+	if j.QuietHours != nil {
+		return *j.QuietHours
+	}
+	return j.Priority == job.PriorityBulk
 }
 
 // route returns the job's cascade: its own channels, else its tenant's, else the default.

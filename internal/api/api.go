@@ -16,7 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/herald-notify/herald/internal/consent"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -33,6 +35,7 @@ type Store interface {
 	CreateMany(ctx context.Context, recs []*status.Record) error
 	Apply(ctx context.Context, r status.Report) (string, *status.Record, bool, error)
 	OpenWindow(ctx context.Context, to string, d time.Duration) error
+	Window(ctx context.Context, to string) (bool, time.Time, error)
 	Ping(ctx context.Context) error
 }
 
@@ -66,15 +69,21 @@ type Config struct {
 	Metrics                          *telemetry.Metrics
 	MetricsHandler                   http.Handler
 	Now                              func() time.Time
+	// Redis holds the suppression set (opt-outs).
+	Redis redis.UniversalClient
+	// StopWords and StartWords override the consent defaults (HERALD_STOP_WORDS,
+	// HERALD_START_WORDS).
+	StopWords, StartWords []string
 	// OpsOnly serves only /healthz, /readyz and /metrics (worker pods).
 	OpsOnly bool
 }
 
 // Server serves the routes.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg   Config
+	log   *slog.Logger
+	mux   *http.ServeMux
+	words *consent.Words
 }
 
 // New returns the server's handler.
@@ -85,7 +94,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), words: consent.NewWords(cfg.StopWords, cfg.StartWords)}
 	s.routes()
 	return s
 }
@@ -106,6 +115,10 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/templates", s.auth(s.listTemplates))
 	m.Handle("POST /v1/templates", s.auth(s.postTemplate))
 	m.Handle("GET /v1/templates/{name}/{language}", s.auth(s.getTemplate))
+	m.Handle("GET /v1/suppressions/{phone}", s.auth(s.getSuppression))
+	m.Handle("POST /v1/suppressions/{phone}", s.auth(s.suppress))
+	m.Handle("DELETE /v1/suppressions/{phone}", s.auth(s.unsuppress))
+	m.Handle("GET /v1/windows/{phone}", s.auth(s.getWindow))
 	m.HandleFunc("GET /webhooks/whatsapp", s.whatsappVerify)
 	m.HandleFunc("POST /webhooks/whatsapp", s.whatsappWebhook)
 	m.HandleFunc("GET /webhooks/sms", s.smsReport)

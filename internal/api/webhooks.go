@@ -73,12 +73,18 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 			rep.Code = strconv.Itoa(st.Errors[0].Code)
 			rep.Reason = strings.TrimSpace(st.Errors[0].Title + ": " + st.Errors[0].Details)
 		}
+		rep.Fallback = rep.State == status.Failed && whiteFallback(rep.Code)
 		if !s.apply(r, rep) {
 			failed = true
 		}
 	}
 	for _, in := range b.Messages {
 		if !s.inbound(r, "white", in) {
+			failed = true
+		}
+	}
+	for _, ts := range b.TemplateStatus {
+		if !s.templateStatus(r.Context(), ts) {
 			failed = true
 		}
 	}
@@ -108,6 +114,9 @@ func (s *Server) apply(r *http.Request, rep status.Report) bool {
 	}
 	if changed && old != rec.State && s.cfg.JS != nil {
 		worker.PublishStatus(r.Context(), s.cfg.JS, s.log, s.cfg.Metrics, rec)
+	}
+	if changed {
+		s.afterReport(r.Context(), rec)
 	}
 	return true
 }
@@ -141,6 +150,11 @@ func (s *Server) inbound(r *http.Request, channel string, in webhook.Inbound) bo
 	if channel == "white" {
 		if err := s.cfg.Store.OpenWindow(r.Context(), from, WindowDuration); err != nil {
 			s.log.Warn("window not recorded", "from", phone.Mask(from), "err", err)
+			return false
+		}
+	}
+	if in.Type == "text" || in.Type == "button" || in.Type == "" {
+		if !s.optOut(r.Context(), "inbound:"+channel, from, in.ID, in.Text) {
 			return false
 		}
 	}

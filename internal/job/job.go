@@ -62,6 +62,9 @@ type Job struct {
 	Campaign string            `json:"campaign,omitempty"`
 	Tenant   string            `json:"tenant,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// QuietHours overrides the priority's default: true holds a transactional job outside
+	// HERALD_QUIET_HOURS too, false lets a bulk job through at any hour.
+	QuietHours *bool `json:"quiet_hours,omitempty"`
 }
 
 // Media is a file attached to the message: the template's media header, a media message
@@ -142,6 +145,7 @@ var fields = map[string]bool{
 	"id": true, "to": true, "template": true, "language": true, "params": true, "text": true,
 	"priority": true, "channels": true, "media": true, "buttons": true, "sms_text": true,
 	"send_at": true, "expires_at": true, "campaign": true, "tenant": true, "metadata": true,
+	"quiet_hours": true,
 }
 
 // Decode parses one encoded job strictly (unknown fields are errors), validates it and
@@ -221,6 +225,8 @@ func decodeField(j *Job, k string, v json.RawMessage) error {
 		dst = &j.Tenant
 	case "metadata":
 		dst = &j.Metadata
+	case "quiet_hours":
+		dst = &j.QuietHours
 	}
 	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.DisallowUnknownFields()

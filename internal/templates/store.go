@@ -172,3 +172,46 @@ func sortDefs(defs []*Definition) {
 		return strings.Compare(a.Language, b.Language)
 	})
 }
+
+// SetStatus records a status change Meta reported (APPROVED, PAUSED, DISABLED, REJECTED...)
+// on the stored definition of name in language, keeping its version: the content did not
+// change. Workers watching the bucket see it at once. An unknown template gives
+// ErrUnknownTemplate or ErrUnknownLanguage (the webhook may be about a template registered
+// elsewhere).
+func SetStatus(ctx context.Context, kv jetstream.KeyValue, name, language, status string) (*Definition, error) {
+	key := Key(name, language)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		entry, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, unknownLanguage(ctx, kv, name, language)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("templates: get %s: %w", key, err)
+		}
+		d, err := ParseDefinition(entry.Value())
+		if err != nil {
+			return nil, fmt.Errorf("templates: stored %s: %w", key, err)
+		}
+		status = strings.ToUpper(status)
+		if d.Status == status {
+			return d, nil // a repeated webhook
+		}
+		d.Status = status
+		d.UpdatedAt = time.Now().UTC()
+		data, err := json.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("templates: encode %s: %w", key, err)
+		}
+		_, err = kv.Update(ctx, key, data, entry.Revision())
+		if conflict(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("templates: store %s: %w", key, err)
+		}
+		return d, nil
+	}
+}

@@ -1,0 +1,111 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+)
+
+// Herald's own schedules. A job that must wait long (quiet hours, a daily limit) is parked
+// in a JetStream message schedule on herald.hold.wait.<id> instead of being Nak'd: JetStream
+// releases it at the right time, no worker holds it meanwhile, and it does not count
+// against the consumer's pending limit. A job sent on a channel that reports delivery
+// (white, grey) with a next channel left is parked on herald.hold.deadline.<id>: if it has
+// not been delivered by then, the copy that fires falls back; a delivered webhook purges it;
+// a failed webhook has the API release it at once.
+
+// scheduleMsg builds a schedule that publishes the job data to its priority subject at at.
+func scheduleMsg(subject string, data []byte, j *job.Job, at time.Time) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	m.Header.Set(streams.HeaderSchedule, "@at "+at.UTC().Format(time.RFC3339))
+	m.Header.Set(streams.HeaderScheduleTarget, streams.SubjectFor(j.Priority))
+	return m
+}
+
+// waitFor parks the job until at (quiet hours, a daily cap, the messaging tier), records
+// why, releases the claim and acks this delivery. Waiting uses up no attempt.
+func (w *Worker) waitFor(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, cascade []string, at time.Time, reason string, log *slog.Logger) {
+	at = at.Truncate(time.Second).Add(time.Second) // schedules have second precision: never early
+	sm := scheduleMsg(streams.WaitSubject(j.ID), msg.Data(), j, at)
+	sm.Header.Set(streams.HeaderWait, reason)
+	// One schedule per job and release time, however often this delivery is repeated.
+	sm.Header.Set(streams.HeaderMsgID, "wait:"+j.ID+":"+strconv.FormatInt(at.Unix(), 10))
+	for k, v := range msg.Headers() {
+		if k == "traceparent" || k == "tracestate" {
+			sm.Header[k] = v
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.js.PublishMsg(pctx, sm); err != nil {
+		w.retryLater(msg, log, fmt.Errorf("park until %s: %w", at.Format(time.RFC3339), err))
+		return
+	}
+	old, rec, err := w.store.Settle(ctx, j, owner, status.Scheduled, reason+" until "+at.UTC().Format(time.RFC3339), cascade)
+	if err != nil {
+		// The schedule is stored: the job will come back; this copy is done either way.
+		log.Warn("held job's record not updated", "err", err)
+	} else if old != rec.State {
+		w.events.publish(ctx, rec)
+	}
+	log.Info("job held", "reason", reason, "until", at.UTC())
+	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Jobs }, "outcome", "held", "channel", reason)
+	_ = msg.Ack()
+}
+
+// reportsDelivery tells whether a channel sends delivery reports Herald can wait for.
+func reportsDelivery(ch string) bool { return ch == job.ChannelWhite || ch == job.ChannelGrey }
+
+// parkDeadline stores the delivery-deadline schedule of a job just sent on cascade[idx].
+// Without HERALD_FALLBACK_AFTER the schedule still parks the job (for a day), so that a
+// failed status report can move it on; it then fires as a no-op check.
+func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, idx int, log *slog.Logger) {
+	if idx+1 >= len(cascade) || !reportsDelivery(cascade[idx]) {
+		return
+	}
+	after, deadline := w.cfg.FallbackAfter, "1"
+	if after <= 0 {
+		after, deadline = 24*time.Hour, "0"
+	}
+	sm := scheduleMsg(streams.DeadlineSubject(j.ID), msg.Data(), j, w.cfg.Now().Add(after))
+	sm.Header.Set(streams.HeaderCheck, strconv.Itoa(idx))
+	sm.Header.Set(streams.HeaderDeadline, deadline)
+	sm.Header.Set(streams.HeaderMsgID, "deadline:"+j.ID+":"+strconv.Itoa(idx))
+	f, err := w.js.PublishMsgAsync(sm)
+	if err == nil {
+		select {
+		case <-f.Ok():
+			return
+		case err = <-f.Err():
+		case <-time.After(10 * time.Second):
+			err = fmt.Errorf("no acknowledgement in 10s")
+		}
+	}
+	// The message went out; only the safety net is missing. Say so loudly.
+	log.Error("delivery deadline not scheduled: no SMS fallback if WhatsApp does not deliver", "err", err)
+}
+
+// checkOf reads the fallback-check headers of a delivery (nil for a plain job).
+func checkOf(h nats.Header, fallbackAfter time.Duration) *status.Check {
+	v := h.Get(streams.HeaderCheck)
+	if v == "" {
+		return nil
+	}
+	idx, err := strconv.Atoi(v)
+	if err != nil || idx < 0 {
+		return &status.Check{Idx: -1}
+	}
+	c := &status.Check{Idx: idx, Deadline: h.Get(streams.HeaderDeadline) == "1"}
+	c.Reason = "not delivered within " + fallbackAfter.String()
+	return c
+}
