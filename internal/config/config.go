@@ -14,6 +14,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/quiet"
 )
 
 // Config is the whole configuration of the herald binary; each command uses the part it
@@ -62,6 +63,29 @@ type Config struct {
 
 	PairInterval  time.Duration `envconfig:"HERALD_PAIR_INTERVAL" default:"6s"`
 	FallbackAfter time.Duration `envconfig:"HERALD_FALLBACK_AFTER" default:"10m"`
+	// RecipientDailyMax caps bulk messages to one recipient per moving 24 h (0: no cap).
+	RecipientDailyMax int `envconfig:"HERALD_RECIPIENT_DAILY_MAX" default:"0"`
+	// WhiteDailyUnique is the messaging tier: distinct recipients of business-initiated
+	// template messages per moving 24 h (0: unlimited).
+	WhiteDailyUnique int `envconfig:"HERALD_WHITE_DAILY_UNIQUE" default:"0"`
+	// GreyDailyMax caps messages from the grey number per moving 24 h (0: no cap).
+	GreyDailyMax int `envconfig:"HERALD_GREY_DAILY_MAX" default:"0"`
+	// QuietHours is when bulk messages are held, in the recipient's local time ("off" to
+	// disable).
+	QuietHours string `envconfig:"HERALD_QUIET_HOURS" default:"21:00-09:00"`
+	// StopWords and StartWords are the inbound messages that opt a customer out and back in
+	// (empty: the defaults, STOP/СТОП/ОТПИСАТЬСЯ/ОТПИСКА... and START/СТАРТ/ПОДПИСАТЬСЯ...).
+	StopWords  []string `envconfig:"HERALD_STOP_WORDS"`
+	StartWords []string `envconfig:"HERALD_START_WORDS"`
+
+	// Prices per message for the campaign cost estimate, in PriceCurrency: a WhatsApp
+	// template message by category, an SMS segment, a grey message.
+	PriceCurrency       string  `envconfig:"HERALD_PRICE_CURRENCY" default:"RUB"`
+	PriceMarketing      float64 `envconfig:"HERALD_PRICE_MARKETING" default:"7.5"`
+	PriceUtility        float64 `envconfig:"HERALD_PRICE_UTILITY" default:"3.5"`
+	PriceAuthentication float64 `envconfig:"HERALD_PRICE_AUTHENTICATION" default:"3.5"`
+	PriceSMS            float64 `envconfig:"HERALD_PRICE_SMS" default:"4.5"`
+	PriceGrey           float64 `envconfig:"HERALD_PRICE_GREY" default:"0"`
 
 	RetryMaxAttempts int           `envconfig:"HERALD_RETRY_MAX_ATTEMPTS" default:"5"`
 	RetryBaseDelay   time.Duration `envconfig:"HERALD_RETRY_BASE_DELAY" default:"1s"`
@@ -161,6 +185,24 @@ func (c *Config) Validate() error {
 	}
 	if c.FallbackAfter <= 0 {
 		bad("FALLBACK_AFTER", "must be positive")
+	}
+	if c.RecipientDailyMax < 0 {
+		bad("RECIPIENT_DAILY_MAX", "must not be negative (0 means no cap)")
+	}
+	if c.WhiteDailyUnique < 0 {
+		bad("WHITE_DAILY_UNIQUE", "must not be negative (0 means unlimited)")
+	}
+	if c.GreyDailyMax < 0 {
+		bad("GREY_DAILY_MAX", "must not be negative (0 means no cap)")
+	}
+	if _, err := quiet.Parse(c.QuietHours); err != nil {
+		bad("QUIET_HOURS", "%v", err)
+	}
+	for name, p := range map[string]float64{"PRICE_MARKETING": c.PriceMarketing, "PRICE_UTILITY": c.PriceUtility,
+		"PRICE_AUTHENTICATION": c.PriceAuthentication, "PRICE_SMS": c.PriceSMS, "PRICE_GREY": c.PriceGrey} {
+		if p < 0 {
+			bad(name, "must not be negative")
+		}
 	}
 	if c.RetryMaxAttempts < 1 {
 		bad("RETRY_MAX_ATTEMPTS", "must be at least 1")
@@ -291,4 +333,10 @@ func Defaults() Config {
 		}
 	}
 	return c
+}
+
+// Quiet returns the parsed HERALD_QUIET_HOURS (Validate has checked it).
+func (c *Config) Quiet() quiet.Hours {
+	h, _ := quiet.Parse(c.QuietHours)
+	return h
 }

@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// serveControl is the control API under /sim/: recorded messages, rules and stats.
+// serveControl is the control API under /sim/: recorded messages, rules, grey instance
+// states and inbound messages, and stats.
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch p := strings.TrimSuffix(r.URL.Path, "/"); p {
 	case "/sim/messages":
@@ -52,6 +53,23 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		default:
 			methodNotAllowed(w, "GET, POST, DELETE")
 		}
+	case "/sim/grey/state":
+		s.serveGreyState(w, r)
+	case "/sim/grey/incoming":
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, "POST")
+			return
+		}
+		var in GreyInbound
+		if !decodeControl(w, r, &in) {
+			return
+		}
+		id, err := s.GreyIncoming(in)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]string{"idMessage": id})
 	case "/sim/stats":
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, "GET")
@@ -61,6 +79,49 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// greyStateBody is the body of POST /sim/grey/state and the answer of GET.
+type greyStateBody struct {
+	Instance string `json:"instance"`
+	State    string `json:"state"`
+}
+
+// serveGreyState reads (GET ?instance=) or sets (POST {"instance","state"}) a grey
+// instance's state.
+func (s *Sim) serveGreyState(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		inst := r.URL.Query().Get("instance")
+		if inst == "" {
+			inst = s.cfg.GreyInstanceID
+		}
+		writeJSON(w, http.StatusOK, greyStateBody{Instance: inst, State: s.GreyState(inst)})
+	case http.MethodPost:
+		var b greyStateBody
+		if !decodeControl(w, r, &b) {
+			return
+		}
+		if err := s.SetGreyState(b.Instance, b.State); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		methodNotAllowed(w, "GET, POST")
+	}
+}
+
+// decodeControl decodes a control request body strictly into v, answering 400 when it
+// cannot.
+func decodeControl(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decoding the body: " + err.Error()})
+		return false
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -34,19 +34,24 @@ func greyError(w http.ResponseWriter, status int, description string) {
 }
 
 // serveGrey is a GREEN-API style gateway: POST /waInstance{id}/sendMessage/{token} and
-// /waInstance{id}/sendFileByUrl/{token}.
+// /waInstance{id}/sendFileByUrl/{token}, GET /waInstance{id}/getStateInstance/{token}.
 func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 	c := &s.counts[chanGrey]
 	rest := strings.TrimPrefix(r.URL.Path, "/waInstance")
 	instance, rest, _ := strings.Cut(rest, "/")
 	method, token, _ := strings.Cut(rest, "/")
-	if method != "sendMessage" && method != "sendFileByUrl" {
+	want := http.MethodPost
+	switch method {
+	case "sendMessage", "sendFileByUrl":
+	case "getStateInstance":
+		want = http.MethodGet
+	default:
 		http.NotFound(w, r)
 		return
 	}
-	if r.Method != http.MethodPost {
+	if r.Method != want {
 		c.rejected.Add(1)
-		w.Header().Set("Allow", http.MethodPost)
+		w.Header().Set("Allow", want)
 		greyError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 		return
 	}
@@ -54,6 +59,13 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 		(s.cfg.GreyToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.GreyToken)) != 1) {
 		c.rejected.Add(1)
 		greyError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	if method == "getStateInstance" {
+		s.sleepLatency(r.Context())
+		writeJSON(w, http.StatusOK, struct {
+			StateInstance string `json:"stateInstance"`
+		}{s.GreyState(instance)})
 		return
 	}
 	at := time.Now()
@@ -76,6 +88,16 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// An instance that cannot send answers the way GREEN-API does (its common errors table);
+	// a yellowCard instance accepts and queues, and reports yellowCard instead of sent.
+	state := s.GreyState(instance)
+	if refusal := greyRefusal(state); refusal != "" {
+		s.recordFailure(&m, c, 0, http.StatusBadRequest)
+		s.sleepLatency(r.Context())
+		greyError(w, http.StatusBadRequest, refusal)
+		return
+	}
+
 	rule := s.match(chanGrey, m.To)
 	if rule != nil && !rule.Async {
 		status := rule.HTTPStatus
@@ -87,6 +109,9 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 		}
 		s.recordFailure(&m, c, rule.Code, status)
 		s.sleepLatency(r.Context())
+		if rule.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(rule.RetryAfter))
+		}
 		greyError(w, status, "Simulated failure")
 		return
 	}
@@ -96,11 +121,36 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"idMessage":"` + m.MessageID + `"}`))
 
 	if s.cfg.GreyWebhookURL != "" {
+		steps := s.steps.white[boolIndex(failCode != 0)]
+		switch {
+		case state == GreyYellowCard:
+			steps = greyYellowCardSteps
+		case s.greyNoAccount[m.To]:
+			steps = greyNoAccountSteps
+		}
 		s.enqueue(&event{
-			kind: kindGrey, steps: s.steps.white[boolIndex(failCode != 0)], code: failCode,
+			kind: kindGrey, steps: steps, code: failCode,
 			msgID: m.MessageID, to: m.To, instance: instance,
 		})
 	}
+}
+
+// Report sequences of grey sends that never reach the recipient.
+var (
+	greyNoAccountSteps  = []step{{status: "noAccount"}}
+	greyYellowCardSteps = []step{{status: "yellowCard"}}
+)
+
+// greyRefusal is GREEN-API's answer to a send while the instance is in state, or "" when the
+// instance accepts sends.
+func greyRefusal(state string) string {
+	switch state {
+	case GreyAuthorized, GreyYellowCard:
+		return ""
+	case GreyStarting:
+		return "instance in starting process try later"
+	}
+	return "instance is starting or not authorized"
 }
 
 func parseGrey(method string, req *greyRequest, m *Message) string {
@@ -169,8 +219,13 @@ func (s *Sim) greyStatus(ev *event, status string, now time.Time) []byte {
 		Status:       status,
 		SendByAPI:    true,
 	}
-	if status == "failed" {
+	switch status {
+	case "failed":
 		n.Description = CodeInfo(ev.code).Title
+	case "noAccount":
+		n.Description = "The recipient's phone number does not have a WhatsApp account"
+	case "yellowCard":
+		n.Description = "Sending is suspended on the instance for spam activity"
 	}
 	body, _ := json.Marshal(n)
 	return body

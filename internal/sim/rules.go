@@ -26,6 +26,9 @@ type Rule struct {
 	Rate float64 `json:"rate,omitempty"`
 	// Times makes the rule fail only this many times, then pass; 0 is forever.
 	Times int `json:"times,omitempty"`
+	// RetryAfter, in seconds, is sent as a Retry-After header with a grey error answer (a
+	// 429, say); 0 sends none.
+	RetryAfter int `json:"retry_after,omitempty"`
 	// Async accepts the send, then reports a failed status (white, grey) or a failed
 	// delivery report (sms) with Code instead of delivered.
 	Async bool `json:"async,omitempty"`
@@ -47,6 +50,9 @@ func (r Rule) Validate() error {
 	}
 	if r.Times < 0 {
 		return fmt.Errorf("%w: times %d is negative", ErrInvalidRule, r.Times)
+	}
+	if r.RetryAfter < 0 {
+		return fmt.Errorf("%w: retry_after %d is negative", ErrInvalidRule, r.RetryAfter)
 	}
 	if r.HTTPStatus != 0 && (r.HTTPStatus < 400 || r.HTTPStatus > 599) {
 		return fmt.Errorf("%w: http_status %d is not an error status", ErrInvalidRule, r.HTTPStatus)

@@ -58,9 +58,12 @@ type Config struct {
 	// GreyInstanceID and GreyToken are the GREEN-API instance and token accepted in the grey
 	// path; "" accepts any.
 	GreyInstanceID, GreyToken string
-	// GreyWebhookURL is where GREEN-API style outgoingMessageStatus notifications are POSTed;
-	// "" sends none.
+	// GreyWebhookURL is where GREEN-API style notifications (outgoingMessageStatus,
+	// stateInstanceChanged, incomingMessageReceived) are POSTed; "" sends none.
 	GreyWebhookURL string
+	// GreyNoAccount lists numbers (E.164 or digits) that have no WhatsApp account: grey sends
+	// to them are accepted, as GREEN-API does, and then reported with status noAccount.
+	GreyNoAccount []string
 	// Templates are the definitions served by the template listing (Cloud API JSON objects).
 	Templates []json.RawMessage
 	// MaxMessages bounds the messages kept for [Sim.Messages] (the oldest are forgotten);
@@ -139,11 +142,15 @@ type Sim struct {
 	templates []json.RawMessage
 	idPrefix  string // random per Sim, so ids from two simulators never collide
 
-	ids     atomic.Uint64 // message and trace id counter
-	store   store
-	rules   rules
-	counts  [numChannels]channelCounters
-	deliver deliveryCounters
+	ids   atomic.Uint64 // message and trace id counter
+	store store
+	rules rules
+	// greyStates holds each grey instance's state; greyNoAccount is Config.GreyNoAccount as
+	// digits, read-only after New.
+	greyStates    greyStates
+	greyNoAccount map[string]bool
+	counts        [numChannels]channelCounters
+	deliver       deliveryCounters
 
 	// Background delivery of status webhooks and callbacks.
 	started   atomic.Bool
@@ -191,6 +198,7 @@ func New(cfg Config) *Sim {
 		}
 		s.templates = append(s.templates, t)
 	}
+	s.greyNoAccount = noAccountSet(cfg.GreyNoAccount)
 	s.store.max = cfg.MaxMessages
 	s.steps = newStepTable(cfg.Statuses)
 	s.initQueues()
@@ -224,8 +232,8 @@ func (s *Sim) Count() int {
 	return int(n)
 }
 
-// Reset forgets every message and zeroes the counters. Rules stay (see [Sim.ClearRules]);
-// webhooks already queued are still delivered.
+// Reset forgets every message and zeroes the counters. Rules (see [Sim.ClearRules]) and grey
+// instance states stay; webhooks already queued are still delivered.
 func (s *Sim) Reset() {
 	s.store.reset()
 	for i := range s.counts {
