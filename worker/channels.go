@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/provider"
 	"github.com/herald-notify/herald/internal/sms"
@@ -58,6 +59,35 @@ func (s White) Send(ctx context.Context, m Message) (Result, error) {
 		}
 	}
 	return s.Client.Send(ctx, wm)
+}
+
+// GreyClient is the grey gateway adapter's send call.
+type GreyClient interface {
+	Send(ctx context.Context, m grey.Message) (provider.Result, error)
+}
+
+var _ GreyClient = (*grey.Client)(nil)
+
+// Grey renders jobs as plain text for the grey gateway: the template's text (no approval
+// needed there), or the job's text; media goes by URL with the text as its caption.
+type Grey struct{ Client GreyClient }
+
+var _ Sender = Grey{}
+
+// Send renders m and sends it through the grey gateway.
+func (s Grey) Send(ctx context.Context, m Message) (Result, error) {
+	j := m.Job
+	gm := grey.Message{JobID: j.ID, To: j.To, Media: j.Media}
+	if m.Template != nil {
+		t, err := m.Template.RenderText(input(j))
+		if err != nil {
+			return Result{}, renderError(err)
+		}
+		gm.Text = t
+	} else {
+		gm.Text = j.Text
+	}
+	return s.Client.Send(ctx, gm)
 }
 
 // SMS renders jobs as plain text for an SMS driver: sms_text when the job has one, else the

@@ -20,6 +20,7 @@ import (
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/dlq"
+	"github.com/herald-notify/herald/internal/lint"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
 	"github.com/herald-notify/herald/internal/templates"
@@ -244,7 +245,7 @@ func orDash(v any) any {
 // provider straight into the bucket.
 func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: herald templates list [-output json] | add FILE.json | sync"}
+		return usageError{"usage: herald templates list [-output json] | add [-force] FILE.json | lint [-output json] FILE.json... | sync"}
 	}
 	switch args[0] {
 	case "list":
@@ -272,16 +273,27 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", d.Name, d.Language, d.Category, d.Status, d.Version)
 		}
 		return tw.Flush()
+	case "lint":
+		return templatesLint(args[1:], stdout, os.Stderr)
 	case "add":
-		if len(args) != 2 {
-			return usageError{"usage: herald templates add FILE.json (a definition in the Cloud API format)"}
+		fs := flag.NewFlagSet("templates add", flag.ContinueOnError)
+		force := fs.Bool("force", false, "add even when lint predicts a rejection")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
+			return usageError{"usage: herald templates add [-force] FILE.json (a definition in the Cloud API format; linted first)"}
 		}
-		data, err := os.ReadFile(args[1])
+		data, err := os.ReadFile(fs.Arg(0))
 		if err != nil {
 			return err
 		}
 		if _, err := templates.ParseDefinition(data); err != nil {
 			return usageError{err.Error()}
+		}
+		// Lint on every add: a rejected template costs days and a campaign.
+		if found, err := lint.LintJSON(data); err == nil && len(found) > 0 {
+			lint.Format(os.Stderr, fs.Arg(0), found)
+			if lint.HasErrors(found) && !*force {
+				return lintFailed{len(found)}
+			}
 		}
 		c, err := newAPIClient()
 		if err != nil {

@@ -69,6 +69,9 @@ type Config struct {
 	Metrics                          *telemetry.Metrics
 	MetricsHandler                   http.Handler
 	Now                              func() time.Time
+	// GreyWebhookToken, when set, must come as "Authorization: Bearer <token>" on grey
+	// webhooks (GREEN-API's webhookUrlToken).
+	GreyWebhookToken string
 	// Redis holds the suppression set (opt-outs).
 	Redis redis.UniversalClient
 	// StopWords and StartWords override the consent defaults (HERALD_STOP_WORDS,
@@ -122,6 +125,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /webhooks/whatsapp", s.whatsappVerify)
 	m.HandleFunc("POST /webhooks/whatsapp", s.whatsappWebhook)
 	m.HandleFunc("GET /webhooks/sms", s.smsReport)
+	m.HandleFunc("POST /webhooks/grey", s.greyWebhook)
 }
 
 // ServeHTTP implements http.Handler.
@@ -132,7 +136,9 @@ type tenantKey struct{}
 // auth checks the bearer key and puts its tenant in the context.
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
+		key = strings.TrimSpace(key)
 		tenant, found := "", false
 		if ok {
 			for k, t := range s.cfg.Keys {

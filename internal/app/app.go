@@ -12,11 +12,13 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,8 +29,11 @@ import (
 
 	"github.com/herald-notify/herald/internal/api"
 	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/consent"
+	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/sms"
+	"github.com/herald-notify/herald/internal/smsnats"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -130,6 +135,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	if tel != nil {
 		metrics = tel.Metrics
 	}
+	// Consent survives a Redis that lost its data: the set comes back from the stream.
+	if _, err := consent.Rebuild(ctx, js, rdb, log); err != nil {
+		log.Warn("suppression set not checked against the opt-out stream", "err", err)
+	}
+	// onReport records a delivery report that arrives outside HTTP (SMPP receipts, the nats
+	// SMS driver's status subject) and publishes the change.
+	onReport := func(ctx context.Context, r status.Report) error {
+		old, rec, changed, err := store.Apply(ctx, r)
+		if errors.Is(err, status.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if changed && old != rec.State {
+			worker.PublishStatus(ctx, js, log, metrics, rec)
+		}
+		return nil
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -145,12 +169,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		}
 		senders := parts.Senders
 		if senders == nil {
-			senders = Senders(cfg)
+			if senders, err = buildSenders(catCtx, cfg, log, js, nc, metrics, onReport); err != nil {
+				return err
+			}
 		}
 		w := worker.New(js, store, cat, senders, worker.Config{
 			Channels: cfg.Channels, Concurrency: cfg.Concurrency, SendTimeout: cfg.SendTimeout,
 			ShutdownTimeout: cfg.ShutdownTimeout, AckWait: AckWait(cfg),
 			RetryMaxAttempts: cfg.RetryMaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
+			FallbackAfter: cfg.FallbackAfter, QuietHours: cfg.Quiet(),
 			Jobs: cfg.JobOptions(), Logger: log, Metrics: metrics,
 		})
 		wg.Add(1)
@@ -172,6 +199,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
 			JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
 			WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
+			GreyWebhookToken: cfg.GreyWebhookToken, Redis: rdb, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
 			Logger: log, Metrics: metrics, MetricsHandler: mh, OpsOnly: !parts.API,
 		})
 		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -187,6 +215,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 				errc <- err
 			}
 		}()
+	}
+	if parts.API && cfg.SMSDriver == "nats" {
+		sub, err := smsnats.Subscribe(catCtx, nc, smsnats.SubscribeConfig{Logger: log}, onReport)
+		if err != nil {
+			return fmt.Errorf("SMS status subscription: %w", err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
 	}
 	if parts.Ready != nil {
 		parts.Ready()
@@ -209,9 +244,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	return runErr
 }
 
-// Senders builds the channel adapters the configuration describes; a channel without its
-// settings is left out (jobs fall back past it).
-func Senders(cfg *config.Config) map[string]worker.Sender {
+// buildSenders builds the channel adapters the configuration describes; a channel without its
+// settings is left out (jobs fall back past it). Background parts of the adapters (the grey
+// state poller, the SMPP link) run until ctx ends.
+func buildSenders(ctx context.Context, cfg *config.Config, log *slog.Logger, js jetstream.JetStream, nc *nats.Conn, metrics *telemetry.Metrics, onReport func(context.Context, status.Report) error) (map[string]worker.Sender, error) {
 	s := map[string]worker.Sender{}
 	if cfg.WhitePhoneNumberID != "" && cfg.WhiteToken != "" {
 		s[job.ChannelWhite] = worker.White{Client: white.New(white.Config{
@@ -219,13 +255,64 @@ func Senders(cfg *config.Config) map[string]worker.Sender {
 			WABAID: cfg.WhiteWABAID, Token: cfg.WhiteToken, Timeout: cfg.SendTimeout,
 		}, nil)}
 	}
-	if cfg.SMSDriver == "kannel" && cfg.SMSURL != "" {
-		s[job.ChannelSMS] = worker.SMS{Client: sms.NewKannel(sms.KannelConfig{
-			URL: cfg.SMSURL, User: cfg.SMSUser, Password: cfg.SMSPassword, From: cfg.SMSFrom,
-			DLRURL: PublicURL(cfg) + "/webhooks/sms", MaxSegments: cfg.SMSMaxSegments, Timeout: cfg.SendTimeout,
-		}, nil)}
+	if cfg.GreyBaseURL != "" && cfg.GreyInstanceID != "" && cfg.GreyToken != "" {
+		gc := newGrey(ctx, cfg, log, js, nc, metrics)
+		s[job.ChannelGrey] = worker.Grey{Client: gc}
 	}
-	return s
+	switch cfg.SMSDriver {
+	case "kannel":
+		if cfg.SMSURL != "" {
+			s[job.ChannelSMS] = worker.SMS{Client: sms.NewKannel(sms.KannelConfig{
+				URL: cfg.SMSURL, User: cfg.SMSUser, Password: cfg.SMSPassword, From: cfg.SMSFrom,
+				DLRURL: PublicURL(cfg) + "/webhooks/sms", MaxSegments: cfg.SMSMaxSegments, Timeout: cfg.SendTimeout,
+			}, nil)}
+		}
+	case "nats":
+		if _, err := smsnats.EnsureStream(ctx, js, cfg.SMSSubject); err != nil {
+			return nil, fmt.Errorf("HERALD_SMS_SUBJECT: %w", err)
+		}
+		s[job.ChannelSMS] = worker.SMS{Client: smsnats.New(js, smsnats.Config{Subject: cfg.SMSSubject, From: cfg.SMSFrom, MaxSegments: cfg.SMSMaxSegments})}
+	case "smpp":
+		c, err := dialSMPP(ctx, cfg, log, onReport)
+		if err != nil {
+			return nil, err
+		}
+		s[job.ChannelSMS] = worker.SMS{Client: c}
+	}
+	return s, nil
+}
+
+// newGrey builds the grey adapter, polls the instance state, and follows the state changes
+// the API receives by webhook.
+func newGrey(ctx context.Context, cfg *config.Config, log *slog.Logger, js jetstream.JetStream, nc *nats.Conn, metrics *telemetry.Metrics) *grey.Client {
+	gc := grey.New(grey.Config{
+		BaseURL: cfg.GreyBaseURL, InstanceID: cfg.GreyInstanceID, Token: cfg.GreyToken, Logger: log, Timeout: cfg.SendTimeout,
+		OnBlocked: func(ctx context.Context) {
+			data, _ := json.Marshal(api.SenderBlocked{Channel: job.ChannelGrey, Instance: cfg.GreyInstanceID, At: time.Now().UTC()})
+			m := &nats.Msg{Subject: streams.StatusSubject("sender_blocked"), Data: data, Header: nats.Header{}}
+			m.Header.Set(streams.HeaderMsgID, "blocked:"+cfg.GreyInstanceID+":"+strconv.FormatInt(time.Now().Unix()/60, 10))
+			if _, err := js.PublishMsg(ctx, m); err != nil {
+				log.Error("sender_blocked event not published", "err", err)
+			}
+		},
+		OnStateChange: func(from, to grey.BreakerState) {
+			log.Warn("grey circuit breaker", "instance", cfg.GreyInstanceID, "from", from.String(), "to", to.String())
+			if metrics != nil {
+				metrics.BreakerState(cfg.GreyInstanceID, int64(to))
+			}
+		},
+	}, nil)
+	go gc.Watch(ctx, grey.DefaultWatchEvery)
+	sub, err := nc.Subscribe(api.GreyStateSubject, func(m *nats.Msg) {
+		var st api.GreyState
+		if json.Unmarshal(m.Data, &st) == nil && st.Instance == cfg.GreyInstanceID {
+			gc.ObserveState(ctx, st.State)
+		}
+	})
+	if err == nil {
+		context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
+	}
+	return gc
 }
 
 // PublicURL is where providers reach Herald (HERALD_PUBLIC_URL, else loopback on the HTTP

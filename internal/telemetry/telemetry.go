@@ -108,6 +108,24 @@ type Metrics struct {
 	DeadLetts metric.Int64Counter
 	Webhooks  metric.Int64Counter
 	Events    metric.Int64Counter
+	// LimiterWaits counts sends the rate limiter delayed, by sender and reason;
+	// LimiterWait is how long they waited.
+	LimiterWaits metric.Int64Counter
+	LimiterWait  metric.Float64Histogram
+	// Waiting is the number of jobs held by this worker, by reason.
+	Waiting metric.Int64UpDownCounter
+	// SenderRate is the configured rate per sender now (lowered after a 130429).
+	SenderRate metric.Float64Gauge
+	// Breaker is the grey circuit breaker state by instance (0 closed, 1 open, 2 half-open).
+	Breaker metric.Int64Gauge
+}
+
+// BreakerState records a grey instance's breaker state, tolerating a nil *Metrics.
+func (m *Metrics) BreakerState(instance string, state int64) {
+	if m == nil {
+		return
+	}
+	m.Breaker.Record(context.Background(), state, Attrs("breaker", instance))
 }
 
 // NewMetrics creates the instruments on meter.
@@ -133,6 +151,18 @@ func NewMetrics(meter metric.Meter) (*Metrics, error) {
 	m.Webhooks, e = meter.Int64Counter("herald_webhooks", metric.WithDescription("Webhook requests by source and result"))
 	err = errors.Join(err, e)
 	m.Events, e = meter.Int64Counter("herald_status_events", metric.WithDescription("Status events published, by state"))
+	err = errors.Join(err, e)
+	m.LimiterWaits, e = meter.Int64Counter("herald_limiter_waits", metric.WithDescription("Sends delayed by a rate limit, by sender and reason"))
+	err = errors.Join(err, e)
+	m.LimiterWait, e = meter.Float64Histogram("herald_limiter_wait_seconds", metric.WithUnit("s"),
+		metric.WithDescription("How long sends waited for a rate limit"),
+		metric.WithExplicitBucketBoundaries(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600))
+	err = errors.Join(err, e)
+	m.Waiting, e = meter.Int64UpDownCounter("herald_jobs_waiting", metric.WithDescription("Jobs waiting in this worker for a limit, by reason"))
+	err = errors.Join(err, e)
+	m.SenderRate, e = meter.Float64Gauge("herald_sender_rate", metric.WithDescription("Current allowed messages per second per sender"))
+	err = errors.Join(err, e)
+	m.Breaker, e = meter.Int64Gauge("herald_breaker_state", metric.WithDescription("Grey circuit breaker by instance: 0 closed, 1 open, 2 half-open"))
 	err = errors.Join(err, e)
 	return &m, err
 }

@@ -51,7 +51,7 @@ func SampleDefinitions() []*Definition {
 			Components: []Component{
 				{
 					Type: ComponentBody,
-					Text: "{{name}}, на вашем счёте {{amount}} бонусов, они сгорят {{date}}. Успейте потратить их при следующей покупке.",
+					Text: "Здравствуйте, {{name}}! На вашем счёте {{amount}} бонусов, они сгорят {{date}}. Успейте потратить их при следующей покупке.",
 					Example: &Example{BodyTextNamedParams: []NamedExample{
 						{ParamName: "name", Example: "Иван"},
 						{ParamName: "amount", Example: "350"},
