@@ -35,11 +35,13 @@ func scheduleMsg(subject string, data []byte, j *job.Job, at time.Time) *nats.Ms
 // waitFor parks the job until at (quiet hours, a daily cap, the messaging tier), records
 // why, releases the claim and acks this delivery. Waiting uses up no attempt.
 func (w *Worker) waitFor(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, cascade []string, at time.Time, reason string, log *slog.Logger) {
-	at = at.Truncate(time.Second).Add(time.Second) // schedules have second precision: never early
-	sm := scheduleMsg(streams.WaitSubject(j.ID), msg.Data(), j, at)
+	// The schedule runs on the server's clock: convert the worker's (injectable) clock into a
+	// delay. Schedules have second precision: round up, never early.
+	release := time.Now().Add(at.Sub(w.cfg.Now())).Truncate(time.Second).Add(time.Second)
+	sm := scheduleMsg(streams.WaitSubject(j.ID), msg.Data(), j, release)
 	sm.Header.Set(streams.HeaderWait, reason)
 	// One schedule per job and release time, however often this delivery is repeated.
-	sm.Header.Set(streams.HeaderMsgID, "wait:"+j.ID+":"+strconv.FormatInt(at.Unix(), 10))
+	sm.Header.Set(streams.HeaderMsgID, "wait:"+j.ID+":"+strconv.FormatInt(release.Unix(), 10))
 	for k, v := range msg.Headers() {
 		if k == "traceparent" || k == "tracestate" {
 			sm.Header[k] = v
@@ -48,7 +50,7 @@ func (w *Worker) waitFor(ctx context.Context, msg jetstream.Msg, j *job.Job, own
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, sm); err != nil {
-		w.retryLater(msg, log, fmt.Errorf("park until %s: %w", at.Format(time.RFC3339), err))
+		w.retryLater(msg, log, fmt.Errorf("park until %s: %w", release.Format(time.RFC3339), err))
 		return
 	}
 	old, rec, err := w.store.Settle(ctx, j, owner, status.Scheduled, reason+" until "+at.UTC().Format(time.RFC3339), cascade)
@@ -77,7 +79,7 @@ func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job
 	if after <= 0 {
 		after, deadline = 24*time.Hour, "0"
 	}
-	sm := scheduleMsg(streams.DeadlineSubject(j.ID), msg.Data(), j, w.cfg.Now().Add(after))
+	sm := scheduleMsg(streams.DeadlineSubject(j.ID), msg.Data(), j, time.Now().Add(after))
 	sm.Header.Set(streams.HeaderCheck, strconv.Itoa(idx))
 	sm.Header.Set(streams.HeaderDeadline, deadline)
 	sm.Header.Set(streams.HeaderMsgID, "deadline:"+j.ID+":"+strconv.Itoa(idx))

@@ -111,6 +111,8 @@ type Parts struct {
 	Senders map[string]worker.Sender
 	// Ready, when set, is called once everything has started.
 	Ready func()
+	// Now is the worker's clock (tests); nil is time.Now.
+	Now func() time.Time
 }
 
 // Run provisions JetStream and runs the selected parts until ctx is cancelled, then stops
@@ -177,7 +179,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			Channels: cfg.Channels, Concurrency: cfg.Concurrency, SendTimeout: cfg.SendTimeout,
 			ShutdownTimeout: cfg.ShutdownTimeout, AckWait: AckWait(cfg),
 			RetryMaxAttempts: cfg.RetryMaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
-			FallbackAfter: cfg.FallbackAfter, QuietHours: cfg.Quiet(),
+			FallbackAfter: cfg.FallbackAfter, QuietHours: cfg.Quiet(), Now: parts.Now,
 			Jobs: cfg.JobOptions(), Logger: log, Metrics: metrics,
 		})
 		wg.Add(1)

@@ -35,6 +35,8 @@ const (
 	AppSecret = "harness-app-secret"
 	APIKey    = "harness-key-0001"
 	Token     = "harness-token"
+	// GreyInstance is the simulated grey gateway instance.
+	GreyInstance = "1101000001"
 )
 
 // Herald is a running system under test.
@@ -53,6 +55,7 @@ type Herald struct {
 	Log      *slog.Logger
 
 	tb      testing.TB
+	now     func() time.Time
 	apiLn   net.Listener
 	mu      sync.Mutex
 	workers []*Worker
@@ -68,12 +71,14 @@ type Options struct {
 	NoWorker bool
 	// Verbose logs to stderr.
 	Verbose bool
+	// Now is the workers' clock (expiry, quiet hours); nil is time.Now.
+	Now func() time.Time
 }
 
 // Start brings a whole Herald up and registers its teardown.
 func Start(tb testing.TB, o Options) *Herald {
 	tb.Helper()
-	h := &Herald{tb: tb, NATS: testutil.StartNATS(tb), Redis: testutil.StartRedis(tb)}
+	h := &Herald{tb: tb, NATS: testutil.StartNATS(tb), Redis: testutil.StartRedis(tb), now: o.Now}
 	h.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if o.Verbose || os.Getenv("HERALD_TEST_VERBOSE") != "" {
 		h.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -88,6 +93,7 @@ func Start(tb testing.TB, o Options) *Herald {
 	scfg := sim.Config{
 		PhoneNumberID: "100200300", Token: Token, AppSecret: AppSecret,
 		WebhookURL: h.APIURL + "/webhooks/whatsapp", Statuses: []string{"sent", "delivered"},
+		GreyInstanceID: GreyInstance, GreyToken: Token, GreyWebhookURL: h.APIURL + "/webhooks/grey",
 		Logger: h.Log,
 	}
 	if o.Sim != nil {
@@ -112,6 +118,11 @@ func Start(tb testing.TB, o Options) *Herald {
 	cfg.WhiteAppSecret = AppSecret
 	cfg.WhiteVerifyToken = "verify-me"
 	cfg.SMSURL = srv.URL + "/cgi-bin/sendsms"
+	cfg.GreyBaseURL = srv.URL
+	cfg.GreyInstanceID = GreyInstance
+	cfg.GreyToken = Token
+	// Tests decide about quiet hours themselves: the wall clock must not.
+	cfg.QuietHours = "off"
 	cfg.SendTimeout = 5 * time.Second
 	cfg.AckWait = 4 * time.Second
 	cfg.RetryBaseDelay = 50 * time.Millisecond
@@ -171,7 +182,7 @@ type Worker struct {
 // StartWorker starts one more worker with its own connections.
 func (h *Herald) StartWorker() *Worker {
 	h.tb.Helper()
-	w := h.run(app.Parts{Worker: true, Listener: newLoopback(h.tb)})
+	w := h.run(app.Parts{Worker: true, Listener: newLoopback(h.tb), Now: h.now})
 	h.mu.Lock()
 	h.workers = append(h.workers, w)
 	h.mu.Unlock()

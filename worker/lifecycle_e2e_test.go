@@ -1,0 +1,293 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/harness"
+	"github.com/herald-notify/herald/internal/sim"
+	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/internal/webhook"
+	"github.com/herald-notify/herald/producer"
+)
+
+// call sends an authenticated API request and decodes the JSON answer.
+func call(t *testing.T, method, url string, body []byte) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+harness.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// postWhatsApp posts a signed Cloud API webhook to the API.
+func postWhatsApp(t *testing.T, h *harness.Herald, payload string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.APIURL+"/webhooks/whatsapp", strings.NewReader(payload))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign(harness.AppSecret, []byte(payload)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func inboundPayload(from, id, text string) string {
+	return fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"field":"messages","value":{
+"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550000000","phone_number_id":"100200300"},
+"contacts":[{"profile":{"name":"Customer"},"wa_id":"%s"}],
+"messages":[{"from":"%s","id":"%s","timestamp":"1732400000","type":"text","text":{"body":%q}}]}}]}]}`, from, from, id, text)
+}
+
+func publish(t *testing.T, h *harness.Herald, j *producer.Job) {
+	t.Helper()
+	if _, err := h.Producer.Publish(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitState(t *testing.T, h *harness.Herald, id string, d time.Duration, ok func(*status.Record) bool, what string) *status.Record {
+	t.Helper()
+	testutil.Eventually(t, d, func() bool { r := h.Record(id); return r != nil && ok(r) }, "%s: %s", id, what)
+	return h.Record(id)
+}
+
+// TestFailedStatusEndsInSMS: WhatsApp accepts the message, then reports it failed
+// (131026, not on WhatsApp): the job goes out as SMS, once, and the history tells the story.
+func TestFailedStatusEndsInSMS(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{})
+	j := orderJob(501)
+	h.Sim.AddRule(sim.Rule{To: "79000000501", Code: 131026, Async: true})
+	publish(t, h, j)
+	rec := waitState(t, h, j.ID, 30*time.Second, func(r *status.Record) bool {
+		return r.Channel == "sms" && r.State == status.Delivered
+	}, "delivered by SMS")
+	if len(rec.History) != 2 || rec.History[0].Channel != "white" || rec.History[0].State != status.Failed ||
+		rec.History[0].Code != "131026" || rec.History[1].Channel != "sms" {
+		t.Fatalf("history: %+v", rec.History)
+	}
+	sent := h.SentPerJob()
+	if sent["white:"+j.ID] != 1 || sent["sms:"+j.ID] != 1 {
+		t.Fatalf("sends: white %d, sms %d; want 1 and 1", sent["white:"+j.ID], sent["sms:"+j.ID])
+	}
+	// The parked deadline was consumed: nothing will fire later.
+	st, _ := h.JS.Stream(context.Background(), streams.JobsStream)
+	if _, err := st.GetLastMsgForSubject(context.Background(), streams.DeadlineSubject(j.ID)); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("deadline schedule still parked after the fallback: %v", err)
+	}
+}
+
+// TestDeliveryDeadline: a WhatsApp message never reported delivered goes out as SMS when
+// HERALD_FALLBACK_AFTER passes; a delivered one cancels its deadline.
+func TestDeliveryDeadline(t *testing.T) {
+	t.Parallel()
+	t.Run("fires", func(t *testing.T) {
+		t.Parallel()
+		h := harness.Start(t, harness.Options{
+			Sim:    func(c *sim.Config) { c.Statuses = []string{"sent"} }, // never delivered
+			Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second },
+		})
+		j := orderJob(502)
+		publish(t, h, j)
+		rec := waitState(t, h, j.ID, 30*time.Second, func(r *status.Record) bool {
+			return r.Channel == "sms" && r.State == status.Delivered
+		}, "SMS after the deadline")
+		if len(rec.History) != 3 || rec.History[0].State != status.Sent || rec.History[1].Code != "deadline" || rec.History[2].Channel != "sms" {
+			t.Fatalf("history: %+v", rec.History)
+		}
+		if sent := h.SentPerJob(); sent["white:"+j.ID] != 1 || sent["sms:"+j.ID] != 1 {
+			t.Fatalf("sends: %v", sent)
+		}
+	})
+	t.Run("cancelled by delivered", func(t *testing.T) {
+		t.Parallel()
+		h := harness.Start(t, harness.Options{Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
+		j := orderJob(503)
+		publish(t, h, j)
+		waitState(t, h, j.ID, 30*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered")
+		st, _ := h.JS.Stream(context.Background(), streams.JobsStream)
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			_, err := st.GetLastMsgForSubject(context.Background(), streams.DeadlineSubject(j.ID))
+			return errors.Is(err, jetstream.ErrMsgNotFound)
+		}, "the delivered webhook purges the deadline schedule")
+		// A later job proves the worker is live; the delivered one never went out as SMS.
+		k := orderJob(504)
+		publish(t, h, k)
+		waitState(t, h, k.ID, 30*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "second job delivered")
+		if n := h.SentPerJob()["sms:"+j.ID]; n != 0 {
+			t.Fatalf("a delivered message also went out as SMS (%d)", n)
+		}
+	})
+}
+
+// TestStopSuppressesEveryChannel: an inbound STOP puts the number on the suppression list;
+// a job to it is sent nowhere (state suppressed), transactional or bulk; START (or the
+// operator's DELETE) lifts it.
+func TestStopSuppressesEveryChannel(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{})
+	if code := postWhatsApp(t, h, inboundPayload("79000000601", "wamid.in601", "СТОП")); code != http.StatusOK {
+		t.Fatalf("inbound webhook: %d", code)
+	}
+	code, out := call(t, http.MethodGet, h.APIURL+"/v1/suppressions/+79000000601", nil)
+	if code != 200 || out["suppressed"] != true {
+		t.Fatalf("suppression after STOP: %d %v", code, out)
+	}
+	for _, prio := range []string{"transactional", "bulk"} {
+		j := orderJob(601)
+		j.ID += "-" + prio
+		j.Priority = prio
+		j.Channels = []string{"white", "grey", "sms"}
+		publish(t, h, j)
+		waitState(t, h, j.ID, 20*time.Second, func(r *status.Record) bool { return r.State == status.Suppressed }, "suppressed")
+	}
+	for _, m := range h.Sim.Messages() {
+		if m.To == "79000000601" {
+			t.Fatalf("a suppressed recipient got a message on %s", m.Channel)
+		}
+	}
+	// The event is the truth: it is on herald.events.optout.
+	st, _ := h.JS.Stream(context.Background(), streams.OptOutStream)
+	if info, _ := st.Info(context.Background()); info.State.Msgs != 1 {
+		t.Fatalf("opt-out events: %d, want 1", info.State.Msgs)
+	}
+	// The operator lifts it; the next job goes out.
+	if code, out := call(t, http.MethodDelete, h.APIURL+"/v1/suppressions/+79000000601", nil); code != 200 || out["suppressed"] != false {
+		t.Fatalf("DELETE suppression: %d %v", code, out)
+	}
+	j := orderJob(601)
+	j.ID += "-after"
+	publish(t, h, j)
+	waitState(t, h, j.ID, 20*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered after START")
+	// An operator can also suppress; a bad number is a named error.
+	if code, _ := call(t, http.MethodPost, h.APIURL+"/v1/suppressions/+79000000602", nil); code != 200 {
+		t.Fatalf("POST suppression: %d", code)
+	}
+	if code, out := call(t, http.MethodPost, h.APIURL+"/v1/suppressions/12", nil); code != 400 || !strings.Contains(fmt.Sprint(out["error"]), "phone") {
+		t.Fatalf("bad phone: %d %v", code, out)
+	}
+}
+
+// TestWindowOpensOnInbound: GET /v1/windows tells whether the 24-hour window is open; an
+// inbound message opens it and a free-form text job then goes over WhatsApp.
+func TestWindowOpensOnInbound(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{})
+	code, out := call(t, http.MethodGet, h.APIURL+"/v1/windows/+79000000701", nil)
+	if code != 200 || out["open"] != false {
+		t.Fatalf("window before inbound: %d %v", code, out)
+	}
+	text := &producer.Job{ID: "text-701-closed", To: "+79000000701", Text: "Ваш курьер будет в 15:00"}
+	publish(t, h, text)
+	waitState(t, h, text.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "sms" && r.State == status.Delivered }, "SMS while the window is closed")
+
+	if code := postWhatsApp(t, h, inboundPayload("79000000701", "wamid.in701", "Когда привезут заказ?")); code != 200 {
+		t.Fatalf("inbound: %d", code)
+	}
+	code, out = call(t, http.MethodGet, h.APIURL+"/v1/windows/+79000000701", nil)
+	until, _ := time.Parse(time.RFC3339, fmt.Sprint(out["until"]))
+	if code != 200 || out["open"] != true || time.Until(until) < 23*time.Hour {
+		t.Fatalf("window after inbound: %d %v", code, out)
+	}
+	text2 := &producer.Job{ID: "text-701-open", To: "+79000000701", Text: "Курьер будет в 15:00"}
+	publish(t, h, text2)
+	waitState(t, h, text2.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "white" && r.State == status.Delivered }, "WhatsApp inside the window")
+}
+
+// TestPausedTemplateFallsBack: Meta pauses a template (webhook): workers stop sending it on
+// WhatsApp at once and fall back to SMS; approved again, it goes on WhatsApp.
+func TestPausedTemplateFallsBack(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{})
+	statusUpdate := func(event string) string {
+		return fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"WABA","time":1732400000,"changes":[{"field":"message_template_status_update",
+"value":{"event":%q,"message_template_id":1,"message_template_name":"order_ready","message_template_language":"ru","reason":"NONE"}}]}]}`, event)
+	}
+	if code := postWhatsApp(t, h, statusUpdate("PAUSED")); code != 200 {
+		t.Fatalf("template webhook: %d", code)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		code, out := call(t, http.MethodGet, h.APIURL+"/v1/templates/order_ready/ru", nil)
+		return code == 200 && out["status"] == "PAUSED"
+	}, "catalogue shows PAUSED")
+	j := orderJob(801)
+	publish(t, h, j)
+	rec := waitState(t, h, j.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "sms" && r.State == status.Delivered }, "SMS while paused")
+	if rec.History[0].Channel != "white" || rec.History[0].Code != "template" {
+		t.Fatalf("history: %+v", rec.History)
+	}
+	if n := h.SentPerJob()["white:"+j.ID]; n != 0 {
+		t.Fatalf("a paused template was sent on WhatsApp")
+	}
+	if code := postWhatsApp(t, h, statusUpdate("APPROVED")); code != 200 {
+		t.Fatalf("template webhook: %d", code)
+	}
+	// Workers see the catalogue change through the watch: a later job goes white.
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		k := orderJob(802)
+		k.ID = fmt.Sprintf("after-approval-%d", time.Now().UnixNano())
+		publish(t, h, k)
+		testutil.Eventually(t, 10*time.Second, func() bool { r := h.Record(k.ID); return r != nil && r.State == status.Delivered }, "delivered")
+		return h.Record(k.ID).Channel == "white"
+	}, "white again after APPROVED")
+}
+
+// TestQuietHoursHoldAndRelease: a bulk job at 08:59:57 Moscow time is held (state
+// scheduled, reason quiet_hours) and released by a JetStream schedule at 09:00; a
+// transactional one goes at once. The worker's clock is injected.
+func TestQuietHoursHoldAndRelease(t *testing.T) {
+	t.Parallel()
+	msk := time.FixedZone("MSK", 3*3600)
+	start := time.Now()
+	fake := time.Date(2026, 11, 25, 8, 59, 57, 0, msk)
+	var calls atomic.Int64
+	now := func() time.Time { calls.Add(1); return fake.Add(time.Since(start)) }
+	h := harness.Start(t, harness.Options{Now: now, Config: func(c *config.Config) { c.QuietHours = "21:00-09:00" }})
+	bulk := orderJob(901)
+	bulk.Priority = "bulk"
+	trans := orderJob(902)
+	publish(t, h, bulk)
+	publish(t, h, trans)
+	waitState(t, h, trans.ID, 20*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "transactional delivered at once")
+	rec := waitState(t, h, bulk.ID, 20*time.Second, func(r *status.Record) bool {
+		return r.State == status.Scheduled || r.State == status.Sent || r.State == status.Delivered
+	}, "bulk held")
+	if rec.State == status.Scheduled && !strings.Contains(rec.Reason, "quiet_hours") {
+		t.Fatalf("held without saying why: %q", rec.Reason)
+	}
+	rec = waitState(t, h, bulk.ID, 30*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "bulk released at 09:00")
+	var sentAt time.Time
+	for _, m := range h.Sim.Messages() {
+		if m.JobID == bulk.ID {
+			sentAt = m.At
+		}
+	}
+	if local := fake.Add(sentAt.Sub(start)); local.Before(time.Date(2026, 11, 25, 9, 0, 0, 0, msk)) {
+		t.Fatalf("bulk job reached the provider at %s Moscow time, inside quiet hours", local.Format("15:04:05"))
+	}
+	if n := h.SentPerJob()["white:"+bulk.ID]; n != 1 {
+		t.Fatalf("bulk sent %d times", n)
+	}
+}
