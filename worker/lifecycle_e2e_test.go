@@ -291,3 +291,64 @@ func TestQuietHoursHoldAndRelease(t *testing.T) {
 		t.Fatalf("bulk sent %d times", n)
 	}
 }
+
+// TestGreyBreakerMovesJobsToSMS: the grey instance turns notAuthorized mid-run (its state
+// webhook reaches the API, which tells the workers' breakers): later jobs go to SMS at once,
+// without a failed grey send each.
+func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{Config: func(c *config.Config) { c.Channels = []string{"grey", "sms"} }})
+	first := orderJob(1001)
+	publish(t, h, first)
+	waitState(t, h, first.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "grey" && r.State == status.Delivered }, "grey delivered")
+
+	if err := h.Sim.SetGreyState("", sim.GreyNotAuthorized); err != nil {
+		t.Fatal(err)
+	}
+	// The breaker opens when the state webhook arrives; jobs published after that never
+	// reach the grey gateway.
+	greyCalls := func() int {
+		n := 0
+		for _, m := range h.Sim.Messages() {
+			if m.Channel == "grey" {
+				n++
+			}
+		}
+		return n
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		probe := orderJob(1002)
+		probe.ID = fmt.Sprintf("probe-%d", time.Now().UnixNano())
+		publish(t, h, probe)
+		r := waitState(t, h, probe.ID, 20*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "probe delivered")
+		return r.Channel == "sms" && len(r.History) == 2 && r.History[0].Code == "breaker_open"
+	}, "breaker open")
+	before := greyCalls()
+	const n = 20
+	for i := range n {
+		j := orderJob(1100 + i)
+		publish(t, h, j)
+	}
+	for i := range n {
+		rec := waitState(t, h, orderJob(1100+i).ID, 20*time.Second, func(r *status.Record) bool {
+			return r.Channel == "sms" && r.State == status.Delivered
+		}, "SMS while grey is down")
+		if rec.History[0].Code != "breaker_open" {
+			t.Fatalf("history: %+v", rec.History)
+		}
+	}
+	if after := greyCalls(); after != before {
+		t.Fatalf("%d grey calls while the breaker was open", after-before)
+	}
+	// Healthy again: the breaker closes and grey carries jobs again.
+	if err := h.Sim.SetGreyState("", sim.GreyAuthorized); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		j := orderJob(1200)
+		j.ID = fmt.Sprintf("healed-%d", time.Now().UnixNano())
+		publish(t, h, j)
+		r := waitState(t, h, j.ID, 20*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered")
+		return r.Channel == "grey"
+	}, "grey again after authorized")
+}
