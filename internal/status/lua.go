@@ -169,6 +169,12 @@ if ARGV[2] == '' then
   return {old, cjson.encode(rec), 'ok'}
 end
 if terminal[rec.state] or (rank[rec.state] and rank[rec.state] >= 2) then
+  -- No state change (a resumed fallback that must wait is already 'sent'): still let go of
+  -- this delivery's claim, so the copy released later is not taken for a crash.
+  if raw and rec.claim and rec.claim.owner == ARGV[1] then
+    rec.claim = nil
+    save(KEYS[1], rec, tonumber(ARGV[5]))
+  end
   return {old, cjson.encode(rec), 'ok'}
 end
 if rec.claim and rec.claim.owner ~= ARGV[1] and rec.claim['until'] > nowms() then

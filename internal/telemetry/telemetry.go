@@ -183,3 +183,19 @@ func (m *Metrics) Count(ctx context.Context, c func(*Metrics) metric.Int64Counte
 	}
 	c(m).Add(ctx, 1, Attrs(kv...))
 }
+
+// Record records v on the histogram h picks, tolerating a nil *Metrics.
+func (m *Metrics) Record(ctx context.Context, h func(*Metrics) metric.Float64Histogram, v float64, kv ...string) {
+	if m == nil {
+		return
+	}
+	h(m).Record(ctx, v, Attrs(kv...))
+}
+
+// Add adds n to the up-down counter c picks, tolerating a nil *Metrics.
+func (m *Metrics) Add(ctx context.Context, c func(*Metrics) metric.Int64UpDownCounter, n int64, kv ...string) {
+	if m == nil {
+		return
+	}
+	c(m).Add(ctx, n, Attrs(kv...))
+}

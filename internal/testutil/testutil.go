@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,9 +79,11 @@ func (n *NATS) Connect(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
 type Redis struct {
 	Addr string
 	URL  string
-	cmd  *exec.Cmd
-	dir  string
-	port int
+	cmd     *exec.Cmd
+	dir     string
+	port    int
+	persist bool
+	mu      sync.Mutex
 }
 
 // RedisServerPath returns the redis-server binary, from $HERALD_REDIS_SERVER or the PATH.
@@ -107,7 +110,21 @@ func StartRedis(tb testing.TB) *Redis {
 	return r
 }
 
-func startRedis(dir string, port int) (*Redis, error) {
+// StartRedisPersistent is StartRedis with an append-only file synced on every write, so that
+// Restart (or a kill -9) keeps the data, as a production Redis configured for Herald does.
+func StartRedisPersistent(tb testing.TB) *Redis {
+	tb.Helper()
+	r, err := startRedisWith(tb.TempDir(), 0, true)
+	if err != nil {
+		tb.Fatalf("start redis-server: %v", err)
+	}
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+func startRedis(dir string, port int) (*Redis, error) { return startRedisWith(dir, port, false) }
+
+func startRedisWith(dir string, port int, persist bool) (*Redis, error) {
 	bin, err := RedisServerPath()
 	if err != nil {
 		return nil, err
@@ -120,15 +137,19 @@ func startRedis(dir string, port int) (*Redis, error) {
 				return nil, err
 			}
 		}
-		cmd := exec.Command(bin,
-			"--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", dir, "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning")
+		aof := []string{"--appendonly", "no"}
+		if persist {
+			aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+		}
+		cmd := exec.Command(bin, append([]string{
+			"--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "",
+			"--dir", dir, "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"}, aof...)...)
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = cmd.Stdout
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", p), cmd: cmd, dir: dir, port: p}
+		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", p), cmd: cmd, dir: dir, port: p, persist: persist}
 		r.URL = "redis://" + r.Addr
 		lines := make(chan string, 64)
 		go func() {
@@ -180,22 +201,32 @@ func (r *Redis) waitReady(d time.Duration) error {
 
 // Stop kills the redis-server and waits for it.
 func (r *Redis) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.cmd != nil && r.cmd.Process != nil && r.cmd.ProcessState == nil {
 		_ = r.cmd.Process.Kill()
 		_ = r.cmd.Wait()
 	}
 }
 
-// Restart starts redis-server again on the same port (empty: no persistence), for tests of
-// an outage.
+// Restart starts redis-server again on the same port, for tests of an outage: empty, or
+// with its data for StartRedisPersistent.
 func (r *Redis) Restart(tb testing.TB) {
 	tb.Helper()
 	r.Stop()
-	nr, err := startRedis(r.dir, r.port)
+	r.Start(tb)
+}
+
+// Start starts a stopped redis-server again on the same port and directory.
+func (r *Redis) Start(tb testing.TB) {
+	tb.Helper()
+	nr, err := startRedisWith(r.dir, r.port, r.persist)
 	if err != nil {
 		tb.Fatalf("restart redis-server: %v", err)
 	}
+	r.mu.Lock()
 	r.cmd = nr.cmd
+	r.mu.Unlock()
 }
 
 // Client returns a go-redis client closed at the end of the test.
