@@ -16,7 +16,11 @@ import (
 	"github.com/herald-notify/herald/internal/telemetry"
 )
 
-type metricCounter = metric.Int64Counter
+type (
+	metricCounter    = metric.Int64Counter
+	metricUpDown     = metric.Int64UpDownCounter
+	float64Histogram = metric.Float64Histogram
+)
 
 // Event is the payload published on herald.events.status.<state> for every state change.
 type Event struct {

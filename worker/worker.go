@@ -31,6 +31,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,6 +86,10 @@ type Config struct {
 	// QuietHours holds bulk jobs (and jobs asking for it) outside the recipient's allowed
 	// local hours; the zero value never holds.
 	QuietHours quiet.Hours
+	// Limiter paces sends fleet-wide; Limits says how per channel (a channel without an
+	// entry is not paced). nil Limiter: no pacing.
+	Limiter Limiter
+	Limits  map[string]ChannelLimit
 	// Now is the clock (default time.Now), for expiry and quiet hours.
 	Now func() time.Time
 }
@@ -147,6 +152,7 @@ type Store interface {
 	BeginCheck(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, c status.Check) (status.Admission, error)
 	Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error)
 	Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error)
+	Ping(ctx context.Context) error
 }
 
 var _ Store = (*status.Store)(nil)
@@ -180,6 +186,13 @@ type Worker struct {
 	owner     string
 	tracer    trace.Tracer
 	events    *events
+	pacers    pacers
+	// stopping is closed when Run's context is cancelled: jobs waiting for a rate-limit slot
+	// give their message back instead of holding up the drain.
+	stopping chan struct{}
+	// storeDown is set while Redis is unreachable: the lanes stop pulling (fail closed)
+	// until it answers again.
+	storeDown atomic.Bool
 }
 
 // New returns a worker. senders maps channel names (white, grey, sms) to their adapters; a
@@ -192,7 +205,8 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 		js: js, store: store, templates: tpl, senders: senders, cfg: cfg, log: cfg.Logger,
 		owner:  hex.EncodeToString(b[:]),
 		tracer: otel.Tracer("github.com/herald-notify/herald/worker"),
-		events: &events{js: js, log: cfg.Logger, metrics: cfg.Metrics},
+		events:   &events{js: js, log: cfg.Logger, metrics: cfg.Metrics},
+		stopping: make(chan struct{}),
 	}
 }
 
@@ -234,7 +248,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	w.log.Info("worker started", "owner", w.owner, "concurrency", w.cfg.Concurrency, "channels", w.cfg.Channels)
+	if m := w.cfg.Metrics; m != nil {
+		for _, l := range w.cfg.Limits {
+			m.SenderRate.Record(ctx, l.Rate, telemetry.Attrs("sender", l.Sender))
+		}
+	}
 	<-ctx.Done()
+	close(w.stopping)
 	lanes.Wait()
 	w.log.Info("worker draining", "timeout", w.cfg.ShutdownTimeout)
 	done := make(chan struct{})
@@ -290,6 +310,11 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 			w.handBack(it)
 			return
 		}
+		if !w.waitStore(ctx) {
+			release()
+			w.handBack(it)
+			return
+		}
 		msg, err := it.Next()
 		if err != nil {
 			release()
@@ -310,6 +335,25 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 			w.handle(hard, msg)
 		}()
 	}
+}
+
+// waitStore blocks while Redis is unreachable (fail closed: no claim, no send), probing it
+// every half second; false when stopping.
+func (w *Worker) waitStore(ctx context.Context) bool {
+	for w.storeDown.Load() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := w.store.Ping(pctx)
+		cancel()
+		if err == nil && w.storeDown.CompareAndSwap(true, false) {
+			w.log.Info("state store reachable again: resuming")
+		}
+	}
+	return true
 }
 
 // handBack returns buffered, unstarted messages to JetStream so other workers take them now
@@ -359,13 +403,42 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	cascade := w.route(j)
 	owner := w.owner + ":" + strconv.FormatUint(md.Sequence.Stream, 10) + ":" + strconv.FormatUint(md.NumDelivered, 10)
 
+	plain := true
 	begin := w.store.Begin
 	if msg.Headers().Get(streams.HeaderReplay) != "" {
-		begin = w.store.BeginReplay
+		begin, plain = w.store.BeginReplay, false
 	}
 	if c := checkOf(msg.Headers(), w.cfg.FallbackAfter); c != nil {
+		plain = false
 		begin = func(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error) {
 			return w.store.BeginCheck(ctx, j, owner, lease, channels, *c)
+		}
+	}
+	// A plain delivery waits for quiet hours and for its first channel's rate-limit slot
+	// before it claims the job: a wait that ends in an outage or a stop then leaves no claim
+	// behind (which the next delivery would have to take for a crash mid-send).
+	paced := -1
+	if plain && !j.Expired(w.cfg.Now()) {
+		if w.quietApplies(j) {
+			now := w.cfg.Now()
+			if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
+				w.waitFor(ctx, msg, j, "", cascade, at, "quiet_hours", log)
+				return
+			}
+		}
+		if len(cascade) > 0 {
+			switch err := w.pace(ctx, msg, cascade[0], j, false, "", cascade, log, false); {
+			case err == nil:
+				paced = 0
+			case errors.Is(err, errHeld):
+				return
+			case errors.Is(err, errStopping), ctx.Err() != nil:
+				_ = msg.Nak()
+				return
+			default:
+				w.retryLater(msg, log, err)
+				return
+			}
 		}
 	}
 	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
@@ -402,18 +475,23 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.settled(ctx, msg, old, rec, "expired")
 		return
 	}
-	if w.quietApplies(j) {
+	if !plain && w.quietApplies(j) {
+		// A fallback (deadline, failed report) found at night waits for the morning too.
 		now := w.cfg.Now()
 		if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
 			w.waitFor(ctx, msg, j, owner, cascade, at, "quiet_hours", log)
 			return
 		}
 	}
-	w.deliver(ctx, msg, j, cascade, owner, adm, log)
+	if paced != adm.Record.ChannelIdx {
+		paced = -1 // the slot was for a channel this job has moved past
+	}
+	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
 }
 
 // deliver walks the cascade from the record's current channel.
-func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, owner string, adm status.Admission, log *slog.Logger) {
+// paced is the cascade index whose rate-limit slot was already taken (-1: none).
+func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, owner string, adm status.Admission, paced int, log *slog.Logger) {
 	rec := adm.Record
 	idx, attempts := rec.ChannelIdx, rec.Attempts
 	var lastErr *provider.Error
@@ -421,6 +499,15 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 		ch := cascade[idx]
 		if idx > rec.ChannelIdx {
 			_ = msg.InProgress()
+		}
+		if _, ok := w.senders[ch]; ok && idx != paced {
+			switch err := w.pace(ctx, msg, ch, j, adm.WindowOpen, owner, cascade, log, true); {
+			case errors.Is(err, errHeld):
+				return
+			case err != nil: // stopping
+				w.giveBack(msg, j, owner, cascade)
+				return
+			}
 		}
 		res, err := w.send(ctx, ch, j, adm.WindowOpen)
 		if err == nil {
@@ -450,6 +537,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 		pe := provider.Classify(err)
 		lastErr = pe
 		w.sendMetric(ctx, ch, pe)
+		w.feedback(ctx, ch, j, pe.Code, log)
 		switch pe.Kind {
 		case provider.Retry:
 			attempts++
@@ -571,10 +659,23 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, id, reason, 
 }
 
 // retryLater puts a message back after an infrastructure error (Redis unreachable): fail
-// closed, never send without a claim.
+// closed, never send without a claim. The lanes stop pulling until Redis answers, so an
+// outage does not turn into a redelivery storm.
 func (w *Worker) retryLater(msg jetstream.Msg, log *slog.Logger, err error) {
-	log.Warn("state store unavailable, job delayed", "err", err)
+	if w.storeDown.CompareAndSwap(false, true) {
+		log.Warn("state store unavailable: pausing until it answers; job delayed", "err", err)
+	}
 	_ = msg.NakWithDelay(2*time.Second + rand.N(time.Second))
+}
+
+// giveBack releases this delivery's claim on a job it did not send (a wait interrupted by a
+// stop or an outage), so the redelivered copy is not taken for a crash mid-send, and hands
+// the message back.
+func (w *Worker) giveBack(msg jetstream.Msg, j *job.Job, owner string, cascade []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
+	_ = msg.Nak()
 }
 
 // quietApplies: bulk jobs respect quiet hours, transactional ones do not, unless the job says

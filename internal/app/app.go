@@ -32,6 +32,7 @@ import (
 	"github.com/herald-notify/herald/internal/consent"
 	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/ratelimit"
 	"github.com/herald-notify/herald/internal/sms"
 	"github.com/herald-notify/herald/internal/smsnats"
 	"github.com/herald-notify/herald/internal/status"
@@ -180,6 +181,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			ShutdownTimeout: cfg.ShutdownTimeout, AckWait: AckWait(cfg),
 			RetryMaxAttempts: cfg.RetryMaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
 			FallbackAfter: cfg.FallbackAfter, QuietHours: cfg.Quiet(), Now: parts.Now,
+			Limiter: ratelimit.New(rdb), Limits: Limits(cfg),
 			Jobs: cfg.JobOptions(), Logger: log, Metrics: metrics,
 		})
 		wg.Add(1)
@@ -315,6 +317,23 @@ func newGrey(ctx context.Context, cfg *config.Config, log *slog.Logger, js jetst
 		context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
 	}
 	return gc
+}
+
+// Limits derives each channel's pacing from the configuration. SMS is not paced: SMS
+// gateways queue and throttle themselves.
+func Limits(cfg *config.Config) map[string]worker.ChannelLimit {
+	return map[string]worker.ChannelLimit{
+		job.ChannelWhite: {
+			Sender: "white:" + cfg.WhitePhoneNumberID, Rate: cfg.WhiteMPS, PairInterval: cfg.PairInterval,
+			RecipientDailyMax: cfg.RecipientDailyMax, UniqueDailyMax: cfg.WhiteDailyUnique,
+		},
+		job.ChannelGrey: {
+			// Grey numbers are banned for bursts: every gap is stretched at random by up to
+			// half of itself.
+			Sender: "grey:" + cfg.GreyInstanceID, Rate: cfg.GreyMPS, Jitter: 0.5, PairInterval: cfg.PairInterval,
+			RecipientDailyMax: cfg.RecipientDailyMax, SenderDailyMax: cfg.GreyDailyMax,
+		},
+	}
 }
 
 // PublicURL is where providers reach Herald (HERALD_PUBLIC_URL, else loopback on the HTTP

@@ -121,8 +121,10 @@ func Start(tb testing.TB, o Options) *Herald {
 	cfg.GreyBaseURL = srv.URL
 	cfg.GreyInstanceID = GreyInstance
 	cfg.GreyToken = Token
-	// Tests decide about quiet hours themselves: the wall clock must not.
+	// Tests decide about quiet hours themselves: the wall clock must not. Limits are high
+	// (but enforced) unless a test sets its own.
 	cfg.QuietHours = "off"
+	cfg.WhiteMPS, cfg.GreyMPS, cfg.PairInterval = 20000, 20000, 0
 	cfg.SendTimeout = 5 * time.Second
 	cfg.AckWait = 4 * time.Second
 	cfg.RetryBaseDelay = 50 * time.Millisecond

@@ -1,0 +1,658 @@
+// Package importer loads a campaign's customer base (CSV or JSON Lines) into JetStream as
+// Herald jobs: the engine behind `herald import`.
+//
+// The file is streamed (memory stays flat whatever its size), every row becomes one bulk
+// template job validated with the rules the producer, the API and the worker share, and the
+// jobs are published asynchronously with many publishes in flight. Each job id is derived
+// from the campaign and the row's key column (JobID), and the id travels as Nats-Msg-Id, so a
+// re-run after a crash or Ctrl-C queues nobody twice: JetStream answers the rows it already
+// has as duplicates, which the Summary counts as AlreadyQueued. This holds within the
+// HERALD_JOBS duplicate window (streams.Options.DuplicateWindow, one hour by default), and the
+// workers' idempotency claim stops any copy published after it.
+//
+// Rows that can never be sent (a bad phone number, an empty mapped column) are not fatal:
+// they go to the reject file with their line number and the field-named reason, and the
+// import goes on.
+package importer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/streams"
+)
+
+// ErrUsage matches (errors.Is) every error about the options or the file's shape found
+// before anything is published: a missing campaign or template, an unknown format, a column
+// the CSV header lacks. The CLI reports it as a usage error.
+var ErrUsage = errors.New("import usage")
+
+// Formats of the input file.
+const (
+	FormatCSV   = "csv"
+	FormatJSONL = "jsonl"
+)
+
+// SendAtColumn is the optional column (CSV header or JSON key) holding a row's own send_at,
+// an RFC 3339 time that overrides Options.SendAt for that row.
+const SendAtColumn = "send_at"
+
+// Defaults of Options.
+const (
+	DefaultInFlight     = 4000 // jetstream's own default cap of pending async publishes
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultPriority     = job.PriorityBulk
+	DefaultToColumn     = "phone"
+)
+
+// Options describe one import. Campaign and Template are required.
+type Options struct {
+	// File is the path of a .csv or .jsonl file, or "-" for standard input (Format needed).
+	File string
+	// Input, when set, is read instead of File, which then only gives the format and the
+	// reject file's name (a reader the caller already has; tests).
+	Input io.Reader
+	// Format is FormatCSV or FormatJSONL; empty: from File's extension (.csv, .jsonl, .ndjson).
+	Format string
+	// Comma is the CSV separator; 0 detects it from the header line (',' ';' or tab, as
+	// spreadsheets export them).
+	Comma rune
+	// Campaign names the campaign: it becomes job.Campaign and part of every job id.
+	Campaign string
+	// Template is the template name of every job.
+	Template string
+	// Language is the template language; empty: Jobs.DefaultLanguage (HERALD_DEFAULT_LANGUAGE).
+	Language string
+	// To is the column with the recipient's phone number (default "phone"), normalised to
+	// E.164 by job validation with Jobs.DefaultRegion.
+	To string
+	// Key is the column whose value identifies the row for idempotency (default: To). When it
+	// is the To column, the normalised number is the key, so "8 900 123-45-67" and
+	// "+79001234567" are one recipient.
+	Key string
+	// Map maps template parameter names to columns ("order" -> "order_no").
+	Map map[string]string
+	// Priority is the job priority (default bulk).
+	Priority string
+	// Tenant is the tenant of every job (optional).
+	Tenant string
+	// SendAt, when not zero, schedules the whole batch (a send_at column overrides it per row).
+	// A time not in the future queues the job at once, as the producer does.
+	SendAt time.Time
+	// RejectFile receives rejected rows as CSV: line, reason, then the original row. Default
+	// <File>.rejects.csv ("import.rejects.csv" for standard input). It is removed at the end
+	// when no row was rejected, so a stale one never outlives a clean re-run.
+	RejectFile string
+	// InFlight bounds the asynchronous publishes waiting for an acknowledgement (default
+	// DefaultInFlight).
+	InFlight int
+	// Workers is how many goroutines validate, encode and publish rows (default GOMAXPROCS).
+	Workers int
+	// DrainTimeout bounds the wait for in-flight acknowledgements once ctx is cancelled
+	// (default DefaultDrainTimeout); publishes still unacknowledged then count as Unconfirmed.
+	DrainTimeout time.Duration
+	// Progress is told how far the import is (nil: nothing is shown).
+	Progress Progress
+	// Jobs are the validation defaults (HERALD_DEFAULT_REGION, HERALD_DEFAULT_LANGUAGE).
+	Jobs job.Options
+	// Logger receives the start and the end of the import (nil: discarded). No phone number
+	// is ever logged.
+	Logger *slog.Logger
+	// now is the clock deciding whether a send_at is in the future (tests).
+	now func() time.Time
+}
+
+// Summary counts what an import did. Rows = Queued + AlreadyQueued + Rejected + Unconfirmed.
+type Summary struct {
+	// Rows read and handled.
+	Rows int64 `json:"rows"`
+	// Queued rows: a new job stored by JetStream.
+	Queued int64 `json:"queued"`
+	// AlreadyQueued rows: JetStream already had a job with this id (an earlier run, or an
+	// earlier row with the same key).
+	AlreadyQueued int64 `json:"already_queued"`
+	// Rejected rows, written to RejectFile.
+	Rejected int64 `json:"rejected"`
+	// Unconfirmed rows were published but no acknowledgement came back (an error, or the
+	// drain timeout after a cancel): they may or may not be queued; a re-run settles them.
+	Unconfirmed int64 `json:"unconfirmed,omitempty"`
+	// RejectFile is where the rejected rows are ("" when none was rejected).
+	RejectFile string `json:"reject_file,omitempty"`
+	// Elapsed is the import's wall time.
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// String is the one-line summary the CLI prints.
+func (s Summary) String() string {
+	rate := 0.0
+	if s.Elapsed > 0 {
+		rate = float64(s.Rows) / s.Elapsed.Seconds()
+	}
+	out := fmt.Sprintf("%d rows: %d queued, %d already queued, %d rejected", s.Rows, s.Queued, s.AlreadyQueued, s.Rejected)
+	if s.Unconfirmed > 0 {
+		out += fmt.Sprintf(", %d unconfirmed (re-run to settle them)", s.Unconfirmed)
+	}
+	out += fmt.Sprintf(" in %s (%.0f rows/s)", s.Elapsed.Round(time.Millisecond), rate)
+	if s.RejectFile != "" {
+		out += "; rejects in " + s.RejectFile
+	}
+	return out
+}
+
+// JobID returns the job id of the row whose key is key in campaign:
+// "cmp-" + campaign + "-" + the first 24 hex digits of SHA-256(campaign + "\x00" + key).
+// Characters of campaign outside the id alphabet become '-' and it is cut to 99 characters,
+// so the id is always valid (at most 128 characters); the hash covers the whole campaign
+// name, so a cut never makes two campaigns share ids. 96 bits of hash make a collision
+// within even a billion rows vanishingly unlikely.
+func JobID(campaign, key string) string {
+	sum := sha256.New()
+	sum.Write([]byte(campaign))
+	sum.Write([]byte{0})
+	sum.Write([]byte(key))
+	var h [sha256.Size]byte
+	const maxSlug = job.MaxIDLen - len("cmp-") - 1 - 24
+	var b strings.Builder
+	b.Grow(len("cmp-") + min(len(campaign), maxSlug) + 1 + 24)
+	b.WriteString("cmp-")
+	for i := 0; i < len(campaign) && i < maxSlug; i++ {
+		c := campaign[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	b.WriteByte('-')
+	b.WriteString(hex.EncodeToString(sum.Sum(h[:0])[:12]))
+	return b.String()
+}
+
+// Run imports opts.File into JetStream through js (the HERALD_JOBS stream must exist) and
+// returns what it did. Rejected rows are not errors. When ctx is cancelled it stops reading,
+// waits (at most DrainTimeout) for the acknowledgements in flight and returns the summary so
+// far with ctx.Err(); re-running the same import then queues only the rest. A publish error
+// stops the import the same way and is returned.
+func Run(ctx context.Context, js jetstream.JetStream, opts Options) (Summary, error) {
+	start := time.Now()
+	if err := opts.setDefaults(); err != nil {
+		return Summary{}, err
+	}
+	in, total, closeIn, err := opts.open()
+	if err != nil {
+		return Summary{}, err
+	}
+	defer closeIn()
+	counted := &countingReader{r: in}
+	src, err := newSource(counted, opts)
+	if err != nil {
+		return Summary{}, err
+	}
+	im, err := newImporter(src, opts)
+	if err != nil {
+		return Summary{}, err
+	}
+	rej, err := newRejectWriter(opts.RejectFile, src.header())
+	if err != nil {
+		return Summary{}, err
+	}
+	opts.Logger.InfoContext(ctx, "import started", "file", opts.File, "format", opts.Format, "campaign", opts.Campaign,
+		"template", opts.Template, "bytes", total)
+	opts.Progress.Start(total)
+
+	sum, runErr := im.run(ctx, js, src, counted, rej)
+	sum.Elapsed = time.Since(start)
+	if err := rej.close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if sum.Rejected > 0 {
+		sum.RejectFile = opts.RejectFile
+	}
+	opts.Progress.Done(sum)
+	opts.Logger.InfoContext(ctx, "import finished", "rows", sum.Rows, "queued", sum.Queued, "already_queued", sum.AlreadyQueued,
+		"rejected", sum.Rejected, "unconfirmed", sum.Unconfirmed, "elapsed", sum.Elapsed, "error", runErr)
+	return sum, runErr
+}
+
+func (o *Options) setDefaults() error {
+	if o.Format == "" {
+		switch strings.ToLower(filepath.Ext(o.File)) {
+		case ".csv":
+			o.Format = FormatCSV
+		case ".jsonl", ".ndjson":
+			o.Format = FormatJSONL
+		}
+	}
+	switch {
+	case o.File == "" && o.Input == nil:
+		return fmt.Errorf("%w: no file to import", ErrUsage)
+	case o.Format != FormatCSV && o.Format != FormatJSONL:
+		return fmt.Errorf("%w: format %q: give a .csv or .jsonl file or --format csv|jsonl", ErrUsage, o.Format)
+	case o.Campaign == "":
+		return fmt.Errorf("%w: --campaign is required", ErrUsage)
+	case o.Template == "":
+		return fmt.Errorf("%w: --template is required", ErrUsage)
+	}
+	if o.To == "" {
+		o.To = DefaultToColumn
+	}
+	if o.Key == "" {
+		o.Key = o.To
+	}
+	if o.Priority == "" {
+		o.Priority = DefaultPriority
+	}
+	if o.RejectFile == "" {
+		if o.File == "" || o.File == "-" {
+			o.RejectFile = "import.rejects.csv"
+		} else {
+			o.RejectFile = o.File + ".rejects.csv"
+		}
+	}
+	if o.InFlight <= 0 {
+		o.InFlight = DefaultInFlight
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	// A job built from the options alone must be valid, or every row would be rejected for
+	// the same reason: report it once, as a usage error.
+	probe := job.Job{ID: JobID(o.Campaign, "probe"), To: "+79001234567", Template: o.Template, Language: o.Language,
+		Priority: o.Priority, Campaign: o.Campaign, Tenant: o.Tenant}
+	if len(o.Map) > 0 {
+		probe.Params = make(map[string]string, len(o.Map))
+		for p, col := range o.Map {
+			if col == "" {
+				return fmt.Errorf("%w: --map %s= names no column", ErrUsage, p)
+			}
+			probe.Params[p] = "x"
+		}
+	}
+	if err := probe.Validate(o.Jobs); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return nil
+}
+
+// open returns the input, its size (-1 when unknown) and how to close it.
+func (o *Options) open() (io.Reader, int64, func(), error) {
+	if o.Input != nil {
+		return o.Input, -1, func() {}, nil
+	}
+	if o.File == "-" {
+		return os.Stdin, -1, func() {}, nil
+	}
+	f, err := os.Open(o.File)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("open import file: %w", err)
+	}
+	total := int64(-1)
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		total = st.Size()
+	}
+	return f, total, func() { _ = f.Close() }, nil
+}
+
+// countingReader counts the bytes read from the input, for progress by bytes.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// param is one --map entry resolved against the file's columns.
+type param struct {
+	name, column string
+	index        int // CSV column index
+}
+
+// importer turns rows into jobs; it holds no per-import state beyond its configuration.
+type importer struct {
+	opts        Options
+	params      []param // sorted by name, so that reasons list fields in a stable order
+	keyIsTo     bool
+	to, key     int // CSV column indexes
+	sendAt      int // CSV column index, -1 when the file has none
+	defaultSend *time.Time
+}
+
+func newImporter(src source, opts Options) (*importer, error) {
+	im := &importer{opts: opts, keyIsTo: opts.Key == opts.To, to: -1, key: -1, sendAt: -1}
+	for name, col := range opts.Map {
+		im.params = append(im.params, param{name: name, column: col, index: -1})
+	}
+	slices.SortFunc(im.params, func(a, b param) int { return strings.Compare(a.name, b.name) })
+	if !opts.SendAt.IsZero() {
+		t := opts.SendAt
+		im.defaultSend = &t
+	}
+	cols := src.columns()
+	if cols == nil { // JSON Lines: no header, a missing key is a row's problem
+		return im, nil
+	}
+	idx := func(col string) (int, error) {
+		for i, c := range cols {
+			if c == col {
+				return i, nil
+			}
+		}
+		return -1, fmt.Errorf("%w: column %q is not in the header (%s)", ErrUsage, col, strings.Join(cols, ", "))
+	}
+	var err error
+	if im.to, err = idx(opts.To); err != nil {
+		return nil, err
+	}
+	if im.key, err = idx(opts.Key); err != nil {
+		return nil, err
+	}
+	for i := range im.params {
+		if im.params[i].index, err = idx(im.params[i].column); err != nil {
+			return nil, err
+		}
+	}
+	im.sendAt, _ = idx(SendAtColumn)
+	return im, nil
+}
+
+// pending is a publish waiting for its acknowledgement.
+type pending struct {
+	f    jetstream.PubAckFuture
+	line int
+}
+
+type counters struct {
+	rows, queued, dup, rejected, unconfirmed atomic.Int64
+}
+
+// batchSize rows travel together from the reader to a worker, to keep channel traffic low.
+const batchSize = 256
+
+// run is the pipeline: this goroutine reads batches of rows, Workers goroutines turn them
+// into jobs and publish them asynchronously, one collector waits for the acknowledgements in
+// publish order. The collector's channel holds InFlight futures, which bounds the publishes in
+// flight; the rows channel bounds what is read ahead. Memory is thus flat in the file size.
+func (im *importer) run(parent context.Context, js jetstream.JetStream, src source, counted *countingReader, rej *rejectWriter) (Summary, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	var c counters
+	rowsCh := make(chan []row, im.opts.Workers*2)
+	acks := make(chan pending, im.opts.InFlight)
+
+	var collected sync.WaitGroup
+	collected.Go(func() { im.collect(ctx, acks, &c, cancel) })
+	var workers sync.WaitGroup
+	for range im.opts.Workers {
+		workers.Go(func() { im.work(ctx, js, rowsCh, acks, rej, &c, cancel) })
+	}
+
+	readErr := im.read(ctx, src, counted, rowsCh)
+	close(rowsCh)
+	workers.Wait()
+	close(acks)
+	collected.Wait()
+
+	sum := Summary{Rows: c.rows.Load(), Queued: c.queued.Load(), AlreadyQueued: c.dup.Load(),
+		Rejected: c.rejected.Load(), Unconfirmed: c.unconfirmed.Load()}
+	switch {
+	case parent.Err() != nil:
+		return sum, parent.Err()
+	case context.Cause(ctx) != nil:
+		return sum, context.Cause(ctx)
+	case readErr != nil:
+		return sum, readErr
+	}
+	return sum, nil
+}
+
+// read feeds batches of rows to the workers and reports progress, until the input ends or
+// ctx is done.
+func (im *importer) read(ctx context.Context, src source, counted *countingReader, out chan<- []row) error {
+	var lastBytes int64
+	for {
+		batch := make([]row, 0, batchSize)
+		var err error
+		for len(batch) < batchSize {
+			var r row
+			if r, err = src.next(); err != nil {
+				break
+			}
+			batch = append(batch, r)
+		}
+		if len(batch) > 0 {
+			select {
+			case out <- batch:
+			case <-ctx.Done():
+				return nil
+			}
+			n := counted.n.Load()
+			im.opts.Progress.Add(int64(len(batch)), n-lastBytes)
+			lastBytes = n
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", im.opts.File, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// work turns rows into jobs and publishes them. Once ctx is done it only drains the rows
+// channel, so that the reader is never left blocked.
+func (im *importer) work(ctx context.Context, js jetstream.JetStream, in <-chan []row, acks chan<- pending,
+	rej *rejectWriter, c *counters, cancel context.CancelCauseFunc) {
+	// A full jetstream publisher (its own cap on pending acks) stalls rather than fails:
+	// our InFlight bound is what throttles.
+	stall := jetstream.WithStallWait(time.Minute)
+	for batch := range in {
+		for i := range batch {
+			if ctx.Err() != nil {
+				break
+			}
+			r := &batch[i]
+			msg, reason := im.message(r)
+			if reason != "" {
+				if err := rej.write(r, reason); err != nil {
+					cancel(err)
+					break
+				}
+				c.rows.Add(1)
+				c.rejected.Add(1)
+				continue
+			}
+			f, err := js.PublishMsgAsync(msg, stall)
+			c.rows.Add(1)
+			if err != nil {
+				c.unconfirmed.Add(1)
+				cancel(fmt.Errorf("publish line %d: %w", r.line, err))
+				break
+			}
+			// Always handed over, even after a cancel: the collector drains every future.
+			acks <- pending{f: f, line: r.line}
+		}
+	}
+}
+
+// collect waits for each acknowledgement and counts it. After a cancel it keeps waiting for
+// at most DrainTimeout; whatever is still unacknowledged then is counted as unconfirmed
+// without waiting further.
+func (im *importer) collect(ctx context.Context, acks <-chan pending, c *counters, cancel context.CancelCauseFunc) {
+	var deadline <-chan time.Time // armed once ctx is done
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	expired := false
+	for p := range acks {
+		if expired {
+			select {
+			case ack := <-p.f.Ok():
+				count(c, ack)
+			default:
+				c.unconfirmed.Add(1)
+			}
+			continue
+		}
+		for settled := false; !settled; {
+			done := ctx.Done()
+			if deadline != nil {
+				done = nil
+			}
+			select {
+			case ack := <-p.f.Ok():
+				count(c, ack)
+				settled = true
+			case err := <-p.f.Err():
+				c.unconfirmed.Add(1)
+				cancel(fmt.Errorf("publish line %d: %w", p.line, err))
+				settled = true
+			case <-done:
+				timer = time.NewTimer(im.opts.DrainTimeout)
+				deadline = timer.C
+			case <-deadline:
+				c.unconfirmed.Add(1)
+				expired, settled = true, true
+			}
+		}
+	}
+}
+
+func count(c *counters, ack *jetstream.PubAck) {
+	if ack.Duplicate {
+		c.dup.Add(1)
+	} else {
+		c.queued.Add(1)
+	}
+}
+
+// message builds the JetStream message of a row's job, or returns why the row is rejected.
+// Subject and headers are the producer's (producer.Producer.message, unexported there): the
+// priority's subject with Nats-Msg-Id = job id, or for a send_at in the future a message
+// schedule on herald.delayed.<id> targeting that subject. Unlike the producer no trace
+// context is injected: a million jobs would otherwise all hang off the import's one trace.
+func (im *importer) message(r *row) (*nats.Msg, string) {
+	if r.err != "" {
+		return nil, r.err
+	}
+	get, err := im.getter(r)
+	if err != nil {
+		return nil, err.Error()
+	}
+	var bad []job.FieldError
+	to, err := get(im.opts.To, im.to)
+	if err != nil {
+		bad = append(bad, job.FieldError{Field: "to", Reason: err.Error()})
+	}
+	key := ""
+	if !im.keyIsTo {
+		if key, err = get(im.opts.Key, im.key); err == nil && key == "" {
+			err = fmt.Errorf("key column %q is empty", im.opts.Key)
+		}
+		if err != nil {
+			bad = append(bad, job.FieldError{Field: "id", Reason: err.Error()})
+		}
+	}
+	j := &job.Job{ID: JobID(im.opts.Campaign, key), To: to, Template: im.opts.Template, Language: im.opts.Language,
+		Priority: im.opts.Priority, Campaign: im.opts.Campaign, Tenant: im.opts.Tenant, SendAt: im.defaultSend}
+	if len(im.params) > 0 {
+		j.Params = make(map[string]string, len(im.params))
+		for _, p := range im.params {
+			v, err := get(p.column, p.index)
+			if err == nil && v == "" {
+				err = fmt.Errorf("column %q is empty", p.column)
+			}
+			if err != nil {
+				bad = append(bad, job.FieldError{Field: "params." + p.name, Reason: err.Error()})
+				continue
+			}
+			j.Params[p.name] = v
+		}
+	}
+	if s, err := get(SendAtColumn, im.sendAt); err == nil && s != "" {
+		t, perr := time.Parse(time.RFC3339, strings.TrimSpace(s))
+		if perr != nil {
+			bad = append(bad, job.FieldError{Field: "send_at", Reason: fmt.Sprintf("must be an RFC 3339 time such as 2026-11-25T09:00:00+03:00, got %q", s)})
+		} else {
+			j.SendAt = &t
+		}
+	} else if err != nil && !errors.Is(err, errMissing) {
+		bad = append(bad, job.FieldError{Field: "send_at", Reason: err.Error()})
+	}
+	data, err := j.ValidateEncode(im.opts.Jobs)
+	var verr *job.ValidationError
+	if errors.As(err, &verr) {
+		for _, f := range verr.Fields {
+			if !slices.ContainsFunc(bad, func(b job.FieldError) bool { return b.Field == f.Field }) {
+				bad = append(bad, f)
+			}
+		}
+	} else if err != nil {
+		bad = append(bad, job.FieldError{Field: "$", Reason: err.Error()})
+	}
+	if len(bad) > 0 {
+		slices.SortStableFunc(bad, func(a, b job.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return nil, (&job.ValidationError{Fields: bad}).Error()
+	}
+	if im.keyIsTo {
+		// The key is the normalised number, known only after validation. The id has the
+		// same length whatever the key and is the first field of the encoding, so it is
+		// replaced in place rather than by encoding the job a second time.
+		const head = `{"id":"`
+		placeholder := j.ID
+		j.ID = JobID(im.opts.Campaign, j.To)
+		if end := len(head) + len(placeholder); len(j.ID) == len(placeholder) && len(data) > end &&
+			string(data[:len(head)]) == head && string(data[len(head):end]) == placeholder && data[end] == '"' {
+			copy(data[len(head):], j.ID)
+		} else if data, err = j.Encode(); err != nil {
+			return nil, "$: " + err.Error()
+		}
+	}
+	subject := streams.SubjectFor(j.Priority)
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{streams.HeaderMsgID: []string{j.ID}}}
+	if j.SendAt != nil && j.SendAt.After(im.opts.now()) {
+		msg.Subject = streams.SubjectDelayedPrefix + j.ID
+		msg.Header[streams.HeaderSchedule] = []string{"@at " + j.SendAt.UTC().Format(time.RFC3339)}
+		msg.Header[streams.HeaderScheduleTarget] = []string{subject}
+	}
+	return msg, ""
+}

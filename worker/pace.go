@@ -1,0 +1,254 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/ratelimit"
+	"github.com/herald-notify/herald/internal/telemetry"
+)
+
+// Limiter is the fleet-wide rate limiter (internal/ratelimit on Redis).
+type Limiter interface {
+	Reserve(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error)
+	SlowSender(ctx context.Context, sender string, factor float64, d time.Duration) error
+	HoldRecipient(ctx context.Context, sender, recipient string, d time.Duration) error
+}
+
+var _ Limiter = (*ratelimit.Limiter)(nil)
+
+// ChannelLimit is the pacing of one channel's sender number.
+type ChannelLimit struct {
+	// Sender names the number fleet-wide ("white:<phone_number_id>", "grey:<instance>").
+	Sender string
+	// Rate is messages per second for the whole fleet (HERALD_WHITE_MPS, HERALD_GREY_MPS).
+	Rate float64
+	// Jitter stretches each gap at random by up to this fraction (grey: never a burst).
+	Jitter float64
+	// PairInterval is the least gap between two messages to one recipient.
+	PairInterval time.Duration
+	// RecipientDailyMax caps bulk messages to one recipient per moving 24 h.
+	RecipientDailyMax int
+	// SenderDailyMax caps the number's messages per moving 24 h (grey).
+	SenderDailyMax int
+	// UniqueDailyMax is the messaging tier: distinct recipients of business-initiated
+	// template messages per moving 24 h (white).
+	UniqueDailyMax int
+}
+
+// Pacing horizons: bulk reserves send slots at most bulkHorizon ahead, so a transactional
+// job, which may reserve up to transHorizon ahead, always finds a slot within about
+// bulkHorizon however large the bulk backlog. That is the whole priority mechanism at the
+// number's throughput; the lanes' slot shares keep bulk from filling the worker itself.
+const (
+	bulkHorizon  = 250 * time.Millisecond
+	transHorizon = 5 * time.Second
+)
+
+// errHeld means pace parked the job (a long wait): the delivery is finished.
+var errHeld = errors.New("job held until a limit allows it")
+
+// errStopping means the worker is stopping while the job waited for a slot.
+var errStopping = errors.New("worker stopping")
+
+// pacer is one worker's local side of a sender's limit: bulk jobs take turns asking Redis
+// (one asker per sender and worker, smoothed with x/time/rate at the fleet rate), so a
+// large backlog costs Redis a few calls per slot, not one per waiting job.
+type pacer struct {
+	turn  chan struct{}
+	local *rate.Limiter
+}
+
+type pacers struct {
+	mu sync.Mutex
+	m  map[string]*pacer
+}
+
+func (p *pacers) get(l ChannelLimit) *pacer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]*pacer{}
+	}
+	pc, ok := p.m[l.Sender]
+	if !ok {
+		pc = &pacer{turn: make(chan struct{}, 1), local: rate.NewLimiter(rate.Limit(l.Rate), 1)}
+		p.m[l.Sender] = pc
+	}
+	return pc
+}
+
+// pace waits until the channel's limits allow sending j. It returns nil when the send may
+// go now, errHeld when the job was parked in a schedule (long waits: daily caps, the tier),
+// errStopping when the worker is stopping, or an infrastructure error (the limiter's store
+// is unreachable: fail closed, never send unlimited). Waiting uses up no attempt. claimed
+// says whether this delivery holds the job's claim: then an outage is waited out here (the
+// message kept with InProgress), since giving the message back would leave the claim to
+// expire into "unknown".
+func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, owner string, cascade []string, log *slog.Logger, claimed bool) error {
+	l, ok := w.cfg.Limits[ch]
+	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
+		return nil
+	}
+	bulk := j.Priority == job.PriorityBulk
+	req := ratelimit.Request{
+		Sender: l.Sender, Rate: l.Rate, Jitter: l.Jitter, Horizon: transHorizon,
+		Recipient: j.To, PairInterval: l.PairInterval, SenderDailyMax: l.SenderDailyMax,
+		UniqueDailyMax: l.UniqueDailyMax,
+		// Business-initiated: a template outside the customer-service window.
+		CountsUnique: ch == job.ChannelWhite && j.Template != "" && !windowOpen,
+	}
+	if bulk {
+		req.Horizon = bulkHorizon
+		req.RecipientDailyMax = l.RecipientDailyMax
+	}
+	pc := w.pacers.get(l)
+	start := time.Now()
+	lastBeat := start
+	waited := ""
+	defer func() {
+		if waited != "" {
+			w.cfg.Metrics.Record(ctx, func(m *telemetry.Metrics) float64Histogram { return m.LimiterWait }, time.Since(start).Seconds(), "sender", l.Sender)
+		}
+	}()
+	for attempt := 0; ; attempt++ {
+		if bulk {
+			select {
+			case pc.turn <- struct{}{}:
+			case <-w.stopping:
+				return errStopping
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if err := pc.local.Wait(ctx); err != nil {
+				<-pc.turn
+				return err
+			}
+		}
+		d, err := w.cfg.Limiter.Reserve(ctx, req)
+		if err != nil {
+			if bulk {
+				<-pc.turn
+			}
+			if !claimed {
+				return fmt.Errorf("rate limiter: %w", err)
+			}
+			if w.storeDown.CompareAndSwap(false, true) {
+				log.Warn("rate limiter unavailable: waiting for it, nothing is sent meanwhile", "err", err)
+			}
+			if time.Since(lastBeat) > w.cfg.AckWait/3 {
+				_ = msg.InProgress()
+				lastBeat = time.Now()
+			}
+			if err := w.sleep(ctx, time.Second, false); err != nil {
+				return err
+			}
+			select {
+			case <-w.stopping:
+				return errStopping
+			default:
+			}
+			continue
+		}
+		if d.Allowed {
+			if bulk {
+				<-pc.turn
+			}
+			return w.sleep(ctx, d.Delay, bulk)
+		}
+		reason := string(d.Reason)
+		if waited == "" {
+			waited = reason
+			w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", reason)
+		}
+		wait := d.RetryAfter
+		long := d.Reason == ratelimit.ReasonRecipientDaily || d.Reason == ratelimit.ReasonSenderDaily ||
+			d.Reason == ratelimit.ReasonTier || wait > w.cfg.AckWait/3
+		if long {
+			if bulk {
+				<-pc.turn
+			}
+			w.waitFor(ctx, msg, j, owner, cascade, w.cfg.Now().Add(wait), reason, log)
+			return errHeld
+		}
+		// A pair or penalty wait concerns one recipient: wait without holding the sender's
+		// turn. A rate wait keeps the turn: this job is next in line here.
+		if bulk && d.Reason != ratelimit.ReasonRate {
+			<-pc.turn
+		}
+		if time.Since(lastBeat) > w.cfg.AckWait/3 {
+			_ = msg.InProgress()
+			lastBeat = time.Now()
+		}
+		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, 1, "reason", reason)
+		err = w.sleep(ctx, wait+rand.N(wait/10+time.Millisecond), bulk)
+		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, -1, "reason", reason)
+		if bulk && d.Reason == ratelimit.ReasonRate {
+			<-pc.turn
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits d; a waiting bulk job gives up when the worker starts stopping (its message
+// is handed back), a transactional one keeps its slot.
+func (w *Worker) sleep(ctx context.Context, d time.Duration, bulk bool) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var stopping <-chan struct{}
+	if bulk {
+		stopping = w.stopping
+	}
+	select {
+	case <-t.C:
+		return nil
+	case <-stopping:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// feedback slows a sender down after WhatsApp said it went too fast: 130429 (the number's
+// throughput) halves its fleet rate for a minute, 131056 (pair rate) holds that recipient.
+func (w *Worker) feedback(ctx context.Context, ch string, j *job.Job, code string, log *slog.Logger) {
+	l, ok := w.cfg.Limits[ch]
+	if !ok || w.cfg.Limiter == nil {
+		return
+	}
+	var err error
+	switch code {
+	case "130429":
+		err = w.cfg.Limiter.SlowSender(ctx, l.Sender, 0.5, time.Minute)
+		if m := w.cfg.Metrics; m != nil {
+			m.SenderRate.Record(ctx, l.Rate*0.5, telemetry.Attrs("sender", l.Sender))
+			time.AfterFunc(time.Minute, func() {
+				m.SenderRate.Record(context.Background(), l.Rate, telemetry.Attrs("sender", l.Sender))
+			})
+		}
+		log.Warn("provider rate limit hit: sender slowed to half its rate for a minute", "sender", l.Sender)
+	case "131056":
+		err = w.cfg.Limiter.HoldRecipient(ctx, l.Sender, j.To, time.Minute)
+		log.Info("pair rate limit hit: recipient held for a minute", "sender", l.Sender)
+	default:
+		return
+	}
+	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "provider_"+code)
+	if err != nil {
+		log.Warn("rate feedback not recorded", "err", err)
+	}
+}
