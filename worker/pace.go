@@ -54,6 +54,11 @@ const (
 	transHorizon = 5 * time.Second
 )
 
+// rateMargin: Herald paces at 98.5% of the configured rate, so that the jitter of the
+// network between a worker and the provider (a few milliseconds) never makes the provider
+// see more than the cap in any one-second window. 1.5% of the capacity is the price.
+const rateMargin = 0.985
+
 // errHeld means pace parked the job (a long wait): the delivery is finished.
 var errHeld = errors.New("job held until a limit allows it")
 
@@ -101,7 +106,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 	}
 	bulk := j.Priority == job.PriorityBulk
 	req := ratelimit.Request{
-		Sender: l.Sender, Rate: l.Rate, Jitter: l.Jitter, Horizon: transHorizon,
+		Sender: l.Sender, Rate: l.Rate * rateMargin, Jitter: l.Jitter, Horizon: transHorizon,
 		Recipient: j.To, PairInterval: l.PairInterval, SenderDailyMax: l.SenderDailyMax,
 		UniqueDailyMax: l.UniqueDailyMax,
 		// Business-initiated: a template outside the customer-service window.
@@ -113,7 +118,6 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 	}
 	pc := w.pacers.get(l)
 	start := time.Now()
-	lastBeat := start
 	waited := ""
 	defer func() {
 		if waited != "" {
@@ -122,12 +126,8 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 	}()
 	for attempt := 0; ; attempt++ {
 		if bulk {
-			select {
-			case pc.turn <- struct{}{}:
-			case <-w.stopping:
-				return errStopping
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := w.takeTurn(ctx, msg, pc); err != nil {
+				return err
 			}
 			if err := pc.local.Wait(ctx); err != nil {
 				<-pc.turn
@@ -145,11 +145,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			if w.storeDown.CompareAndSwap(false, true) {
 				log.Warn("rate limiter unavailable: waiting for it, nothing is sent meanwhile", "err", err)
 			}
-			if time.Since(lastBeat) > w.cfg.AckWait/3 {
-				_ = msg.InProgress()
-				lastBeat = time.Now()
-			}
-			if err := w.sleep(ctx, time.Second, false); err != nil {
+			if err := w.sleep(ctx, msg, time.Second, false); err != nil {
 				return err
 			}
 			select {
@@ -163,7 +159,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			if bulk {
 				<-pc.turn
 			}
-			return w.sleep(ctx, d.Delay, bulk)
+			return w.sleep(ctx, msg, d.Delay, bulk)
 		}
 		reason := string(d.Reason)
 		if waited == "" {
@@ -185,12 +181,8 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 		if bulk && d.Reason != ratelimit.ReasonRate {
 			<-pc.turn
 		}
-		if time.Since(lastBeat) > w.cfg.AckWait/3 {
-			_ = msg.InProgress()
-			lastBeat = time.Now()
-		}
 		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, 1, "reason", reason)
-		err = w.sleep(ctx, wait+rand.N(wait/10+time.Millisecond), bulk)
+		err = w.sleep(ctx, msg, wait+rand.N(wait/10+time.Millisecond), bulk)
 		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, -1, "reason", reason)
 		if bulk && d.Reason == ratelimit.ReasonRate {
 			<-pc.turn
@@ -201,25 +193,56 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 	}
 }
 
-// sleep waits d; a waiting bulk job gives up when the worker starts stopping (its message
-// is handed back), a transactional one keeps its slot.
-func (w *Worker) sleep(ctx context.Context, d time.Duration, bulk bool) error {
+// sleep waits d, telling JetStream the message is in progress so that a long wait is not
+// taken for a dead worker (a redelivery would waste a rate-limit slot). A waiting bulk job
+// gives up when the worker starts stopping (its message is handed back); a transactional
+// one keeps its slot.
+func (w *Worker) sleep(ctx context.Context, msg jetstream.Msg, d time.Duration, bulk bool) error {
 	if d <= 0 {
 		return nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
+	beat := time.NewTicker(w.cfg.AckWait / 3)
+	defer beat.Stop()
 	var stopping <-chan struct{}
 	if bulk {
 		stopping = w.stopping
 	}
+	for {
+		select {
+		case <-t.C:
+			return nil
+		case <-beat.C:
+			_ = msg.InProgress()
+		case <-stopping:
+			return errStopping
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// takeTurn waits for the sender's turn in this worker, keeping the message alive meanwhile.
+func (w *Worker) takeTurn(ctx context.Context, msg jetstream.Msg, pc *pacer) error {
 	select {
-	case <-t.C:
+	case pc.turn <- struct{}{}:
 		return nil
-	case <-stopping:
-		return errStopping
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+	}
+	beat := time.NewTicker(w.cfg.AckWait / 3)
+	defer beat.Stop()
+	for {
+		select {
+		case pc.turn <- struct{}{}:
+			return nil
+		case <-beat.C:
+			_ = msg.InProgress()
+		case <-w.stopping:
+			return errStopping
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

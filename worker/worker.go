@@ -86,6 +86,8 @@ type Config struct {
 	// QuietHours holds bulk jobs (and jobs asking for it) outside the recipient's allowed
 	// local hours; the zero value never holds.
 	QuietHours quiet.Hours
+	// Campaigns tells which campaigns an operator canceled (nil: none are).
+	Campaigns interface{ Canceled(name string) bool }
 	// Limiter paces sends fleet-wide; Limits says how per channel (a channel without an
 	// entry is not paced). nil Limiter: no pacing.
 	Limiter Limiter
@@ -418,7 +420,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	// before it claims the job: a wait that ends in an outage or a stop then leaves no claim
 	// behind (which the next delivery would have to take for a crash mid-send).
 	paced := -1
-	if plain && !j.Expired(w.cfg.Now()) {
+	if plain && !j.Expired(w.cfg.Now()) && !w.canceled(j) {
 		if w.quietApplies(j) {
 			now := w.cfg.Now()
 			if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
@@ -462,6 +464,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	case status.SuppressedVerdict:
 		w.settled(ctx, msg, status.Queued, adm.Record, "suppressed")
+		return
+	}
+	// Cancellation and expiry are decided while holding the claim, so they never race a
+	// delivery that is sending the same job.
+	if w.canceled(j) {
+		old, rec, err := w.store.Settle(ctx, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade)
+		if err != nil {
+			w.retryLater(msg, log, err)
+			return
+		}
+		w.settled(ctx, msg, old, rec, "canceled")
 		return
 	}
 	// Expiry is decided while holding the claim, so it never races a delivery that is
@@ -676,6 +689,10 @@ func (w *Worker) giveBack(msg jetstream.Msg, j *job.Job, owner string, cascade [
 	defer cancel()
 	_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
 	_ = msg.Nak()
+}
+
+func (w *Worker) canceled(j *job.Job) bool {
+	return j.Campaign != "" && w.cfg.Campaigns != nil && w.cfg.Campaigns.Canceled(j.Campaign)
 }
 
 // quietApplies: bulk jobs respect quiet hours, transactional ones do not, unless the job says

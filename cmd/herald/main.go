@@ -26,6 +26,8 @@ Usage:
   herald send [flags]            send one notification through the API
   herald status ID               show a notification's status and history
   herald templates list|add FILE|lint FILE...|sync
+  herald import FILE --campaign NAME --template T [--map param=column ...]
+  herald campaign show|cancel NAME
   herald dlq list|replay [--reason R] [ID...]
 
 Configuration comes from HERALD_* environment variables (see README.md).
@@ -80,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTemplates(ctx, rest, stdout)
 	case "dlq":
 		err = cmdDLQ(ctx, rest, stdout)
+	case "import":
+		err = cmdImport(ctx, rest, stdout, stderr)
+	case "campaign":
+		err = cmdCampaign(ctx, rest, stdout)
 	default:
 		fmt.Fprintf(stderr, "herald: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage

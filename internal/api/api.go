@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/consent"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/status"
@@ -35,6 +36,7 @@ type Store interface {
 	CreateMany(ctx context.Context, recs []*status.Record) error
 	Apply(ctx context.Context, r status.Report) (string, *status.Record, bool, error)
 	OpenWindow(ctx context.Context, to string, d time.Duration) error
+	Campaign(ctx context.Context, name string) (status.CampaignCounters, error)
 	Window(ctx context.Context, to string) (bool, time.Time, error)
 	Ping(ctx context.Context) error
 }
@@ -69,6 +71,9 @@ type Config struct {
 	Metrics                          *telemetry.Metrics
 	MetricsHandler                   http.Handler
 	Now                              func() time.Time
+	// Prices estimate campaign costs; Campaigns is the campaign metadata bucket.
+	Prices    campaign.Prices
+	Campaigns jetstream.KeyValue
 	// GreyWebhookToken, when set, must come as "Authorization: Bearer <token>" on grey
 	// webhooks (GREEN-API's webhookUrlToken).
 	GreyWebhookToken string
@@ -122,6 +127,8 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/suppressions/{phone}", s.auth(s.suppress))
 	m.Handle("DELETE /v1/suppressions/{phone}", s.auth(s.unsuppress))
 	m.Handle("GET /v1/windows/{phone}", s.auth(s.getWindow))
+	m.Handle("GET /v1/campaigns/{name}", s.auth(s.getCampaign))
+	m.Handle("POST /v1/campaigns/{name}/cancel", s.auth(s.cancelCampaign))
 	m.HandleFunc("GET /webhooks/whatsapp", s.whatsappVerify)
 	m.HandleFunc("POST /webhooks/whatsapp", s.whatsappWebhook)
 	m.HandleFunc("GET /webhooks/sms", s.smsReport)

@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-notify/herald/internal/api"
+	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/consent"
 	"github.com/herald-notify/herald/internal/grey"
@@ -133,6 +134,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	if err != nil {
 		return err
 	}
+	campaignsKV, err := js.KeyValue(ctx, streams.CampaignsKV)
+	if err != nil {
+		return err
+	}
 	store := status.NewStore(rdb, cfg.StatusTTL, nil)
 	var metrics *telemetry.Metrics
 	if tel != nil {
@@ -170,6 +175,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		if err := cat.Start(catCtx); err != nil {
 			return fmt.Errorf("template catalogue: %w", err)
 		}
+		camps, err := campaign.Watch(catCtx, campaignsKV, log)
+		if err != nil {
+			return err
+		}
 		senders := parts.Senders
 		if senders == nil {
 			if senders, err = buildSenders(catCtx, cfg, log, js, nc, metrics, onReport); err != nil {
@@ -181,7 +190,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			ShutdownTimeout: cfg.ShutdownTimeout, AckWait: AckWait(cfg),
 			RetryMaxAttempts: cfg.RetryMaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
 			FallbackAfter: cfg.FallbackAfter, QuietHours: cfg.Quiet(), Now: parts.Now,
-			Limiter: ratelimit.New(rdb), Limits: Limits(cfg),
+			Limiter: ratelimit.New(rdb), Limits: Limits(cfg), Campaigns: camps,
 			Jobs: cfg.JobOptions(), Logger: log, Metrics: metrics,
 		})
 		wg.Add(1)
@@ -203,7 +212,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
 			JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
 			WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
-			GreyWebhookToken: cfg.GreyWebhookToken, Redis: rdb, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
+			Prices: Prices(cfg), Campaigns: campaignsKV, GreyWebhookToken: cfg.GreyWebhookToken, Redis: rdb, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
 			Logger: log, Metrics: metrics, MetricsHandler: mh, OpsOnly: !parts.API,
 		})
 		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -334,6 +343,12 @@ func Limits(cfg *config.Config) map[string]worker.ChannelLimit {
 			RecipientDailyMax: cfg.RecipientDailyMax, SenderDailyMax: cfg.GreyDailyMax,
 		},
 	}
+}
+
+// Prices are the campaign cost estimate's prices (HERALD_PRICE_*).
+func Prices(cfg *config.Config) campaign.Prices {
+	return campaign.Prices{Currency: cfg.PriceCurrency, Marketing: cfg.PriceMarketing, Utility: cfg.PriceUtility,
+		Authentication: cfg.PriceAuthentication, SMS: cfg.PriceSMS, Grey: cfg.PriceGrey}
 }
 
 // PublicURL is where providers reach Herald (HERALD_PUBLIC_URL, else loopback on the HTTP

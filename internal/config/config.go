@@ -45,10 +45,12 @@ type Config struct {
 	WhiteVerifyToken   string  `envconfig:"HERALD_WHITE_VERIFY_TOKEN"`
 	WhiteMPS           float64 `envconfig:"HERALD_WHITE_MPS" default:"80"`
 
-	GreyBaseURL    string  `envconfig:"HERALD_GREY_BASE_URL"`
-	GreyInstanceID string  `envconfig:"HERALD_GREY_INSTANCE_ID"`
-	GreyToken      string  `envconfig:"HERALD_GREY_TOKEN"`
-	GreyMPS        float64 `envconfig:"HERALD_GREY_MPS" default:"1"`
+	GreyBaseURL    string `envconfig:"HERALD_GREY_BASE_URL"`
+	GreyInstanceID string `envconfig:"HERALD_GREY_INSTANCE_ID"`
+	GreyToken      string `envconfig:"HERALD_GREY_TOKEN"`
+	// GreyWebhookToken is the webhookUrlToken the gateway sends as a Bearer token (optional).
+	GreyWebhookToken string  `envconfig:"HERALD_GREY_WEBHOOK_TOKEN"`
+	GreyMPS          float64 `envconfig:"HERALD_GREY_MPS" default:"1"`
 
 	SMSDriver       string `envconfig:"HERALD_SMS_DRIVER" default:"kannel"`
 	SMSURL          string `envconfig:"HERALD_SMS_URL"`

@@ -14,8 +14,19 @@ local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function save(key, rec, ttl)
+-- save stores rec and keeps its campaign's counters (herald:camp:<name>, a hash of
+-- s:<state> counts) in step with the state change from prev (nil for a new record). The
+-- counter key is derived here rather than passed in KEYS: Herald supports a single Redis
+-- primary (with replicas or Sentinel), not Redis Cluster.
+local function save(key, rec, ttl, prev)
   redis.call('SET', key, cjson.encode(rec), 'PX', ttl)
+  local c = rec.campaign
+  if c and c ~= '' and c ~= cjson.null and prev ~= rec.state then
+    local ck = 'herald:camp:' .. c
+    if prev then redis.call('HINCRBY', ck, 's:' .. prev, -1) end
+    redis.call('HINCRBY', ck, 's:' .. rec.state, 1)
+    redis.call('PEXPIRE', ck, ttl)
+  end
 end
 `
 
@@ -29,6 +40,8 @@ var scriptBegin = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])
 local rec
 if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[3]) end
+local prev = nil
+if raw then prev = rec.state end
 local now = nowms()
 local win = redis.call('EXISTS', KEYS[3])
 if terminal[rec.state] and ARGV[7] == '1' and (rec.state == 'failed' or rec.state == 'rejected') then
@@ -78,7 +91,7 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
   rec.state = 'sent'
   rec.reason = 'outcome unknown'
   rec.updated_at = ARGV[6]
-  save(KEYS[1], rec, tonumber(ARGV[5]))
+  save(KEYS[1], rec, tonumber(ARGV[5]), prev)
   return {'ambiguous', cjson.encode(rec), 0, win}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then
@@ -86,12 +99,12 @@ if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then
   rec.reason = 'recipient opted out'
   rec.claim = nil
   rec.updated_at = ARGV[6]
-  save(KEYS[1], rec, tonumber(ARGV[5]))
+  save(KEYS[1], rec, tonumber(ARGV[5]), prev)
   return {'suppressed', cjson.encode(rec), 0, win}
 end
 rec.claim = {owner=ARGV[1], ['until']=now + tonumber(ARGV[2]), channel=rec.channel}
 if not raw then rec.created_at = rec.created_at or ARGV[6] end
-save(KEYS[1], rec, tonumber(ARGV[5]))
+save(KEYS[1], rec, tonumber(ARGV[5]), prev)
 return {'claimed', cjson.encode(rec), 0, win}
 `)
 
@@ -131,6 +144,14 @@ if mode == 'sent' then
   rec.reason = nil
   if a.state == 'failed' then rec.state = 'failed' else rec.state = a.state end
   redis.call('SET', KEYS[2], ARGV[11], 'PX', ttl)
+  if rec.campaign and rec.campaign ~= '' and rec.campaign ~= cjson.null then
+    -- Messages per channel (the cost estimate) and the send times (the campaign's rate).
+    local ck = 'herald:camp:' .. rec.campaign
+    local t = nowms()
+    redis.call('HINCRBY', ck, 'c:' .. ARGV[3], 1)
+    redis.call('HSETNX', ck, 'first_sent', t)
+    redis.call('HSET', ck, 'last_sent', t)
+  end
 elseif mode == 'retry' then
   a.state = 'retry'
   rec.claim = nil
@@ -150,7 +171,7 @@ elseif mode == 'failed' then
   rec.resume = nil
 end
 table.insert(rec.history, a)
-save(KEYS[1], rec, ttl)
+save(KEYS[1], rec, ttl, old)
 return {old, cjson.encode(rec)}
 `)
 
@@ -163,9 +184,11 @@ local raw = redis.call('GET', KEYS[1])
 local rec
 if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[6]) end
 local old = rec.state
+local prev = nil
+if raw then prev = rec.state end
 if ARGV[2] == '' then
   if rec.claim and rec.claim.owner == ARGV[1] then rec.claim = nil end
-  if raw then save(KEYS[1], rec, tonumber(ARGV[5])) end
+  if raw then save(KEYS[1], rec, tonumber(ARGV[5]), prev) end
   return {old, cjson.encode(rec), 'ok'}
 end
 if terminal[rec.state] or (rank[rec.state] and rank[rec.state] >= 2) then
@@ -173,7 +196,7 @@ if terminal[rec.state] or (rank[rec.state] and rank[rec.state] >= 2) then
   -- this delivery's claim, so the copy released later is not taken for a crash.
   if raw and rec.claim and rec.claim.owner == ARGV[1] then
     rec.claim = nil
-    save(KEYS[1], rec, tonumber(ARGV[5]))
+    save(KEYS[1], rec, tonumber(ARGV[5]), prev)
   end
   return {old, cjson.encode(rec), 'ok'}
 end
@@ -186,7 +209,7 @@ if ARGV[3] ~= '' then rec.reason = ARGV[3] end
 rec.claim = nil
 rec.updated_at = ARGV[4]
 rec.created_at = rec.created_at or ARGV[4]
-save(KEYS[1], rec, tonumber(ARGV[5]))
+save(KEYS[1], rec, tonumber(ARGV[5]), prev)
 return {old, cjson.encode(rec), 'ok'}
 `)
 
@@ -217,7 +240,7 @@ if not found then
   local e = rec.early[ARGV[1]]
   if e == nil or (e ~= 'failed' and (st == 'failed' or (rank[st] or -1) > (rank[e] or -1))) then
     rec.early[ARGV[1]] = st
-    save(KEYS[1], rec, tonumber(ARGV[6]))
+    save(KEYS[1], rec, tonumber(ARGV[6]), old)
   end
   return {old, cjson.encode(rec), 'parked'}
 end
@@ -245,6 +268,6 @@ if latest then
   end
 end
 rec.updated_at = ARGV[5]
-save(KEYS[1], rec, tonumber(ARGV[6]))
+save(KEYS[1], rec, tonumber(ARGV[6]), old)
 return {old, cjson.encode(rec), 'changed'}
 `)

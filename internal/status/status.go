@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -338,6 +339,13 @@ func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing
 		return false, nil, fmt.Errorf("status create: %w", err)
 	}
 	if ok {
+		if rec.Campaign != "" {
+			pipe := s.rdb.Pipeline()
+			s.countNew(ctx, pipe, rec)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return true, rec, fmt.Errorf("status create: campaign counter: %w", err)
+			}
+		}
 		return true, rec, nil
 	}
 	existing, err = s.Get(ctx, rec.ID)
@@ -422,16 +430,29 @@ func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
-	for _, r := range recs {
+	cmds := make([]*redis.BoolCmd, len(recs))
+	for i, r := range recs {
 		b, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
-		pipe.SetNX(ctx, RecordKey(r.ID), b, s.ttl)
+		cmds[i] = pipe.SetNX(ctx, RecordKey(r.ID), b, s.ttl)
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("status create: %w", err)
+	}
+	pipe = s.rdb.Pipeline()
+	n := 0
+	for i, r := range recs {
+		if r.Campaign != "" && cmds[i].Val() {
+			s.countNew(ctx, pipe, r)
+			n++
+		}
+	}
+	if n > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("status create: campaign counters: %w", err)
+		}
 	}
 	return nil
 }
@@ -452,4 +473,49 @@ func (s *Store) Window(ctx context.Context, to string) (open bool, until time.Ti
 		return false, time.Time{}, nil
 	}
 	return true, s.now().Add(ttl).UTC().Truncate(time.Second), nil
+}
+
+// CampaignKey is the Redis hash of a campaign's counters: s:<state> (records in each state),
+// c:<channel> (messages sent per channel), first_sent and last_sent (Unix ms).
+func CampaignKey(name string) string { return "herald:camp:" + name }
+
+// countNew counts a record created outside the scripts (the API's Create).
+func (s *Store) countNew(ctx context.Context, pipe redis.Pipeliner, rec *Record) {
+	pipe.HIncrBy(ctx, CampaignKey(rec.Campaign), "s:"+rec.State, 1)
+	pipe.PExpire(ctx, CampaignKey(rec.Campaign), s.ttl)
+}
+
+// CampaignCounters are a campaign's counters in Redis.
+type CampaignCounters struct {
+	// States counts the campaign's records by state.
+	States map[string]int64
+	// Channels counts messages sent per channel (fallbacks count on each channel used).
+	Channels map[string]int64
+	// FirstSent and LastSent bound the sends (zero when none yet).
+	FirstSent, LastSent time.Time
+}
+
+// Campaign reads a campaign's counters.
+func (s *Store) Campaign(ctx context.Context, name string) (CampaignCounters, error) {
+	m, err := s.rdb.HGetAll(ctx, CampaignKey(name)).Result()
+	if err != nil {
+		return CampaignCounters{}, fmt.Errorf("status campaign: %w", err)
+	}
+	c := CampaignCounters{States: map[string]int64{}, Channels: map[string]int64{}}
+	for k, v := range m {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch {
+		case strings.HasPrefix(k, "s:"):
+			if n != 0 {
+				c.States[k[2:]] = n
+			}
+		case strings.HasPrefix(k, "c:"):
+			c.Channels[k[2:]] = n
+		case k == "first_sent":
+			c.FirstSent = time.UnixMilli(n).UTC()
+		case k == "last_sent":
+			c.LastSent = time.UnixMilli(n).UTC()
+		}
+	}
+	return c, nil
 }

@@ -20,6 +20,8 @@ const (
 	// stream forgets after days, and consent must not).
 	OptOutStream = "HERALD_OPTOUT"
 	TemplatesKV  = "herald-templates"
+	// CampaignsKV holds campaign metadata (template, jobs queued, canceled), watched by workers.
+	CampaignsKV = "herald-campaigns"
 
 	SubjectTransactional = "herald.jobs.transactional"
 	SubjectBulk          = "herald.jobs.bulk"
@@ -168,6 +170,15 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		Replicas:    o.Replicas,
 	}); err != nil {
 		return fmt.Errorf("ensure key-value bucket %s: %w", TemplatesKV, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      CampaignsKV,
+		Description: "Herald campaigns: name → template, jobs queued, canceled",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	}); err != nil {
+		return fmt.Errorf("ensure key-value bucket %s: %w", CampaignsKV, err)
 	}
 	return nil
 }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/herald-notify/herald/internal/campaign"
+	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/importer"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/telemetry"
+)
+
+const importUsage = `usage: herald import [flags] FILE.csv|FILE.jsonl
+
+Queues one templated notification per row, straight to NATS (HERALD_NATS_URL). Each job id
+comes from the campaign and the row's key column, so running the same import again (after a
+crash or Ctrl-C) queues nobody twice and says how many rows were already queued. Rejected
+rows go to a reject file with their line number and reason.
+
+Examples:
+  herald import customers.csv --campaign bonus-2026-11 --template bonus_expiring \
+      --map name=first_name --map amount=bonus --map date=expires
+  herald import base.jsonl --campaign outage-42 --template outage --to msisdn --send-at 2026-11-25T10:00:00+03:00
+
+Flags:
+`
+
+// cmdImport runs a campaign import with a progress bar (plain progress lines when stderr is
+// not a terminal) and records the campaign.
+func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, importUsage); fs.PrintDefaults() }
+	name := fs.String("campaign", "", "campaign name (required; part of every job id)")
+	tpl := fs.String("template", "", "template name (required)")
+	lang := fs.String("language", "", "template language (default HERALD_DEFAULT_LANGUAGE)")
+	to := fs.String("to", importer.DefaultToColumn, "column with the phone number")
+	key := fs.String("key", "", "column identifying a row for idempotency (default: the --to column)")
+	prio := fs.String("priority", "bulk", "bulk or transactional")
+	tenant := fs.String("tenant", "", "tenant of every job")
+	sendAt := fs.String("send-at", "", "schedule the whole batch (RFC 3339); a send_at column overrides it per row")
+	rejects := fs.String("rejects", "", "reject file (default FILE.rejects.csv)")
+	format := fs.String("format", "", "csv or jsonl (default: from the extension)")
+	output := fs.String("output", "text", "text or json (the summary)")
+	maps := kvFlag{}
+	fs.Var(maps, "map", "template parameter from a column: param=column (repeatable)")
+	// Flags may follow the file name, as the examples show.
+	var file string
+	rest := args
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			return usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if file != "" {
+			return usageError{"one file at a time"}
+		}
+		file, rest = fs.Arg(0), fs.Args()[1:]
+	}
+	if file == "" || *name == "" || *tpl == "" {
+		return usageError{"need FILE, --campaign and --template (herald import -h)"}
+	}
+	var at time.Time
+	if *sendAt != "" {
+		t, err := time.Parse(time.RFC3339, *sendAt)
+		if err != nil {
+			return usageError{"--send-at: must be RFC 3339, e.g. 2026-11-25T10:00:00+03:00"}
+		}
+		at = t
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if cfg.NATSURL == "" {
+		return usageError{"HERALD_NATS_URL: required"}
+	}
+	log := telemetry.NewLogger(stderr, "warn", "text")
+	nc, js, err := connectJS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	isTTY := false
+	if f, ok := stderr.(*os.File); ok {
+		isTTY = term.IsTerminal(int(f.Fd()))
+	}
+	opts := importer.Options{
+		File: file, Format: *format, Campaign: *name, Template: *tpl, Language: *lang, To: *to, Key: *key,
+		Map: maps, Priority: *prio, Tenant: *tenant, SendAt: at, RejectFile: *rejects,
+		Progress: importer.NewProgress(stderr, isTTY), Jobs: cfg.JobOptions(),
+	}
+	sum, runErr := importer.Run(ctx, js, opts)
+	if errors.Is(runErr, importer.ErrUsage) {
+		return usageError{runErr.Error()}
+	}
+	// Record the campaign even after Ctrl-C: what was queued is queued.
+	if sum.Queued > 0 || sum.AlreadyQueued > 0 {
+		kv, err := js.KeyValue(context.WithoutCancel(ctx), streams.CampaignsKV)
+		if err == nil {
+			language := *lang
+			if language == "" {
+				language = cfg.DefaultLanguage
+			}
+			_, err = campaign.Update(context.WithoutCancel(ctx), kv, *name, func(m *campaign.Meta) {
+				m.Template, m.Language = *tpl, language
+				m.Queued += sum.Queued
+			})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "warning: campaign %s not recorded: %v\n", *name, err)
+		}
+	}
+	if *output == "json" {
+		_ = json.NewEncoder(stdout).Encode(sum)
+	} else {
+		fmt.Fprintln(stdout, sum.String())
+	}
+	return runErr
+}
+
+// cmdCampaign shows or cancels a campaign through the API.
+func cmdCampaign(ctx context.Context, args []string, stdout io.Writer) error {
+	const use = "usage: herald campaign show [-output json] NAME | herald campaign cancel NAME"
+	if len(args) == 0 || (args[0] != "show" && args[0] != "cancel") {
+		return usageError{use}
+	}
+	fs := flag.NewFlagSet("campaign "+args[0], flag.ContinueOnError)
+	output := fs.String("output", "text", "text or json")
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
+		return usageError{use}
+	}
+	c, err := newAPIClient()
+	if err != nil {
+		return err
+	}
+	name := url.PathEscape(fs.Arg(0))
+	if args[0] == "cancel" {
+		var m campaign.Meta
+		code, err := c.do(ctx, http.MethodPost, "/v1/campaigns/"+name+"/cancel", nil, &m)
+		if err != nil {
+			return err
+		}
+		if code >= 300 {
+			return fmt.Errorf("not canceled (HTTP %d)", code)
+		}
+		fmt.Fprintf(stdout, "campaign %s canceled at %s: jobs not yet sent will not be sent\n", m.Name, m.Canceled.Format(time.RFC3339))
+		return nil
+	}
+	var v campaign.View
+	code, err := c.do(ctx, http.MethodGet, "/v1/campaigns/"+name, nil, &v)
+	if err != nil {
+		return err
+	}
+	if code == http.StatusNotFound {
+		return notFoundError{"no campaign named " + fs.Arg(0)}
+	}
+	if code >= 300 {
+		return fmt.Errorf("HTTP %d", code)
+	}
+	if *output == "json" {
+		return json.NewEncoder(stdout).Encode(v)
+	}
+	return printCampaign(stdout, v)
+}
+
+func printCampaign(w io.Writer, v campaign.View) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "campaign\t%s\n", v.Name)
+	if v.Template != "" {
+		fmt.Fprintf(tw, "template\t%s %s\n", v.Template, strings.ToLower(v.Category))
+	}
+	if v.Canceled != nil {
+		fmt.Fprintf(tw, "canceled\t%s\n", v.Canceled.Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "queued\t%d (seen by workers %d, pending %d)\n", v.Queued, v.Seen, v.Pending)
+	for _, k := range sortedKeys(v.States) {
+		fmt.Fprintf(tw, "  %s\t%d\n", k, v.States[k])
+	}
+	for _, k := range sortedKeys(v.Channels) {
+		fmt.Fprintf(tw, "sent on %s\t%d\t%.2f %s\n", k, v.Channels[k], v.Cost[k], v.Currency)
+	}
+	fmt.Fprintf(tw, "rate\t%.1f/s\n", v.Rate)
+	fmt.Fprintf(tw, "estimated cost\t%.2f %s\n", v.Total, v.Currency)
+	return tw.Flush()
+}
+
+func sortedKeys(m map[string]int64) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
