@@ -59,11 +59,23 @@ type publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
-// publish sends the event for rec's state and waits for JetStream to store it (bounded), so
-// that an acked job's event is not lost with a crashing process. The Nats-Msg-Id makes a
-// repeat of the same change (a redelivered job) a duplicate.
+// publish sends the event for rec's state without waiting for JetStream's acknowledgement:
+// the job's outcome is already in Redis (the record is the truth; events tell others), and
+// waiting would put a round trip on every job. Failures reach the JetStream context's async
+// error handler (logged by the app). The Nats-Msg-Id makes a repeat of the same change (a
+// redelivered job) a duplicate.
 func (e *events) publish(ctx context.Context, rec *status.Record) {
-	PublishStatus(ctx, e.js, e.log, e.metrics, rec)
+	b, err := json.Marshal(EventFromRecord(rec))
+	if err != nil {
+		return
+	}
+	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: b, Header: nats.Header{}}
+	msg.Header.Set(streams.HeaderMsgID, rec.ID+":"+rec.State+":"+strconv.Itoa(len(rec.History)))
+	if _, err := e.js.PublishMsgAsync(msg); err != nil {
+		e.log.Warn("status event not published", "job", rec.ID, "state", rec.State, "err", err)
+		return
+	}
+	e.metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Events }, "state", rec.State)
 }
 
 // PublishStatus publishes rec's state as an event; used by the worker and the API.

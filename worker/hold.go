@@ -83,18 +83,12 @@ func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job
 	sm.Header.Set(streams.HeaderCheck, strconv.Itoa(idx))
 	sm.Header.Set(streams.HeaderDeadline, deadline)
 	sm.Header.Set(streams.HeaderMsgID, "deadline:"+j.ID+":"+strconv.Itoa(idx))
-	f, err := w.js.PublishMsgAsync(sm)
-	if err == nil {
-		select {
-		case <-f.Ok():
-			return
-		case err = <-f.Err():
-		case <-time.After(10 * time.Second):
-			err = fmt.Errorf("no acknowledgement in 10s")
-		}
+	// Not waited for: the message went out already, this is only its safety net; a failure
+	// reaches the async error handler. The window in which a crash loses it is the time to
+	// the server's acknowledgement.
+	if _, err := w.js.PublishMsgAsync(sm); err != nil {
+		log.Error("delivery deadline not scheduled: no SMS fallback if WhatsApp does not deliver", "err", err)
 	}
-	// The message went out; only the safety net is missing. Say so loudly.
-	log.Error("delivery deadline not scheduled: no SMS fallback if WhatsApp does not deliver", "err", err)
 }
 
 // checkOf reads the fallback-check headers of a delivery (nil for a plain job).

@@ -205,8 +205,8 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 	_, _ = crand.Read(b[:])
 	return &Worker{
 		js: js, store: store, templates: tpl, senders: senders, cfg: cfg, log: cfg.Logger,
-		owner:  hex.EncodeToString(b[:]),
-		tracer: otel.Tracer("github.com/herald-notify/herald/worker"),
+		owner:    hex.EncodeToString(b[:]),
+		tracer:   otel.Tracer("github.com/herald-notify/herald/worker"),
 		events:   &events{js: js, log: cfg.Logger, metrics: cfg.Metrics},
 		stopping: make(chan struct{}),
 	}

@@ -120,7 +120,11 @@ type Parts struct {
 // Run provisions JetStream and runs the selected parts until ctx is cancelled, then stops
 // them in the documented order. The caller owns nc and rdb.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Provider, nc *nats.Conn, rdb redis.UniversalClient, parts Parts) error {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			// Status events and delivery deadlines are published without waiting.
+			log.Warn("asynchronous publish failed", "subject", m.Subject, "err", err)
+		}))
 	if err != nil {
 		return err
 	}
