@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -18,6 +21,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/herald-notify/herald/internal/config"
 )
 
 // chartDir is the chart under test, relative to this package.
@@ -26,33 +31,208 @@ const chartDir = "../../charts/herald"
 // fullValues turns every optional part on (KEDA, ServiceMonitor, dashboard, existingSecret).
 const fullValues = chartDir + "/ci/full-values.yaml"
 
-// secretVars are the variables that must come from the Secret, never the ConfigMap.
+// secretVars are the variables that must come from the Secret, never the ConfigMap. Which
+// variables are secret is a decision, so this list is explicit; TestConfigVars checks that
+// each one exists in config.Config.
 var secretVars = []string{
 	"HERALD_WHITE_TOKEN", "HERALD_WHITE_APP_SECRET", "HERALD_WHITE_VERIFY_TOKEN", "HERALD_GREY_TOKEN",
-	"HERALD_SMS_PASSWORD", "HERALD_SMS_SMPP_PASSWORD", "HERALD_API_KEYS", "HERALD_REDIS_URL",
+	"HERALD_GREY_WEBHOOK_TOKEN", "HERALD_SMS_PASSWORD", "HERALD_SMS_SMPP_PASSWORD", "HERALD_API_KEYS",
+	"HERALD_REDIS_URL",
 }
 
 // natsCredsVar is a file mounted from the Secret, the variable holding its path.
 const natsCredsVar = "HERALD_NATS_CREDS"
 
-// configVars are the non-secret variables, each with the default the chart must render
-// ("" where Herald has none).
-var configVars = map[string]string{
-	"HERALD_NATS_URL": "nats://nats.nats.svc.cluster.local:4222", "HERALD_HTTP_ADDR": ":8080",
-	"HERALD_PUBLIC_URL": "", "HERALD_CHANNELS": "white,sms", "HERALD_DEFAULT_REGION": "RU",
-	"HERALD_DEFAULT_LANGUAGE": "ru", "HERALD_WHITE_BASE_URL": "https://graph.facebook.com",
-	"HERALD_WHITE_API_VERSION": "v21.0", "HERALD_WHITE_PHONE_NUMBER_ID": "", "HERALD_WHITE_WABA_ID": "",
-	"HERALD_WHITE_MPS": "80", "HERALD_WHITE_DAILY_UNIQUE": "0", "HERALD_GREY_BASE_URL": "",
-	"HERALD_GREY_INSTANCE_ID": "", "HERALD_GREY_MPS": "1", "HERALD_GREY_DAILY_MAX": "0",
-	"HERALD_SMS_DRIVER": "kannel", "HERALD_SMS_URL": "", "HERALD_SMS_USER": "", "HERALD_SMS_FROM": "",
-	"HERALD_SMS_SMPP_ADDR": "", "HERALD_SMS_SMPP_SYSTEM_ID": "", "HERALD_SMS_SUBJECT": "herald.sms.outbound",
-	"HERALD_SMS_MAX_SEGMENTS": "6", "HERALD_PAIR_INTERVAL": "6s", "HERALD_RECIPIENT_DAILY_MAX": "0",
-	"HERALD_FALLBACK_AFTER": "10m", "HERALD_QUIET_HOURS": "21:00-09:00", "HERALD_STOP_WORDS": "",
-	"HERALD_START_WORDS": "", "HERALD_RETRY_MAX_ATTEMPTS": "5", "HERALD_RETRY_BASE_DELAY": "1s",
-	"HERALD_RETRY_MAX_DELAY": "5m", "HERALD_WORKER_CONCURRENCY": "256", "HERALD_SHUTDOWN_TIMEOUT": "30s",
-	"HERALD_ACK_WAIT": "1m", "HERALD_SEND_TIMEOUT": "15s", "HERALD_STATUS_TTL": "720h",
-	"HERALD_DUPLICATE_WINDOW": "1h", "HERALD_STREAM_REPLICAS": "3", "HERALD_LOG_LEVEL": "info",
-	"HERALD_LOG_FORMAT": "json", "HERALD_CONFIG_FILE": "",
+// cliOnlyVars configure the herald CLI talking to a running API (config.Config.APIURL,
+// APIKey); the pods never read them, so the chart must not carry them.
+var cliOnlyVars = []string{"HERALD_API_URL", "HERALD_API_KEY"}
+
+// chartDefaults are the variables whose chart default deliberately differs from the code's.
+var chartDefaults = map[string]string{
+	// Herald has no default (nats.go's localhost); in a cluster NATS is the official
+	// chart's Service (README, step 1).
+	"HERALD_NATS_URL": "nats://nats.nats.svc.cluster.local:4222",
+	// The chart expects a 3-node JetStream cluster; the code's 1 suits a single server.
+	"HERALD_STREAM_REPLICAS": "3",
+	// Explicit rather than derived by the worker, because the README's drain story
+	// (redelivery after HERALD_ACK_WAIT) quotes it.
+	"HERALD_ACK_WAIT": "1m",
+}
+
+// configEnv returns every variable of config.Config (its envconfig tag) with the default
+// the code applies (its default tag, "" where there is none).
+func configEnv(t *testing.T) map[string]string {
+	t.Helper()
+	vars := map[string]string{}
+	typ := reflect.TypeFor[config.Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, ok := f.Tag.Lookup("envconfig")
+		if !ok {
+			continue
+		}
+		if !strings.HasPrefix(name, "HERALD_") {
+			t.Fatalf("config.Config.%s: envconfig tag %q lacks the HERALD_ prefix", f.Name, name)
+		}
+		if _, dup := vars[name]; dup {
+			t.Fatalf("config.Config: %s is the tag of two fields", name)
+		}
+		vars[name] = f.Tag.Get("default")
+	}
+	if len(vars) == 0 {
+		t.Fatal("config.Config has no envconfig tags")
+	}
+	return vars
+}
+
+// configVars are the variables the ConfigMap must carry, each with the default the chart
+// must render: every variable of config.Config except the secret and CLI-only ones, with
+// the code's default unless chartDefaults overrides it.
+func configVars(t *testing.T) map[string]string {
+	t.Helper()
+	vars := configEnv(t)
+	for _, name := range slices.Concat(secretVars, cliOnlyVars, []string{natsCredsVar}) {
+		delete(vars, name)
+	}
+	for name, def := range chartDefaults {
+		vars[name] = def
+	}
+	return vars
+}
+
+// TestConfigVars checks the hand-kept lists against config.Config and the chart's values
+// and schema, so a variable added to the code cannot be forgotten by the chart.
+func TestConfigVars(t *testing.T) {
+	t.Parallel()
+	code := configEnv(t)
+
+	kinds := map[string]string{} // variable -> which list names it
+	claim := func(list string, names ...string) {
+		for _, name := range names {
+			if _, ok := code[name]; !ok {
+				t.Errorf("%s lists %s, which config.Config does not have", list, name)
+			}
+			if prev, ok := kinds[name]; ok {
+				t.Errorf("%s is in both %s and %s", name, prev, list)
+			}
+			kinds[name] = list
+		}
+	}
+	claim("secretVars", secretVars...)
+	claim("natsCredsVar", natsCredsVar)
+	claim("cliOnlyVars", cliOnlyVars...)
+	for name, def := range chartDefaults {
+		claim("chartDefaults", name)
+		if code[name] == def {
+			t.Errorf("chartDefaults[%s] = %q is the code's default: drop the exception", name, def)
+		}
+	}
+
+	values := readValues(t)
+	wantConfig := slices.Sorted(maps.Keys(configVars(t)))
+	if missing, extra := setDiff(maps.Keys(values.Config), wantConfig); len(missing)+len(extra) > 0 {
+		t.Errorf("values.yaml config: missing %v, not non-secret variables of config.Config %v", missing, extra)
+	}
+	wantSecrets := slices.Sorted(slices.Values(append(slices.Clone(secretVars), natsCredsVar)))
+	if missing, extra := setDiff(maps.Keys(values.Secrets), wantSecrets); len(missing)+len(extra) > 0 {
+		t.Errorf("values.yaml secrets: missing %v, not secret variables %v", missing, extra)
+	}
+
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type props struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	var schema struct {
+		Properties struct {
+			Config struct {
+				props
+				PropertyNames struct {
+					Not struct {
+						Enum []string `json:"enum"`
+					} `json:"not"`
+				} `json:"propertyNames"`
+			} `json:"config"`
+			Secrets props `json:"secrets"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatalf("values.schema.json: %v", err)
+	}
+	if missing, extra := setDiff(maps.Keys(schema.Properties.Config.Properties), wantConfig); len(missing)+len(extra) > 0 {
+		t.Errorf("schema config properties: missing %v, not non-secret variables of config.Config %v", missing, extra)
+	}
+	if missing, extra := setDiff(maps.Keys(schema.Properties.Secrets.Properties), wantSecrets); len(missing)+len(extra) > 0 {
+		t.Errorf("schema secrets properties: missing %v, not secret variables %v", missing, extra)
+	}
+	refused := schema.Properties.Config.PropertyNames.Not.Enum
+	for _, name := range wantSecrets {
+		if !slices.Contains(refused, name) {
+			t.Errorf("the schema does not refuse secret %s under config", name)
+		}
+	}
+}
+
+// setDiff returns the names of want missing from got, and those of got not in want.
+func setDiff(got iter.Seq[string], want []string) (missing, extra []string) {
+	have := slices.Sorted(got)
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			missing = append(missing, w)
+		}
+	}
+	for _, h := range have {
+		if !slices.Contains(want, h) {
+			extra = append(extra, h)
+		}
+	}
+	return missing, extra
+}
+
+// chartValues is the part of values.yaml TestConfigVars reads.
+type chartValues struct {
+	Config  map[string]any `yaml:"config"`
+	Secrets map[string]any `yaml:"secrets"`
+}
+
+func readValues(t *testing.T) chartValues {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v chartValues
+	if err := yaml.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("values.yaml: %v", err)
+	}
+	return v
+}
+
+// TestChartSecret checks that every secret variable given in secrets: lands in the
+// chart-made Secret under its own name, and nowhere in the ConfigMap.
+func TestChartSecret(t *testing.T) {
+	t.Parallel()
+	var args []string
+	for _, name := range secretVars {
+		args = append(args, "--set-string", "secrets."+name+"=value-of-"+name)
+	}
+	m := render(t, args...)
+	var s secret
+	m.mustGet(t, "Secret", "r-herald").decode(t, &s)
+	var cm configMap
+	m.mustGet(t, "ConfigMap", "r-herald").decode(t, &cm)
+	for _, name := range secretVars {
+		if got, want := s.StringData[name], "value-of-"+name; got != want {
+			t.Errorf("Secret %s = %q, want %q", name, got, want)
+		}
+		for k, v := range cm.Data {
+			if strings.Contains(v, "value-of-"+name) {
+				t.Errorf("ConfigMap %s carries the value of secret %s", k, name)
+			}
+		}
+	}
 }
 
 // exportedMetrics are the Prometheus names Herald (and the NATS exporter) export; the
@@ -452,8 +632,21 @@ func TestTemplate(t *testing.T) {
 			if _, ok := cm.Data[natsCredsVar]; ok {
 				t.Errorf("%s is in the ConfigMap", natsCredsVar)
 			}
+			for _, name := range cliOnlyVars {
+				if _, ok := cm.Data[name]; ok {
+					t.Errorf("CLI-only variable %s is in the ConfigMap", name)
+				}
+			}
+			vars := configVars(t)
+			known := configEnv(t)
+			for name := range cm.Data {
+				// A key Herald does not read is a typo or a variable the code dropped.
+				if _, ok := known[name]; !ok {
+					t.Errorf("ConfigMap has %s, which config.Config does not read", name)
+				}
+			}
 			if len(tt.args) == 0 {
-				for name, want := range configVars {
+				for name, want := range vars {
 					if got, ok := cm.Data[name]; !ok || got != want {
 						t.Errorf("ConfigMap %s = %q (present %v), want default %q", name, got, ok, want)
 					}
@@ -483,7 +676,7 @@ func TestTemplate(t *testing.T) {
 				var d deployment
 				m.mustGet(t, "Deployment", name).decode(t, &d)
 				pods[component] = d.Spec.Template.Metadata.Labels
-				checkDeployment(t, component, d, cm, drain, tt.secretName, tt.natsCreds, tt.image)
+				checkDeployment(t, component, d, cm, vars, drain, tt.secretName, tt.natsCreds, tt.image)
 
 				var svc service
 				m.mustGet(t, "Service", name).decode(t, &svc)
@@ -568,7 +761,7 @@ func TestTemplate(t *testing.T) {
 
 // checkDeployment checks one Deployment's pod: command, probes, security, grace period
 // and that every HERALD_ variable reaches the container.
-func checkDeployment(t *testing.T, component string, d deployment, cm configMap, drain time.Duration, secretName string, natsCreds bool, image string) {
+func checkDeployment(t *testing.T, component string, d deployment, cm configMap, vars map[string]string, drain time.Duration, secretName string, natsCreds bool, image string) {
 	t.Helper()
 	pod := d.Spec.Template.Spec
 	if !subset(d.Spec.Selector.MatchLabels, d.Spec.Template.Metadata.Labels) {
@@ -650,7 +843,7 @@ func checkDeployment(t *testing.T, component string, d deployment, cm configMap,
 		}
 		env[e.Name] = e.Value
 	}
-	for name := range configVars {
+	for name := range vars {
 		if _, ok := cm.Data[name]; !ok {
 			if _, ok := env[name]; !ok {
 				t.Errorf("%s: %s is neither in the ConfigMap nor set", component, name)
@@ -660,6 +853,12 @@ func checkDeployment(t *testing.T, component string, d deployment, cm configMap,
 	for _, name := range secretVars {
 		if !fromSecret[name] {
 			t.Errorf("%s: %s is not referenced from the Secret", component, name)
+		}
+	}
+	for _, name := range cliOnlyVars {
+		_, set := env[name]
+		if set || fromSecret[name] {
+			t.Errorf("%s: CLI-only variable %s reaches the pod", component, name)
 		}
 	}
 
@@ -862,6 +1061,14 @@ func TestSchemaRejects(t *testing.T) {
 		{"unknown SMS driver", "config.HERALD_SMS_DRIVER=carrier-pigeon", false},
 		{"monitoring endpoint with a scheme", "keda.natsServerMonitoringEndpoint=http://nats:8222", false},
 		{"no consumers", "keda.consumers=null", false},
+		{"valid price", "config.HERALD_PRICE_SMS=2.25", true},
+		{"free grey messages", "config.HERALD_PRICE_GREY=0", true},
+		{"negative price", "config.HERALD_PRICE_MARKETING=-1", false},
+		{"negative price as a string", "config.HERALD_PRICE_UTILITY=-0.5", false},
+		{"price not a number", "config.HERALD_PRICE_SMS=cheap", false},
+		{"currency not ISO 4217", "config.HERALD_PRICE_CURRENCY=rub", false},
+		{"grey webhook token in the ConfigMap", "config.HERALD_GREY_WEBHOOK_TOKEN=abc", false},
+		{"CLI API key in the ConfigMap", "config.HERALD_API_KEY=abc", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
