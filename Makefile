@@ -49,6 +49,10 @@ test-short: ## run the tests without the race detector (faster)
 bench: deps build ## run the benchmarks and write BENCHMARKS.md
 	$(GO) run ./cmd/heraldbench -out BENCHMARKS.md
 
+.PHONY: chaos
+chaos: deps ## chaos test: 50,000 jobs, 3-node NATS (R3), worker kills, a NATS node and Redis restarted
+	$(GO) run ./cmd/heraldchaos
+
 .PHONY: lint
 lint: ## go vet and staticcheck (installed on first use)
 	$(GO) vet ./...

@@ -54,10 +54,19 @@ const (
 	transHorizon = 5 * time.Second
 )
 
-// rateMargin: Herald paces at 98.5% of the configured rate, so that the jitter of the
-// network between a worker and the provider (a few milliseconds) never makes the provider
-// see more than the cap in any one-second window. 1.5% of the capacity is the price.
-const rateMargin = 0.985
+// paceRate is the rate Herald reserves slots at: a little under the configured cap (98.5%,
+// and at least one message a second under it), so that the variable delay between a slot
+// and the provider's receipt (the claim, rendering, the HTTP call: milliseconds) never makes
+// the provider see more than the cap in any one-second window.
+func paceRate(cap float64) float64 {
+	if cap <= 2 {
+		return cap * 0.985
+	}
+	return min(cap*0.985, cap-1)
+}
+
+// lateSlot is how late after its reserved slot a send may still go.
+const lateSlot = 10 * time.Millisecond
 
 // errHeld means pace parked the job (a long wait): the delivery is finished.
 var errHeld = errors.New("job held until a limit allows it")
@@ -86,7 +95,7 @@ func (p *pacers) get(l ChannelLimit) *pacer {
 	}
 	pc, ok := p.m[l.Sender]
 	if !ok {
-		pc = &pacer{turn: make(chan struct{}, 1), local: rate.NewLimiter(rate.Limit(l.Rate), 1)}
+		pc = &pacer{turn: make(chan struct{}, 1), local: rate.NewLimiter(rate.Limit(paceRate(l.Rate)), 1)}
 		p.m[l.Sender] = pc
 	}
 	return pc
@@ -95,18 +104,22 @@ func (p *pacers) get(l ChannelLimit) *pacer {
 // pace waits until the channel's limits allow sending j. It returns nil when the send may
 // go now, errHeld when the job was parked in a schedule (long waits: daily caps, the tier),
 // errStopping when the worker is stopping, or an infrastructure error (the limiter's store
-// is unreachable: fail closed, never send unlimited). Waiting uses up no attempt. claimed
-// says whether this delivery holds the job's claim: then an outage is waited out here (the
-// message kept with InProgress), since giving the message back would leave the claim to
-// expire into "unknown".
-func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, owner string, cascade []string, log *slog.Logger, claimed bool) error {
+// is unreachable: fail closed, never send unlimited). Waiting uses up no attempt. It
+// returns the time of the reserved slot.
+//
+// A plain delivery paces its first channel before it claims the job: a worker killed while
+// its jobs wait for slots then leaves no claims behind (an expired claim reads as "died
+// during the provider call", and such a job is never resent). When the caller holds the
+// claim (claimed), an outage is waited out here instead, with the message kept alive:
+// giving it back would leave the claim to expire into "unknown".
+func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, owner string, cascade []string, log *slog.Logger, claimed bool) (time.Time, error) {
 	l, ok := w.cfg.Limits[ch]
 	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
-		return nil
+		return time.Now(), nil
 	}
 	bulk := j.Priority == job.PriorityBulk
 	req := ratelimit.Request{
-		Sender: l.Sender, Rate: l.Rate * rateMargin, Jitter: l.Jitter, Horizon: transHorizon,
+		Sender: l.Sender, Rate: paceRate(l.Rate), Jitter: l.Jitter, Horizon: transHorizon,
 		Recipient: j.To, PairInterval: l.PairInterval, SenderDailyMax: l.SenderDailyMax,
 		UniqueDailyMax: l.UniqueDailyMax,
 		// Business-initiated: a template outside the customer-service window.
@@ -127,30 +140,41 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 	for attempt := 0; ; attempt++ {
 		if bulk {
 			if err := w.takeTurn(ctx, msg, pc); err != nil {
-				return err
+				return time.Time{}, err
 			}
-			if err := pc.local.Wait(ctx); err != nil {
+		}
+		// The local limiter spaces this worker's asks at the fleet rate; an ask Redis denies
+		// for a recipient (pair, penalty) gives its token back, so waits for one customer
+		// never slow the number down.
+		var local *rate.Reservation
+		if bulk {
+			local = pc.local.Reserve()
+			if err := w.sleep(ctx, msg, local.Delay(), true); err != nil {
+				local.Cancel()
 				<-pc.turn
-				return err
+				return time.Time{}, err
 			}
 		}
 		d, err := w.cfg.Limiter.Reserve(ctx, req)
+		if err == nil && !d.Allowed && d.Reason != ratelimit.ReasonRate && local != nil {
+			local.Cancel()
+		}
 		if err != nil {
 			if bulk {
 				<-pc.turn
 			}
 			if !claimed {
-				return fmt.Errorf("rate limiter: %w", err)
+				return time.Time{}, fmt.Errorf("rate limiter: %w", err)
 			}
 			if w.storeDown.CompareAndSwap(false, true) {
 				log.Warn("rate limiter unavailable: waiting for it, nothing is sent meanwhile", "err", err)
 			}
 			if err := w.sleep(ctx, msg, time.Second, false); err != nil {
-				return err
+				return time.Time{}, err
 			}
 			select {
 			case <-w.stopping:
-				return errStopping
+				return time.Time{}, errStopping
 			default:
 			}
 			continue
@@ -159,7 +183,22 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			if bulk {
 				<-pc.turn
 			}
-			return w.sleep(ctx, msg, d.Delay, bulk)
+			due := time.Now().Add(d.Delay)
+			if err := w.sleep(ctx, msg, d.Delay, bulk); err != nil {
+				return time.Time{}, err
+			}
+			// Redis went away while this job waited: do not send on an old reservation; wait
+			// for Redis to come back and reserve again (fail closed).
+			if w.storeDown.Load() {
+				continue
+			}
+			// A slot this process woke up late for (CPU starved, a GC pause) is given up:
+			// sending late would bunch with the next slots at the provider.
+			if late := time.Since(due); late > lateSlot {
+				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
+				continue
+			}
+			return due, nil
 		}
 		reason := string(d.Reason)
 		if waited == "" {
@@ -174,7 +213,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 				<-pc.turn
 			}
 			w.waitFor(ctx, msg, j, owner, cascade, w.cfg.Now().Add(wait), reason, log)
-			return errHeld
+			return time.Time{}, errHeld
 		}
 		// A pair or penalty wait concerns one recipient: wait without holding the sender's
 		// turn. A rate wait keeps the turn: this job is next in line here.
@@ -188,38 +227,79 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			<-pc.turn
 		}
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 }
 
-// sleep waits d, telling JetStream the message is in progress so that a long wait is not
-// taken for a dead worker (a redelivery would waste a rate-limit slot). A waiting bulk job
-// gives up when the worker starts stopping (its message is handed back); a transactional
-// one keeps its slot.
+// liveMsg is a delivery that tells JetStream it is still being worked on while it waits
+// (for a rate-limit slot, a turn, Redis): a long wait is not taken for a dead worker, whose
+// redelivery would waste a slot. The heartbeat starts with the first wait and covers every
+// later one, however short each is; close stops it.
+type liveMsg struct {
+	jetstream.Msg
+	every time.Duration
+	once  sync.Once
+	done  chan struct{}
+}
+
+func newLiveMsg(m jetstream.Msg, ackWait time.Duration) *liveMsg {
+	return &liveMsg{Msg: m, every: ackWait / 3, done: make(chan struct{})}
+}
+
+func (m *liveMsg) keep() {
+	m.once.Do(func() {
+		go func() {
+			t := time.NewTicker(m.every)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					_ = m.InProgress()
+				case <-m.done:
+					return
+				}
+			}
+		}()
+	})
+}
+
+func (m *liveMsg) close() {
+	m.once.Do(func() {}) // no heartbeat after this
+	select {
+	case <-m.done:
+	default:
+		close(m.done)
+	}
+}
+
+// keepAlive starts msg's heartbeat when it is a liveMsg.
+func keepAlive(msg jetstream.Msg) {
+	if m, ok := msg.(*liveMsg); ok {
+		m.keep()
+	}
+}
+
+// sleep waits d, keeping the message alive. A waiting bulk job gives up when the worker
+// starts stopping (its message is handed back); a transactional one keeps its slot.
 func (w *Worker) sleep(ctx context.Context, msg jetstream.Msg, d time.Duration, bulk bool) error {
 	if d <= 0 {
 		return nil
 	}
+	keepAlive(msg)
 	t := time.NewTimer(d)
 	defer t.Stop()
-	beat := time.NewTicker(w.cfg.AckWait / 3)
-	defer beat.Stop()
 	var stopping <-chan struct{}
 	if bulk {
 		stopping = w.stopping
 	}
-	for {
-		select {
-		case <-t.C:
-			return nil
-		case <-beat.C:
-			_ = msg.InProgress()
-		case <-stopping:
-			return errStopping
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	select {
+	case <-t.C:
+		return nil
+	case <-stopping:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -230,19 +310,14 @@ func (w *Worker) takeTurn(ctx context.Context, msg jetstream.Msg, pc *pacer) err
 		return nil
 	default:
 	}
-	beat := time.NewTicker(w.cfg.AckWait / 3)
-	defer beat.Stop()
-	for {
-		select {
-		case pc.turn <- struct{}{}:
-			return nil
-		case <-beat.C:
-			_ = msg.InProgress()
-		case <-w.stopping:
-			return errStopping
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	keepAlive(msg)
+	select {
+	case pc.turn <- struct{}{}:
+		return nil
+	case <-w.stopping:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -275,7 +275,14 @@ func (w *Worker) Run(ctx context.Context) error {
 // lane pulls one consumer. A slot is taken before a message is pulled, so no message waits
 // in this process for a free slot while its ack wait runs.
 func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consumer, slots, extra chan struct{}, jobs *sync.WaitGroup) {
-	it, err := c.Messages(jetstream.PullMaxMessages(min(w.cfg.Concurrency, 256)), jetstream.PullHeartbeat(5*time.Second))
+	// The iterator's buffer holds messages no slot has taken yet: their ack wait runs while
+	// they wait (a job in a slot keeps its message alive), so it is kept small next to the
+	// slots, and smallest for bulk, whose slots drain at the paced rate.
+	buffer := max(8, min(w.cfg.Concurrency/4, 64))
+	if extra != nil {
+		buffer = max(4, min(w.cfg.Concurrency/16, 16))
+	}
+	it, err := c.Messages(jetstream.PullMaxMessages(buffer), jetstream.PullHeartbeat(5*time.Second))
 	if err != nil {
 		w.log.Error("worker: cannot pull", "lane", name, "err", err)
 		return
@@ -393,6 +400,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	if md.NumDelivered > 1 {
+		w.log.Debug("redelivery", "delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
+	}
+	lm := newLiveMsg(msg, w.cfg.AckWait)
+	defer lm.close()
+	msg = lm
 	j, err := job.Decode(msg.Data(), w.cfg.Jobs)
 	if err != nil {
 		id := bestEffortID(msg.Data())
@@ -417,9 +430,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 	// A plain delivery waits for quiet hours and for its first channel's rate-limit slot
-	// before it claims the job: a wait that ends in an outage or a stop then leaves no claim
-	// behind (which the next delivery would have to take for a crash mid-send).
-	paced := -1
+	// before it claims the job (see pace): a held or waiting job leaves no claim behind.
+	var due time.Time
 	if plain && !j.Expired(w.cfg.Now()) && !w.canceled(j) {
 		if w.quietApplies(j) {
 			now := w.cfg.Now()
@@ -428,10 +440,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 				return
 			}
 		}
-		if len(cascade) > 0 {
-			switch err := w.pace(ctx, msg, cascade[0], j, false, "", cascade, log, false); {
+		if len(cascade) > 0 && w.senders[cascade[0]] != nil {
+			var err error
+			switch due, err = w.pace(ctx, msg, cascade[0], j, false, "", cascade, log, false); {
 			case err == nil:
-				paced = 0
 			case errors.Is(err, errHeld):
 				return
 			case errors.Is(err, errStopping), ctx.Err() != nil:
@@ -444,6 +456,25 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
+	// A claim taken too late for the slot (Redis slow to answer, the process starved) is
+	// let go and the slot taken again, a few times: a job waits for its slot unclaimed.
+	for try := 0; err == nil && adm.Verdict == status.Claimed && !due.IsZero() && adm.Record.ChannelIdx == 0 &&
+		time.Since(due) > lateSlot && try < 3; try++ {
+		if _, _, err = w.store.Settle(ctx, j, owner, "", "", cascade); err != nil {
+			break
+		}
+		if due, err = w.pace(ctx, msg, cascade[0], j, false, "", cascade, log, false); err != nil {
+			if errors.Is(err, errHeld) {
+				return
+			}
+			if errors.Is(err, errStopping) || ctx.Err() != nil {
+				_ = msg.Nak()
+				return
+			}
+			break
+		}
+		adm, err = begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
+	}
 	if err != nil {
 		w.retryLater(msg, log, err)
 		return
@@ -496,14 +527,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 	}
-	if paced != adm.Record.ChannelIdx {
-		paced = -1 // the slot was for a channel this job has moved past
+	// The slot holds if the job is still on that channel and the claim did not make the send
+	// late (it would bunch with the next slots at the provider); else deliver paces again.
+	paced := -1
+	if !due.IsZero() && adm.Record.ChannelIdx == 0 && time.Since(due) <= lateSlot {
+		paced = 0
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
 }
 
 // deliver walks the cascade from the record's current channel.
-// paced is the cascade index whose rate-limit slot was already taken (-1: none).
+// paced is the cascade index whose rate-limit slot was taken before the claim (-1: none).
 func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, owner string, adm status.Admission, paced int, log *slog.Logger) {
 	rec := adm.Record
 	idx, attempts := rec.ChannelIdx, rec.Attempts
@@ -514,7 +548,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 			_ = msg.InProgress()
 		}
 		if _, ok := w.senders[ch]; ok && idx != paced {
-			switch err := w.pace(ctx, msg, ch, j, adm.WindowOpen, owner, cascade, log, true); {
+			switch _, err := w.pace(ctx, msg, ch, j, adm.WindowOpen, owner, cascade, log, true); {
 			case errors.Is(err, errHeld):
 				return
 			case err != nil: // stopping
@@ -524,11 +558,11 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 		}
 		res, err := w.send(ctx, ch, j, adm.WindowOpen)
 		if err == nil {
-			old, rec, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{
-				Mode: status.ModeSent, Channel: ch, ChannelIdx: idx, Attempts: attempts + 1, ProviderMessageID: res.MessageID})
+			old, rec, err := w.recordSent(ctx, msg, j, owner, status.Outcome{
+				Mode: status.ModeSent, Channel: ch, ChannelIdx: idx, Attempts: attempts + 1, ProviderMessageID: res.MessageID}, log)
 			if err != nil {
-				// The message went out but Redis did not take the record: keep the claim (it
-				// expires into 'unknown', never a second send) and let JetStream redeliver.
+				// Stopping with the send still unrecorded: keep the claim (it expires into
+				// 'unknown', never a second send) and let JetStream redeliver.
 				log.Error("sent, but recording failed", "channel", ch, "err", err)
 				_ = msg.NakWithDelay(w.cfg.AckWait)
 				return
@@ -595,6 +629,33 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 	}
 	lastErr = &provider.Error{Kind: provider.Channel, Code: lastErr.Code, Reason: "every channel failed, last: " + lastErr.Reason}
 	w.fail(ctx, msg, j, owner, last, len(cascade)-1, attempts, lastErr, "exhausted", log)
+}
+
+// recordSent records a send that went out. If Redis does not answer it keeps trying (the
+// message kept alive with InProgress) until it does or the worker stops hard: giving up
+// would leave the attempt to expire into 'unknown' although the provider took it.
+func (w *Worker) recordSent(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, o status.Outcome, log *slog.Logger) (string, *status.Record, error) {
+	delay := 200 * time.Millisecond
+	for {
+		old, rec, err := w.store.Attempt(ctx, j.ID, owner, o)
+		if err == nil {
+			return old, rec, nil
+		}
+		if errors.Is(err, status.ErrNotFound) {
+			// Redis came back without its data (no persistence): write the record again,
+			// under this delivery's claim, so the send is known and never repeated.
+			if _, berr := w.store.Begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, w.route(j)); berr == nil {
+				continue
+			}
+		}
+		if w.storeDown.CompareAndSwap(false, true) {
+			log.Warn("sent, but the state store is unavailable: retrying the record", "err", err)
+		}
+		if err := w.sleep(ctx, msg, delay, false); err != nil {
+			return "", nil, err
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // fail records the job as failed, dead-letters it and terminates the message.

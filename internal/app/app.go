@@ -75,6 +75,11 @@ func ConnectRedis(ctx context.Context, url string) (*redis.Client, error) {
 		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
 	}
 	opts.PoolSize = max(opts.PoolSize, 64)
+	// Fail fast when Redis is gone: workers then stop sending at once (fail closed) and
+	// probe until it is back, rather than each call retrying for a second.
+	opts.MaxRetries = 1
+	opts.DialerRetries = 1
+	opts.DialTimeout = 2 * time.Second
 	rdb := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -73,12 +73,20 @@ type Options struct {
 	Verbose bool
 	// Now is the workers' clock (expiry, quiet hours); nil is time.Now.
 	Now func() time.Time
+	// PersistentRedis runs redis-server with an append-only file synced on every write, as
+	// production should: a kill or restart keeps every acknowledged write.
+	PersistentRedis bool
 }
 
 // Start brings a whole Herald up and registers its teardown.
 func Start(tb testing.TB, o Options) *Herald {
 	tb.Helper()
-	h := &Herald{tb: tb, NATS: testutil.StartNATS(tb), Redis: testutil.StartRedis(tb), now: o.Now}
+	h := &Herald{tb: tb, NATS: testutil.StartNATS(tb), now: o.Now}
+	if o.PersistentRedis {
+		h.Redis = testutil.StartRedisPersistent(tb)
+	} else {
+		h.Redis = testutil.StartRedis(tb)
+	}
 	h.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if o.Verbose || os.Getenv("HERALD_TEST_VERBOSE") != "" {
 		h.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
