@@ -65,20 +65,11 @@ type publisher interface {
 // error handler (logged by the app). The Nats-Msg-Id makes a repeat of the same change (a
 // redelivered job) a duplicate.
 func (e *events) publish(ctx context.Context, rec *status.Record) {
-	b, err := json.Marshal(EventFromRecord(rec))
-	if err != nil {
-		return
-	}
-	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: b, Header: nats.Header{}}
-	msg.Header.Set(streams.HeaderMsgID, rec.ID+":"+rec.State+":"+strconv.Itoa(len(rec.History)))
-	if _, err := e.js.PublishMsgAsync(msg); err != nil {
-		e.log.Warn("status event not published", "job", rec.ID, "state", rec.State, "err", err)
-		return
-	}
-	e.metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Events }, "state", rec.State)
+	PublishStatus(ctx, e.js, e.log, e.metrics, rec)
 }
 
-// PublishStatus publishes rec's state as an event; used by the worker and the API.
+// PublishStatus publishes rec's state as an event, without waiting for JetStream's
+// acknowledgement (see events.publish); used by the worker and the API.
 func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) {
 	b, err := json.Marshal(EventFromRecord(rec))
 	if err != nil {
@@ -86,18 +77,9 @@ func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telem
 	}
 	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: b, Header: nats.Header{}}
 	msg.Header.Set(streams.HeaderMsgID, rec.ID+":"+rec.State+":"+strconv.Itoa(len(rec.History)))
-	f, err := js.PublishMsgAsync(msg)
-	if err != nil {
+	if _, err := js.PublishMsgAsync(msg); err != nil {
 		log.Warn("status event not published", "job", rec.ID, "state", rec.State, "err", err)
 		return
 	}
-	select {
-	case <-f.Ok():
-		m.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Events }, "state", rec.State)
-	case err := <-f.Err():
-		log.Warn("status event not stored", "job", rec.ID, "state", rec.State, "err", err)
-	case <-ctx.Done():
-	case <-time.After(10 * time.Second):
-		log.Warn("status event not acknowledged in time", "job", rec.ID, "state", rec.State)
-	}
+	m.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Events }, "state", rec.State)
 }

@@ -92,6 +92,8 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	words *consent.Words
+	// purges bounds the delivery-deadline cancellations in progress.
+	purges chan struct{}
 }
 
 // New returns the server's handler.
@@ -102,7 +104,8 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), words: consent.NewWords(cfg.StopWords, cfg.StartWords)}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), words: consent.NewWords(cfg.StopWords, cfg.StartWords),
+		purges: make(chan struct{}, 16)}
 	s.routes()
 	return s
 }

@@ -35,11 +35,26 @@ func (s *Server) afterReport(ctx context.Context, rec *status.Record) {
 			s.log.Warn("fallback not released now; the delivery deadline will carry it", "job", rec.ID, "err", err)
 		}
 	case rec.State == status.Delivered || rec.State == status.Read:
-		if rec.ChannelIdx+1 < len(rec.Channels) {
-			if err := s.purge(ctx, streams.DeadlineSubject(rec.ID)); err != nil {
-				s.log.Debug("delivery deadline not cancelled; it will find the job delivered", "job", rec.ID, "err", err)
-			}
+		if rec.ChannelIdx+1 >= len(rec.Channels) {
+			return
 		}
+		// Cancelled in the background, a bounded number at a time, so the webhook answers
+		// at once; when too many are in progress it is left to fire and find the job
+		// delivered (a no-op check).
+		select {
+		case s.purges <- struct{}{}:
+		default:
+			return
+		}
+		id := rec.ID
+		go func() {
+			defer func() { <-s.purges }()
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := s.purge(pctx, streams.DeadlineSubject(id)); err != nil {
+				s.log.Debug("delivery deadline not cancelled; it will find the job delivered", "job", id, "err", err)
+			}
+		}()
 	}
 }
 

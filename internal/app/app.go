@@ -108,6 +108,32 @@ func AckWait(cfg *config.Config) time.Duration {
 	return 2*cfg.SendTimeout + 30*time.Second
 }
 
+// headerRepublish counts the re-publishes of a failed asynchronous publish.
+const headerRepublish = "Herald-Republish"
+
+// republish retries status events and delivery deadlines, published without waiting, whose
+// publish failed (a NATS node restarting, a leader election): five times, backing off from a
+// quarter of a second. Their Nats-Msg-Id makes a repeat that did get stored a duplicate.
+func republish(log *slog.Logger) jetstream.MsgErrHandler {
+	return func(js jetstream.JetStream, m *nats.Msg, err error) {
+		n, _ := strconv.Atoi(m.Header.Get(headerRepublish))
+		if n >= 5 {
+			log.Error("asynchronous publish failed for good", "subject", m.Subject, "attempts", n+1, "err", err)
+			return
+		}
+		again := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{}}
+		for k, v := range m.Header {
+			again.Header[k] = v
+		}
+		again.Header.Set(headerRepublish, strconv.Itoa(n+1))
+		time.AfterFunc(250*time.Millisecond<<n, func() {
+			if _, err := js.PublishMsgAsync(again); err != nil {
+				log.Warn("asynchronous publish not retried", "subject", m.Subject, "err", err)
+			}
+		})
+	}
+}
+
 // Parts selects what Run runs.
 type Parts struct {
 	API    bool
@@ -126,10 +152,7 @@ type Parts struct {
 // them in the documented order. The caller owns nc and rdb.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Provider, nc *nats.Conn, rdb redis.UniversalClient, parts Parts) error {
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-			// Status events and delivery deadlines are published without waiting.
-			log.Warn("asynchronous publish failed", "subject", m.Subject, "err", err)
-		}))
+		jetstream.WithPublishAsyncErrHandler(republish(log)))
 	if err != nil {
 		return err
 	}
