@@ -300,7 +300,11 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		var d templates.Definition
-		code, err := c.do(ctx, http.MethodPost, "/v1/templates", data, &d)
+		path := "/v1/templates"
+		if *force {
+			path += "?force=true"
+		}
+		code, err := c.do(ctx, http.MethodPost, path, data, &d)
 		if err != nil {
 			return err
 		}

@@ -26,11 +26,12 @@ import (
 
 // Dev defaults: the simulator stands in for every provider.
 const (
-	devKey         = "dev-key-change-me"
-	devPhoneID     = "100200300"
-	devToken       = "dev-token"
-	devAppSecret   = "dev-app-secret"
-	devVerifyToken = "dev-verify-token"
+	devKey          = "dev-key-change-me"
+	devPhoneID      = "100200300"
+	devToken        = "dev-token"
+	devGreyInstance = "1101000001"
+	devAppSecret    = "dev-app-secret"
+	devVerifyToken  = "dev-verify-token"
 )
 
 // cmdDev runs everything in one process: embedded nats-server (data in ./.herald), an
@@ -93,7 +94,8 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 		PhoneNumberID: devPhoneID, Token: devToken, AppSecret: devAppSecret,
 		WebhookURL: apiURL + "/webhooks/whatsapp", StatusDelay: 500 * time.Millisecond,
 		Latency: 20 * time.Millisecond, Jitter: 30 * time.Millisecond, MaxMessages: 100000, Logger: log,
-		Templates: sampleTemplateJSON(),
+		Templates: sampleTemplateJSON(), GreyInstanceID: devGreyInstance, GreyToken: devToken,
+		GreyWebhookURL: apiURL + "/webhooks/grey",
 	})
 	simCtx, stopSim := context.WithCancel(context.Background())
 	defer stopSim()
@@ -109,6 +111,9 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 	}
 	if cfg.SMSURL == "" {
 		cfg.SMSURL = simURL + "/cgi-bin/sendsms"
+	}
+	if cfg.GreyBaseURL == "" {
+		cfg.GreyBaseURL, cfg.GreyInstanceID, cfg.GreyToken = simURL, devGreyInstance, devToken
 	}
 	if cfg.APIKeys == "" {
 		cfg.APIKeys = "dev:" + devKey

@@ -601,19 +601,30 @@ func TestTemplates(t *testing.T) {
 		} `json:"components"`
 	}
 
-	for version := 1; version <= 2; version++ {
+	// Posting the same definition twice stores it once.
+	for i := 1; i <= 2; i++ {
 		code, out := do(t, http.MethodPost, "/v1/templates", []byte(shippingConfirmation))
 		if code != http.StatusCreated {
-			t.Fatalf("post %d: %d %s", version, code, out)
+			t.Fatalf("post %d: %d %s", i, code, out)
 		}
 		d := decode[def](t, out)
 		if d.Name != "sample_shipping_confirmation" || d.Language != "en_US" || d.Status != "APPROVED" ||
-			d.Category != "UTILITY" || d.ID != "419824263320619" || d.Version != version {
-			t.Fatalf("post %d stored %s, want version %d", version, out, version)
+			d.Category != "UTILITY" || d.ID != "419824263320619" || d.Version != 1 {
+			t.Fatalf("post %d stored %s, want version 1", i, out)
 		}
 	}
+	// A change to the approved template is a new version, pending review; lint guards it.
+	changed := strings.Replace(shippingConfirmation, "delivered in {{1}} business days", "delivered in {{1}} working days", 1)
+	changed = strings.Replace(changed, `"APPROVED"`, `"PENDING"`, 1)
+	if code, out := do(t, http.MethodPost, "/v1/templates", []byte(changed)); code != http.StatusUnprocessableEntity || !strings.Contains(string(out), "missing_example") {
+		t.Fatalf("unlinted change: %d %s", code, out)
+	}
+	code, out := do(t, http.MethodPost, "/v1/templates?force=true", []byte(changed))
+	if d := decode[def](t, out); code != http.StatusCreated || d.Version != 2 || d.Status != "PENDING" {
+		t.Fatalf("changed approved template: %d %s", code, out)
+	}
 
-	code, out := do(t, http.MethodGet, "/v1/templates", nil)
+	code, out = do(t, http.MethodGet, "/v1/templates", nil)
 	if code != http.StatusOK {
 		t.Fatalf("list: %d %s", code, out)
 	}
@@ -634,7 +645,7 @@ func TestTemplates(t *testing.T) {
 		}
 		d := decode[def](t, out)
 		if d.Version != 2 || len(d.Components) != 2 || d.Components[0].Type != "BODY" ||
-			!strings.Contains(d.Components[0].Text, "delivered in {{1}} business days") {
+			!strings.Contains(d.Components[0].Text, "delivered in {{1}} working days") {
 			t.Fatalf("got %s", out)
 		}
 	})

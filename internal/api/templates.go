@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/herald-notify/herald/internal/lint"
 	"github.com/herald-notify/herald/internal/templates"
 )
 
@@ -37,7 +38,17 @@ func (s *Server) postTemplate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	stored, err := templates.Put(r.Context(), s.cfg.KV, def)
+	// Lint on every add: a rejection costs days. ?force=true registers it anyway; so is a
+	// definition Meta approved already (copied from its listing).
+	if found := lint.Lint(def); def.Status != templates.StatusApproved && lint.HasErrors(found) && r.URL.Query().Get("force") != "true" {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+			"error":    "the template would most likely be rejected by Meta (add ?force=true to register it anyway)",
+			"findings": found,
+		})
+		return
+	}
+	// An operator's change to an approved template is a new, pending version.
+	stored, err := templates.Propose(r.Context(), s.cfg.KV, def)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "template not stored: "+err.Error())
 		return

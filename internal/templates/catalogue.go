@@ -70,6 +70,9 @@ func (c *Catalogue) Lookup(name, language string) (*Definition, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.Status != StatusApproved && d.Approved != nil && d.Approved.Status == StatusApproved {
+		return d.Approved, nil // a newer version waits for review: the approved one is sent
+	}
 	if d.Status != StatusApproved {
 		status := d.Status
 		if status == "" {

@@ -101,6 +101,10 @@ type Definition struct {
 	Version int `json:"version,omitempty"`
 	// UpdatedAt is when Put last stored the definition.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Approved is the last APPROVED version while this newer one is not (pending review, or
+	// rejected): an approved version is never changed in place, and workers keep sending it
+	// until Meta approves the change. Nil when this version is the approved one.
+	Approved *Definition `json:"approved,omitempty"`
 
 	prog *program // compiled by Validate; nil for a definition built in Go and not validated
 }
@@ -269,7 +273,25 @@ func (d *Definition) Validate() error {
 		return bad("%s", err)
 	}
 	d.prog = p
+	if d.Approved != nil {
+		d.Approved.Approved = nil
+		if err := d.Approved.Validate(); err != nil {
+			return bad("its last approved version: %s", err)
+		}
+	}
 	return nil
+}
+
+// SameContent tells whether a and b say the same thing to Meta: category, parameter format
+// and components (not status, version or times).
+func SameContent(a, b *Definition) bool {
+	type content struct {
+		Category, ParameterFormat string
+		Components                []Component
+	}
+	ja, _ := json.Marshal(content{strings.ToUpper(a.Category), strings.ToUpper(a.ParameterFormat), a.Components})
+	jb, _ := json.Marshal(content{strings.ToUpper(b.Category), strings.ToUpper(b.ParameterFormat), b.Components})
+	return bytes.Equal(ja, jb)
 }
 
 // label names d in messages: "order_ready.ru", or what there is of it.
@@ -285,6 +307,9 @@ func (d *Definition) label() string {
 func (d *Definition) clone() *Definition {
 	c := *d
 	c.prog = nil
+	if d.Approved != nil {
+		c.Approved = d.Approved.clone()
+	}
 	c.Components = make([]Component, len(d.Components))
 	for i, comp := range d.Components {
 		comp.Buttons = append([]Button(nil), comp.Buttons...)

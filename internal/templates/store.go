@@ -24,8 +24,25 @@ func Key(name, language string) string { return name + "." + language }
 // key's revision for optimistic concurrency, so two concurrent puts of one template get two
 // different versions and neither is lost. d is not modified; the stored definition, with
 // its Version and UpdatedAt, is returned. Validation errors wrap ErrInvalidDefinition.
+//
+// Put is authoritative about the status (the provider's listing, a sample): use Propose for
+// an operator's change. Either way the last APPROVED version is carried along in Approved
+// while the stored one is not approved.
 func Put(ctx context.Context, kv jetstream.KeyValue, d *Definition) (*Definition, error) {
+	return put(ctx, kv, d, false)
+}
+
+// Propose registers an operator's definition. An APPROVED version is immutable: a change to
+// the content of an approved template is stored as a new version with status PENDING (Meta
+// must review it), and workers go on sending the approved one. Proposing what is stored
+// already changes nothing.
+func Propose(ctx context.Context, kv jetstream.KeyValue, d *Definition) (*Definition, error) {
+	return put(ctx, kv, d, true)
+}
+
+func put(ctx context.Context, kv jetstream.KeyValue, d *Definition, propose bool) (*Definition, error) {
 	nd := d.clone()
+	nd.Approved = nil
 	if err := nd.Validate(); err != nil {
 		return nil, err
 	}
@@ -42,13 +59,35 @@ func Put(ctx context.Context, kv jetstream.KeyValue, d *Definition) (*Definition
 		case err != nil:
 			return nil, fmt.Errorf("templates: get %s: %w", key, err)
 		default:
-			// Read only the version: an unparseable stored value must not block its fix.
-			var prev struct {
+			// An unparseable stored value must not block its fix: the version is read on its
+			// own, the rest only when it parses.
+			var pv struct {
 				Version int `json:"version"`
 			}
-			_ = json.Unmarshal(entry.Value(), &prev)
-			nd.Version = prev.Version + 1
+			_ = json.Unmarshal(entry.Value(), &pv)
+			nd.Version = pv.Version + 1
 			rev = entry.Revision()
+			if prev, err := ParseDefinition(entry.Value()); err == nil {
+				if propose && SameContent(prev, nd) {
+					return prev, nil
+				}
+				approved := prev.Approved
+				if prev.Status == StatusApproved {
+					approved = prev.clone()
+					approved.Approved = nil
+				}
+				if propose && approved != nil {
+					nd.Status = StatusPending
+				}
+				// Only a version in review keeps the approved one in use: a paused or disabled
+				// template is stopped as a whole.
+				if nd.Status != StatusApproved && nd.Status != StatusPaused && nd.Status != StatusDisabled && approved != nil {
+					nd.Approved = approved
+					if err := nd.Validate(); err != nil {
+						return nil, err
+					}
+				}
+			}
 		}
 		nd.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(nd)
@@ -200,6 +239,12 @@ func SetStatus(ctx context.Context, kv jetstream.KeyValue, name, language, statu
 			return d, nil // a repeated webhook
 		}
 		d.Status = status
+		// Approved: this version is the one to send now. Paused or disabled: Meta stops the
+		// template as a whole, older versions included. Rejected or pending: the last
+		// approved version (if any) stays in use.
+		if status == StatusApproved || status == StatusPaused || status == StatusDisabled {
+			d.Approved = nil
+		}
 		d.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(d)
 		if err != nil {
