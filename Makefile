@@ -64,6 +64,7 @@ lint: ## go vet and staticcheck (installed on first use)
 fuzz: ## fuzz the job decoder, template parser and webhook parser for a while each
 	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=30s ./internal/job
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./internal/webhook
+	$(GO) test -run=^$$ -fuzz=FuzzRender -fuzztime=30s ./internal/templates
 
 .PHONY: clean
 clean: ## remove build output and the dev data directory
