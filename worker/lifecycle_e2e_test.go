@@ -352,3 +352,39 @@ func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
 		return r.Channel == "grey"
 	}, "grey again after authorized")
 }
+
+// TestSenderErrorStopsChannel: an account-level error (131031, the business account locked)
+// stops the white channel in that worker: the job and the next ones go to SMS without a
+// WhatsApp call each.
+func TestSenderErrorStopsChannel(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{})
+	h.Sim.AddRule(sim.Rule{Code: 131031})
+	first := orderJob(1301)
+	publish(t, h, first)
+	rec := waitState(t, h, first.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "sms" && r.State == status.Delivered }, "SMS")
+	if rec.History[0].Code != "131031" {
+		t.Fatalf("history: %+v", rec.History)
+	}
+	whiteCalls := func() int {
+		n := 0
+		for _, m := range h.Sim.Messages() {
+			if m.Channel == "white" {
+				n++
+			}
+		}
+		return n
+	}
+	before := whiteCalls()
+	for i := range 10 {
+		j := orderJob(1310 + i)
+		publish(t, h, j)
+		r := waitState(t, h, j.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "sms" && r.State == status.Delivered }, "SMS")
+		if r.History[0].Code != "sender_stopped" {
+			t.Fatalf("job %d history: %+v", i, r.History)
+		}
+	}
+	if after := whiteCalls(); after != before {
+		t.Fatalf("%d WhatsApp calls while the sender was stopped", after-before)
+	}
+}

@@ -192,6 +192,9 @@ type Worker struct {
 	// stopping is closed when Run's context is cancelled: jobs waiting for a rate-limit slot
 	// give their message back instead of holding up the drain.
 	stopping chan struct{}
+	// senderDown maps a channel to the time until which this worker does not call it: the
+	// provider said the sender itself is unusable (account locked, token revoked, ...).
+	senderDown sync.Map
 	// storeDown is set while Redis is unreachable: the lanes stop pulling (fail closed)
 	// until it answers again.
 	storeDown atomic.Bool
@@ -603,6 +606,9 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 			pe = &provider.Error{Kind: provider.Channel, Code: pe.Code, Reason: fmt.Sprintf("%d attempts failed, last: %s", attempts, pe.Reason)}
 			fallthrough
 		case provider.Channel, provider.Sender:
+			if pe.Kind == provider.Sender {
+				w.stopSender(ctx, ch, pe, log)
+			}
 			if idx == len(cascade)-1 {
 				break
 			}
@@ -785,6 +791,10 @@ func (w *Worker) send(ctx context.Context, ch string, j *job.Job, windowOpen boo
 	if !ok || s == nil {
 		return Result{}, &provider.Error{Kind: provider.Channel, Code: "not_configured", Reason: ch + " channel is not configured"}
 	}
+	if until, ok := w.senderDown.Load(ch); ok && time.Now().Before(until.(time.Time)) {
+		return Result{}, &provider.Error{Kind: provider.Channel, Code: "sender_stopped",
+			Reason: ch + " sender stopped after an account error; retried from " + until.(time.Time).UTC().Format(time.RFC3339)}
+	}
 	m := Message{Job: j, WindowOpen: windowOpen}
 	if j.Template != "" {
 		lookup := w.templates.Lookup
@@ -808,6 +818,21 @@ func (w *Worker) send(ctx context.Context, ch string, j *job.Job, windowOpen boo
 		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "outcome", "ok", "code", "")
 	}
 	return res, err
+}
+
+// senderStop is how long a worker leaves a sender alone after an account-level error.
+const senderStop = time.Minute
+
+// stopSender stops calling a channel whose sender the provider refused as a whole (368
+// temporarily blocked, 131031 account locked, 190 token expired...): its jobs fall back at
+// once instead of failing one by one, and operators are alerted (an error log and the
+// herald_fallbacks{reason="sender"} metric). It is tried again after senderStop.
+func (w *Worker) stopSender(ctx context.Context, ch string, pe *provider.Error, log *slog.Logger) {
+	until := time.Now().Add(senderStop)
+	if prev, loaded := w.senderDown.Swap(ch, until); !loaded || time.Now().After(prev.(time.Time)) {
+		log.Error("ALERT: provider refused the sender; channel stopped for a minute, jobs fall back",
+			"channel", ch, "code", pe.Code, "reason", pe.Reason)
+	}
 }
 
 // templateError classifies a catalogue error: a template that is not approved (paused,
