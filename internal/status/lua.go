@@ -32,7 +32,7 @@ end
 
 // begin claims a job for one delivery. KEYS: record, suppression set, window.
 // ARGV: owner, lease ms, initial record JSON, recipient, ttl ms, now (RFC 3339), replay
-// ('1' for a job replayed from the DLQ), check channel index ('' for a plain delivery; else
+// ('1' for a job replayed from the DLQ), check channel index (” for a plain delivery; else
 // this delivery is a fallback check on the attempt at that index), deadline ('1': the check
 // is the delivery deadline, so a message still only 'sent' falls back), deadline reason.
 // Returns {verdict, record JSON, wait ms, window open}.

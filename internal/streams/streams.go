@@ -30,11 +30,11 @@ const (
 	// (herald.hold.deadline.<id>) and waits for quiet hours or a daily limit
 	// (herald.hold.wait.<id>). They live apart from herald.delayed.<id> so that no job id can
 	// name another job's schedule.
-	SubjectHoldPrefix = "herald.hold."
-	SubjectStatusPrefix  = "herald.events.status."
-	SubjectInbound       = "herald.events.inbound"
-	SubjectOptOut        = "herald.events.optout"
-	SubjectDLQPrefix     = "herald.dlq."
+	SubjectHoldPrefix   = "herald.hold."
+	SubjectStatusPrefix = "herald.events.status."
+	SubjectInbound      = "herald.events.inbound"
+	SubjectOptOut       = "herald.events.optout"
+	SubjectDLQPrefix    = "herald.dlq."
 
 	ConsumerTransactional = "herald-transactional"
 	ConsumerBulk          = "herald-bulk"

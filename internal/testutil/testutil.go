@@ -77,8 +77,8 @@ func (n *NATS) Connect(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
 
 // Redis is a redis-server process on a loopback port.
 type Redis struct {
-	Addr string
-	URL  string
+	Addr    string
+	URL     string
 	cmd     *exec.Cmd
 	dir     string
 	port    int
