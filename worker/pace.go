@@ -65,6 +65,15 @@ func paceRate(cap float64) float64 {
 	return min(cap*0.985, cap-1)
 }
 
+// pairInterval adds a margin to the pair interval, for the same reason as paceRate: the
+// provider sees each send a few milliseconds after its slot, not at it.
+func pairInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + min(d/20, 100*time.Millisecond)
+}
+
 // lateSlot is how late after its reserved slot a send may still go.
 const lateSlot = 10 * time.Millisecond
 
@@ -120,7 +129,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 	bulk := j.Priority == job.PriorityBulk
 	req := ratelimit.Request{
 		Sender: l.Sender, Rate: paceRate(l.Rate), Jitter: l.Jitter, Horizon: transHorizon,
-		Recipient: j.To, PairInterval: l.PairInterval, SenderDailyMax: l.SenderDailyMax,
+		Recipient: j.To, PairInterval: pairInterval(l.PairInterval), SenderDailyMax: l.SenderDailyMax,
 		UniqueDailyMax: l.UniqueDailyMax,
 		// Business-initiated: a template outside the customer-service window.
 		CountsUnique: ch == job.ChannelWhite && j.Template != "" && !windowOpen,
@@ -221,7 +230,15 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			<-pc.turn
 		}
 		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, 1, "reason", reason)
-		err = w.sleep(ctx, msg, wait+rand.N(wait/10+time.Millisecond), bulk)
+		wait += rand.N(wait/10 + time.Millisecond)
+		unpark := func() error { return nil }
+		if d.Reason != ratelimit.ReasonRate {
+			unpark = parkFor(msg, wait)
+		}
+		err = w.sleep(ctx, msg, wait, bulk)
+		if uerr := unpark(); err == nil {
+			err = uerr
+		}
 		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, -1, "reason", reason)
 		if bulk && d.Reason == ratelimit.ReasonRate {
 			<-pc.turn
@@ -241,6 +258,80 @@ type liveMsg struct {
 	every time.Duration
 	once  sync.Once
 	done  chan struct{}
+	// slot is the concurrency slot the delivery runs in (nil outside a lane: tests).
+	slot *slot
+}
+
+// slot is a delivery's share of the worker's concurrency. A job that must wait for one
+// recipient parks: it gives its slot to other jobs and takes a parking place instead (if one
+// is free), and takes a slot again before it goes on.
+type slot struct {
+	mu      sync.Mutex
+	held    bool
+	parked  bool
+	acquire func() bool // blocks; false when the worker is stopping
+	release func()
+	parking chan struct{}
+}
+
+// park gives the slot up for a parking place; false (slot kept) when parking is full.
+func (s *slot) park() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.held || s.parking == nil {
+		return false
+	}
+	select {
+	case s.parking <- struct{}{}:
+	default:
+		return false
+	}
+	s.release()
+	s.held, s.parked = false, true
+	return true
+}
+
+// unpark takes a slot again (the message is kept alive meanwhile by its heartbeat).
+func (s *slot) unpark() error {
+	s.mu.Lock()
+	if !s.parked {
+		s.mu.Unlock()
+		return nil
+	}
+	<-s.parking
+	s.parked = false
+	s.mu.Unlock()
+	if !s.acquire() {
+		return errStopping
+	}
+	s.mu.Lock()
+	s.held = true
+	s.mu.Unlock()
+	return nil
+}
+
+// done releases whatever the delivery still holds.
+func (s *slot) done() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held {
+		s.release()
+		s.held = false
+	}
+	if s.parked {
+		<-s.parking
+		s.parked = false
+	}
+}
+
+// parkFor parks msg's slot around a wait of d for one recipient; the returned function takes
+// the slot back.
+func parkFor(msg jetstream.Msg, d time.Duration) func() error {
+	m, ok := msg.(*liveMsg)
+	if !ok || m.slot == nil || d < 200*time.Millisecond || !m.slot.park() {
+		return func() error { return nil }
+	}
+	return m.slot.unpark
 }
 
 func newLiveMsg(m jetstream.Msg, ackWait time.Duration) *liveMsg {

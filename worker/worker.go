@@ -192,6 +192,10 @@ type Worker struct {
 	// stopping is closed when Run's context is cancelled: jobs waiting for a rate-limit slot
 	// give their message back instead of holding up the drain.
 	stopping chan struct{}
+	// parking bounds the jobs that wait for one recipient (pair interval, a hold) without a
+	// concurrency slot: such a wait takes no CPU, and holding a slot through it would starve
+	// the number's throughput when a backlog repeats recipients.
+	parking chan struct{}
 	// senderDown maps a channel to the time until which this worker does not call it: the
 	// provider said the sender itself is unusable (account locked, token revoked, ...).
 	senderDown sync.Map
@@ -212,6 +216,7 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 		tracer:   otel.Tracer("github.com/herald-notify/herald/worker"),
 		events:   &events{js: js, log: cfg.Logger, metrics: cfg.Metrics},
 		stopping: make(chan struct{}),
+		parking:  make(chan struct{}, 4*cfg.Concurrency),
 	}
 }
 
@@ -341,10 +346,11 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 			continue
 		}
 		jobs.Add(1)
+		sl := &slot{held: true, acquire: acquire, release: release, parking: w.parking}
 		go func() {
 			defer jobs.Done()
-			defer release()
-			w.handle(hard, msg)
+			defer sl.done()
+			w.handle(hard, msg, sl)
 		}()
 	}
 }
@@ -383,7 +389,7 @@ func (w *Worker) handBack(it jetstream.MessagesContext) {
 
 // handle processes one delivery. It never panics on input: a job it cannot decode goes to
 // the DLQ.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	if m := w.cfg.Metrics; m != nil {
 		m.InFlight.Add(ctx, 1)
 		defer m.InFlight.Add(ctx, -1)
@@ -407,6 +413,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.log.Debug("redelivery", "delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
 	}
 	lm := newLiveMsg(msg, w.cfg.AckWait)
+	lm.slot = sl
 	defer lm.close()
 	msg = lm
 	j, err := job.Decode(msg.Data(), w.cfg.Jobs)

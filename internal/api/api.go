@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -118,6 +119,12 @@ func (s *Server) routes() {
 		m.Handle("GET /metrics", s.cfg.MetricsHandler)
 	}
 	if s.cfg.OpsOnly {
+		// Workers' ops listener (not exposed like the API): profiles for performance work.
+		m.HandleFunc("GET /debug/pprof/", pprof.Index)
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 		return
 	}
 	m.Handle("POST /v1/notifications", s.auth(s.postNotification))
