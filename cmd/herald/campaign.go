@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/importer"
@@ -91,12 +93,21 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.NATSURL == "" {
 		return usageError{"HERALD_NATS_URL: required"}
 	}
+	// The import streams: a soft memory limit keeps the garbage collector from letting the
+	// heap grow with the file's size (GOMEMLIMIT overrides it).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20)
+	}
 	log := telemetry.NewLogger(stderr, "warn", "text")
 	nc, js, err := connectJS(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	// Idempotent: an import may be the first thing run against a new NATS.
+	if err := streams.Ensure(ctx, js, app.StreamOptions(cfg)); err != nil {
+		return err
+	}
 	isTTY := false
 	if f, ok := stderr.(*os.File); ok {
 		isTTY = term.IsTerminal(int(f.Fd()))
