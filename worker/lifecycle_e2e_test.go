@@ -278,6 +278,9 @@ func TestQuietHoursHoldAndRelease(t *testing.T) {
 		t.Fatalf("held without saying why: %q", rec.Reason)
 	}
 	rec = waitState(t, h, bulk.ID, 30*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "bulk released at 09:00")
+	if rec.Channel != "white" || len(rec.History) != 1 {
+		t.Fatalf("released job: %+v", rec.History)
+	}
 	var sentAt time.Time
 	for _, m := range h.Sim.Messages() {
 		if m.JobID == bulk.ID {
