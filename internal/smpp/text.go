@@ -8,7 +8,6 @@ import (
 	"github.com/linxGnu/gosmpp/data"
 	"github.com/linxGnu/gosmpp/pdu"
 
-	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
 	"github.com/herald-notify/herald/internal/sms"
 )
@@ -35,23 +34,12 @@ const (
 // maxAlnumSender is the longest alphanumeric sender id GSM can carry (11 characters).
 const maxAlnumSender = 11
 
-// checkText validates m like every sms driver does (the unexported sms.checkText, reproduced
-// here because internal/sms does not export it) and returns the text's encoding and parts.
+// checkText validates m like every SMS driver does (sms.CheckText) and returns the text's
+// encoding and parts.
 func checkText(m sms.Message, maxSegments int) (sms.Encoding, []string, error) {
-	if m.Text == "" {
-		return 0, nil, invalid("empty SMS text")
-	}
-	if !utf8.ValidString(m.Text) {
-		return 0, nil, invalid("SMS text is not valid UTF-8")
-	}
-	enc, _, segments := sms.Analyze(m.Text)
-	if segments > maxSegments {
-		return 0, nil, &provider.Error{
-			Kind:   provider.Job,
-			Code:   "too_many_segments",
-			Reason: fmt.Sprintf("SMS text needs %d segments, HERALD_SMS_MAX_SEGMENTS is %d", segments, maxSegments),
-			Err:    sms.ErrTooManySegments,
-		}
+	enc, segments, err := sms.CheckText(m, maxSegments)
+	if err != nil {
+		return 0, nil, err
 	}
 	return enc, split(m.Text, enc, segments), nil
 }
@@ -150,13 +138,8 @@ func sourceAddr(from string) (pdu.Address, error) {
 
 // e164 returns the digits of to when it is an E.164 number.
 func e164(to string) (string, bool) {
-	d := phone.Digits(strings.TrimSpace(to))
-	if d == "" || len(d) > 15 || strings.Trim(d, "0123456789") != "" {
-		return "", false
-	}
-	return d, true
+	p, ok := sms.E164(to)
+	return strings.TrimPrefix(p, "+"), ok
 }
 
-func invalid(reason string) *provider.Error {
-	return &provider.Error{Kind: provider.Job, Code: "invalid_message", Reason: reason}
-}
+func invalid(reason string) *provider.Error { return sms.Invalid(reason) }

@@ -99,7 +99,7 @@ func ParseKannelDLR(q url.Values) (DLR, error) {
 // kept as the gateway gave it.
 func recipient(s string) string {
 	s = strings.TrimSpace(s)
-	if n, ok := e164(s); ok {
+	if n, ok := E164(s); ok {
 		return n
 	}
 	return s

@@ -100,11 +100,11 @@ func (k *Kannel) dlrURL(jobID string) string {
 // number (TON 1) without the plus, where bare digits would go out with the SMSC's default
 // numbering plan.
 func (k *Kannel) Send(ctx context.Context, m Message) (provider.Result, error) {
-	to, ok := e164(m.To)
+	to, ok := E164(m.To)
 	if !ok {
-		return provider.Result{}, invalid("recipient is not an E.164 number")
+		return provider.Result{}, Invalid("recipient is not an E.164 number")
 	}
-	enc, segments, err := checkText(m, k.cfg.MaxSegments)
+	enc, segments, err := CheckText(m, k.cfg.MaxSegments)
 	if err != nil {
 		return provider.Result{}, err
 	}

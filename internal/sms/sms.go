@@ -41,14 +41,15 @@ type Message struct {
 	Text string
 }
 
-// checkText validates m for any driver and returns its encoding and segment count, or a Job
-// error for a message no gateway can take.
-func checkText(m Message, maxSegments int) (Encoding, int, error) {
+// CheckText validates m's text for any driver (Kannel, SMPP, nats) and returns its encoding
+// and segment count, or a Job error for a text no gateway can take: empty, not UTF-8, or
+// longer than maxSegments (code too_many_segments, wrapping ErrTooManySegments).
+func CheckText(m Message, maxSegments int) (Encoding, int, error) {
 	if m.Text == "" {
-		return 0, 0, invalid("empty SMS text")
+		return 0, 0, Invalid("empty SMS text")
 	}
 	if !utf8.ValidString(m.Text) {
-		return 0, 0, invalid("SMS text is not valid UTF-8")
+		return 0, 0, Invalid("SMS text is not valid UTF-8")
 	}
 	enc, _, segments := Analyze(m.Text)
 	if segments > maxSegments {
@@ -62,8 +63,8 @@ func checkText(m Message, maxSegments int) (Encoding, int, error) {
 	return enc, segments, nil
 }
 
-// e164 returns to as "+<digits>", or false when it is not an E.164 number.
-func e164(to string) (string, bool) {
+// E164 returns to as "+<digits>", or false when it is not an E.164 number.
+func E164(to string) (string, bool) {
 	d := phone.Digits(strings.TrimSpace(to))
 	if d == "" || len(d) > 15 || strings.TrimLeft(d, "0123456789") != "" {
 		return "", false
@@ -71,7 +72,8 @@ func e164(to string) (string, bool) {
 	return "+" + d, true
 }
 
-func invalid(reason string) *provider.Error {
+// Invalid is the Job error for a message no SMS gateway can take.
+func Invalid(reason string) *provider.Error {
 	return &provider.Error{Kind: provider.Job, Code: "invalid_message", Reason: reason}
 }
 

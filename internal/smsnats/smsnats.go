@@ -18,12 +18,10 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
 	"github.com/herald-notify/herald/internal/sms"
 	"github.com/herald-notify/herald/internal/status"
@@ -126,26 +124,15 @@ var errTimeout = errors.New("smsnats: publish timed out")
 // outbound checks m as every SMS driver does (sms.Kannel's rules) and builds its JSON.
 func (d *Driver) outbound(m sms.Message) (Outbound, error) {
 	if m.JobID == "" {
-		return Outbound{}, invalid("no job id")
+		return Outbound{}, sms.Invalid("no job id")
 	}
-	to, ok := e164(m.To)
+	to, ok := sms.E164(m.To)
 	if !ok {
-		return Outbound{}, invalid("recipient is not an E.164 number")
+		return Outbound{}, sms.Invalid("recipient is not an E.164 number")
 	}
-	if m.Text == "" {
-		return Outbound{}, invalid("empty SMS text")
-	}
-	if !utf8.ValidString(m.Text) {
-		return Outbound{}, invalid("SMS text is not valid UTF-8")
-	}
-	enc, _, segments := sms.Analyze(m.Text)
-	if segments > d.cfg.MaxSegments {
-		return Outbound{}, &provider.Error{
-			Kind:   provider.Job,
-			Code:   "too_many_segments",
-			Reason: fmt.Sprintf("SMS text needs %d segments, HERALD_SMS_MAX_SEGMENTS is %d", segments, d.cfg.MaxSegments),
-			Err:    sms.ErrTooManySegments,
-		}
+	enc, segments, err := sms.CheckText(m, d.cfg.MaxSegments)
+	if err != nil {
+		return Outbound{}, err
 	}
 	o := Outbound{JobID: m.JobID, To: to, Text: m.Text, Encoding: "gsm7", Segments: segments, From: d.cfg.From}
 	if enc == sms.UCS2 {
@@ -169,19 +156,6 @@ func (d *Driver) publishError(parent, cctx context.Context, err error) error {
 	// Connection loss, a full stream, a stream leader election: all pass.
 	return &provider.Error{Kind: provider.Retry, Code: "publish_failed",
 		Reason: provider.Sanitize("JetStream publish failed: "+err.Error(), 300), Err: err}
-}
-
-// e164 returns to as "+<digits>", or false when it is not an E.164 number.
-func e164(to string) (string, bool) {
-	d := phone.Digits(strings.TrimSpace(to))
-	if d == "" || len(d) > 15 || strings.TrimLeft(d, "0123456789") != "" {
-		return "", false
-	}
-	return "+" + d, true
-}
-
-func invalid(reason string) *provider.Error {
-	return &provider.Error{Kind: provider.Job, Code: "invalid_message", Reason: reason}
 }
 
 // StreamManager is the JetStream calls EnsureStream needs; jetstream.JetStream has them.
