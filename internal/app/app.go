@@ -108,6 +108,29 @@ func AckWait(cfg *config.Config) time.Duration {
 	return 2*cfg.SendTimeout + 30*time.Second
 }
 
+// startRetryFor bounds how long a process keeps retrying its start-up steps.
+const startRetryFor = 2 * time.Minute
+
+// retryStart runs fn until it succeeds, ctx ends or startRetryFor passes, backing off from
+// half a second to five.
+func retryStart(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	deadline := time.Now().Add(startRetryFor)
+	delay := 500 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("start-up step failed; retrying", "step", what, "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
 // headerRepublish counts the re-publishes of a failed asynchronous publish.
 const headerRepublish = "Herald-Republish"
 
@@ -156,18 +179,22 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	if err != nil {
 		return err
 	}
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = streams.Ensure(ectx, js, StreamOptions(cfg))
-	cancel()
-	if err != nil {
+	// A process may start while a NATS node restarts or a stream elects its leader: the
+	// start-up steps are retried for a while rather than ending the process.
+	var kv, campaignsKV jetstream.KeyValue
+	if err := retryStart(ctx, log, "provision JetStream", func(ctx context.Context) error {
+		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := streams.Ensure(ectx, js, StreamOptions(cfg)); err != nil {
+			return err
+		}
+		var err error
+		if kv, err = js.KeyValue(ectx, streams.TemplatesKV); err != nil {
+			return err
+		}
+		campaignsKV, err = js.KeyValue(ectx, streams.CampaignsKV)
 		return err
-	}
-	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
-	if err != nil {
-		return err
-	}
-	campaignsKV, err := js.KeyValue(ctx, streams.CampaignsKV)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	store := status.NewStore(rdb, cfg.StatusTTL, nil)
@@ -204,11 +231,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 
 	if parts.Worker {
 		cat := templates.NewCatalogue(kv, log)
-		if err := cat.Start(catCtx); err != nil {
-			return fmt.Errorf("template catalogue: %w", err)
+		var camps *campaign.Watcher
+		if err := retryStart(ctx, log, "watch the template bucket", func(context.Context) error {
+			if err := cat.Start(catCtx); err != nil {
+				return fmt.Errorf("template catalogue: %w", err)
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
-		camps, err := campaign.Watch(catCtx, campaignsKV, log)
-		if err != nil {
+		if err := retryStart(ctx, log, "watch the campaign bucket", func(context.Context) error {
+			var err error
+			camps, err = campaign.Watch(catCtx, campaignsKV, log)
+			return err
+		}); err != nil {
 			return err
 		}
 		senders := parts.Senders
