@@ -319,7 +319,7 @@ func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
 		}
 		return n
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 40*time.Second, func() bool {
 		probe := orderJob(1002)
 		probe.ID = fmt.Sprintf("probe-%d", time.Now().UnixNano())
 		publish(t, h, probe)
