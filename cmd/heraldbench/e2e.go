@@ -57,10 +57,16 @@ func workerEnvThroughput(conc int) []string {
 // e2eJob is job i of a throughput run: the sample order_ready template, one recipient each.
 func e2eJob(prefix string) func(i int) *producer.Job {
 	return func(i int) *producer.Job {
-		return &producer.Job{ID: prefix + strconv.Itoa(i), To: fmt.Sprintf("+7900%07d", i%10_000_000),
-			Template: "order_ready", Params: map[string]string{"order": strconv.Itoa(i), "address": "ул. Текстильщиков, д. 20", "until": "21.02.2027"},
-			Buttons: map[string]string{"0": strconv.Itoa(i)}}
+		return orderJob(prefix+strconv.Itoa(i), fmt.Sprintf("+7900%07d", i%10_000_000), "", i)
 	}
+}
+
+// orderJob is job id to the recipient to, with the sample order_ready template and the
+// parameters and button of order i; priority "" is the default (transactional).
+func orderJob(id, to, priority string, i int) *producer.Job {
+	return &producer.Job{ID: id, To: to, Priority: priority, Template: "order_ready",
+		Params:  map[string]string{"order": strconv.Itoa(i), "address": "ул. Текстильщиков, д. 20", "until": "21.02.2027"},
+		Buttons: map[string]string{"0": strconv.Itoa(i)}}
 }
 
 // simArgsQuiet runs the simulator without status webhooks: nobody would receive them (no
@@ -68,17 +74,13 @@ func e2eJob(prefix string) func(i int) *producer.Job {
 // instead of Herald's send path.
 var simArgsQuiet = []string{}
 
-func runE2ERound(ctx context.Context, dir string, b bins, o e2eOpts, round int) (res e2eRound, err error) {
-	s, err := startStack(ctx, dir, b, append(slices.Clone(simArgsQuiet), "-max-messages", strconv.Itoa(o.jobs+1000)))
-	if err != nil {
-		return res, err
-	}
-	defer s.close()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, s.env.Logs(20))
-		}
-	}()
+func runE2ERound(ctx context.Context, dir string, b bins, o e2eOpts, round int) (e2eRound, error) {
+	return withStack(ctx, dir, b, append(slices.Clone(simArgsQuiet), "-max-messages", strconv.Itoa(o.jobs+1000)),
+		func(s *stack) (e2eRound, error) { return e2eRoundOn(ctx, s, o, round) })
+}
+
+// e2eRoundOn is round round of the end-to-end section on the fresh stack s.
+func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRound, err error) {
 	label := fmt.Sprintf("e2e round %d", round)
 
 	fmt.Fprintf(os.Stderr, "%s: raw JetStream publish+consume of %d messages\n", label, o.jobs)
@@ -183,17 +185,13 @@ func steadyRate(sorted []arrival) float64 {
 
 // runBacklog publishes o.backlog jobs with no worker running, then runs one worker, paced so
 // that it cannot drain them, for o.backlogRun and reads its peak RSS.
-func runBacklog(ctx context.Context, dir string, b bins, o e2eOpts) (res e2eBacklog, err error) {
-	s, err := startStack(ctx, dir, b, append(slices.Clone(simArgsQuiet), "-max-messages", "100000"))
-	if err != nil {
-		return res, err
-	}
-	defer s.close()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, s.env.Logs(20))
-		}
-	}()
+func runBacklog(ctx context.Context, dir string, b bins, o e2eOpts) (e2eBacklog, error) {
+	return withStack(ctx, dir, b, append(slices.Clone(simArgsQuiet), "-max-messages", "100000"),
+		func(s *stack) (e2eBacklog, error) { return backlogOn(ctx, s, o) })
+}
+
+// backlogOn is the backlog measurement on the fresh stack s.
+func backlogOn(ctx context.Context, s *stack, o e2eOpts) (res e2eBacklog, err error) {
 	res.jobs, res.run = o.backlog, o.backlogRun
 	fmt.Fprintf(os.Stderr, "backlog: publishing %d jobs with no worker running\n", o.backlog)
 	start := time.Now()

@@ -9,10 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,7 +35,7 @@ type cliState struct {
 
 // runImportRound measures, on one nats-server process, the raw async publish rate
 // (importer.RawRate) next to an in-process import of the same number of generated rows
-// (importer.Run, configured as importer.Bench configures it, with progress lines), and then
+// (importer.BenchImport, as importer.Bench runs it, with progress lines), and then
 // `herald import` as a child process when the binary has that command.
 func runImportRound(ctx context.Context, s *stack, rows int, csv string, round int, cli *cliState) (res importRound, err error) {
 	label := fmt.Sprintf("import round %d", round)
@@ -48,21 +46,12 @@ func runImportRound(ctx context.Context, s *stack, rows int, csv string, round i
 	fmt.Fprintf(os.Stderr, "  raw: %.0f msgs/s\n", res.raw)
 
 	fmt.Fprintf(os.Stderr, "%s: importing %d rows in process\n", label, rows)
-	peak, stop := sampleHeap()
-	start := time.Now()
-	sum, err := importer.Run(ctx, s.js, importer.Options{
-		File: csv, Campaign: "bench-" + strconv.Itoa(round) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36), Template: "order_ready",
-		Map: map[string]string{"name": "name", "order": "order"}, Progress: importer.NewProgress(os.Stderr, false),
-	})
-	el := time.Since(start)
-	stop()
+	imp, err := importer.BenchImport(ctx, s.js, csv, "bench-"+strconv.Itoa(round)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36),
+		rows, importer.NewProgress(os.Stderr, false))
 	if err != nil {
 		return res, err
 	}
-	if sum.Queued != int64(rows) {
-		return res, fmt.Errorf("import queued %d of %d rows: %s", sum.Queued, rows, sum)
-	}
-	res.rows, res.peakHeap = float64(rows)/el.Seconds(), peak()
+	res.rows, res.peakHeap = imp.RowsPerSec, imp.PeakHeapBytes
 	fmt.Fprintf(os.Stderr, "  import: %.0f rows/s (%.2f of raw), peak heap %d MiB\n", res.rows, res.rows/res.raw, res.peakHeap>>20)
 	if err := purgeBulk(ctx, s.js); err != nil {
 		return res, err
@@ -78,7 +67,7 @@ func runImportRound(ctx context.Context, s *stack, rows int, csv string, round i
 	if err != nil {
 		return res, err
 	}
-	start = time.Now()
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	if err := p.Wait(wctx); err != nil {
@@ -87,7 +76,7 @@ func runImportRound(ctx context.Context, s *stack, rows int, csv string, round i
 		fmt.Fprintln(os.Stderr, "  "+cli.reason)
 		return res, nil
 	}
-	el = time.Since(start)
+	el := time.Since(start)
 	if q, err := cliQueued(p.LogPath); err != nil || q != int64(rows) {
 		cli.reason = fmt.Sprintf("`herald import` queued %d of %d rows (%v): %s", q, rows, err, p.Tail(5))
 		fmt.Fprintln(os.Stderr, "  "+cli.reason)
@@ -143,27 +132,4 @@ func purgeBulk(ctx context.Context, js jetstream.JetStream) error {
 		return err
 	}
 	return st.Purge(ctx, jetstream.WithPurgeSubject(streams.SubjectBulk))
-}
-
-// sampleHeap samples the Go heap every 20 ms until stop; peak returns the largest sample.
-func sampleHeap() (peak func() uint64, stop func()) {
-	const name = "/memory/classes/heap/objects:bytes"
-	var top uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		s := []metrics.Sample{{Name: name}}
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			top = max(top, s[0].Value.Uint64())
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return func() uint64 { return top }, func() { close(done); wg.Wait() }
 }

@@ -169,23 +169,24 @@ func run(ctx context.Context, o options) error {
 
 // runImports runs the import rounds on one nats-server (each round imports a fresh campaign
 // and purges it afterwards).
-func runImports(ctx context.Context, root string, b bins, o options, res *results) (err error) {
-	s, err := startStack(ctx, filepath.Join(root, "import"), b, nil)
+func runImports(ctx context.Context, root string, b bins, o options, res *results) error {
+	_, err := withStack(ctx, filepath.Join(root, "import"), b, nil, func(s *stack) (struct{}, error) {
+		return struct{}{}, importsOn(ctx, s, root, o, res)
+	})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	defer s.close()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("import: %w\n%s", err, s.env.Logs(20))
-		}
-	}()
+	return nil
+}
+
+// importsOn runs the import rounds on the fresh stack s.
+func importsOn(ctx context.Context, s *stack, root string, o options, res *results) error {
 	csv := filepath.Join(root, "import", "customers.csv")
 	fmt.Fprintf(os.Stderr, "== import: writing %d rows to %s\n", o.importRows, csv)
 	if err := importer.WriteBenchCSV(csv, o.importRows); err != nil {
 		return err
 	}
-	res.cli = probeImportCLI(ctx, b.herald)
+	res.cli = probeImportCLI(ctx, s.bins.herald)
 	for r := 1; r <= o.rounds; r++ {
 		fmt.Fprintf(os.Stderr, "== import round %d/%d: %d rows\n", r, o.rounds, o.importRows)
 		ir, err := runImportRound(ctx, s, o.importRows, csv, r, &res.cli)

@@ -42,36 +42,31 @@ type pacingRound struct {
 	cpu              map[string]float64
 }
 
-func runPacingRound(ctx context.Context, dir string, b bins, o pacingOpts, round int) (res pacingRound, err error) {
+func runPacingRound(ctx context.Context, dir string, b bins, o pacingOpts, round int) (pacingRound, error) {
 	// The simulator reports sent and delivered to a `herald api` process, as a provider does:
 	// the delivered webhook cancels each job's fallback deadline.
 	apiPort, err := benchenv.FreePort()
 	if err != nil {
-		return res, err
+		return pacingRound{}, err
 	}
 	apiURL := "http://127.0.0.1:" + strconv.Itoa(apiPort)
-	s, err := startStack(ctx, dir, b, []string{"-webhook-url", apiURL + "/webhooks/whatsapp", "-app-secret", benchAppSecret,
-		"-status-delay", "200ms", "-max-messages", strconv.Itoa(o.bulk * 2)})
-	if err != nil {
-		return res, err
-	}
-	defer s.close()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, s.env.Logs(20))
-		}
-	}()
+	return withStack(ctx, dir, b, []string{"-webhook-url", apiURL + "/webhooks/whatsapp", "-app-secret", benchAppSecret,
+		"-status-delay", "200ms", "-max-messages", strconv.Itoa(o.bulk * 2)},
+		func(s *stack) (pacingRound, error) { return pacingRoundOn(ctx, s, o, round, apiPort) })
+}
+
+// pacingRoundOn is round round of the pacing section on the fresh stack s, whose simulator
+// sends its status webhooks to a `herald api` on apiPort.
+func pacingRoundOn(ctx context.Context, s *stack, o pacingOpts, round, apiPort int) (res pacingRound, err error) {
+	apiURL := "http://127.0.0.1:" + strconv.Itoa(apiPort)
 	label := fmt.Sprintf("pacing round %d", round)
-	if _, err := s.env.StartHerald(ctx, b.herald, "api", nil, s.heraldEnv(apiPort), apiURL+"/readyz"); err != nil {
+	if _, err := s.env.StartHerald(ctx, s.bins.herald, "api", nil, s.heraldEnv(apiPort), apiURL+"/readyz"); err != nil {
 		return res, err
 	}
 
 	// The bulk backlog is queued before any worker runs: recipient k gets o.repeat jobs in a row.
 	if _, err := publishTimed(ctx, s.js, label+" bulk backlog", o.bulk, func(i int) *producer.Job {
-		k := i / o.repeat
-		return &producer.Job{ID: "bulk-" + strconv.Itoa(i), To: fmt.Sprintf("+7901%07d", k), Priority: "bulk",
-			Template: "order_ready", Params: map[string]string{"order": strconv.Itoa(i), "address": "ул. Текстильщиков, д. 20", "until": "21.02.2027"},
-			Buttons: map[string]string{"0": strconv.Itoa(i)}}
+		return orderJob("bulk-"+strconv.Itoa(i), fmt.Sprintf("+7901%07d", i/o.repeat), "bulk", i)
 	}); err != nil {
 		return res, err
 	}
@@ -108,9 +103,7 @@ func runPacingRound(ctx context.Context, dir string, b bins, o pacingOpts, round
 			case <-t.C:
 			}
 			now := time.Now()
-			_, err := p.Publish(ctx, &producer.Job{ID: "txn-" + strconv.Itoa(i), To: fmt.Sprintf("+7902%07d", i), Priority: "transactional",
-				Template: "order_ready", Params: map[string]string{"order": strconv.Itoa(i), "address": "ул. Текстильщиков, д. 20", "until": "21.02.2027"},
-				Buttons: map[string]string{"0": strconv.Itoa(i)}})
+			_, err := p.Publish(ctx, orderJob("txn-"+strconv.Itoa(i), fmt.Sprintf("+7902%07d", i), "transactional", i))
 			mu.Lock()
 			if err != nil {
 				txnErr = err

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,6 +102,23 @@ func startStack(ctx context.Context, dir string, b bins, simArgs []string) (_ *s
 	return s, nil
 }
 
+// withStack runs f on a fresh stack (see startStack) and stops the stack afterwards: every
+// section and round measures on servers of its own. An error of f comes back with the tail of
+// every process's log, read while the processes still run.
+func withStack[T any](ctx context.Context, dir string, b bins, simArgs []string, f func(*stack) (T, error)) (T, error) {
+	s, err := startStack(ctx, dir, b, simArgs)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer s.close()
+	res, err := f(s)
+	if err != nil {
+		err = fmt.Errorf("%w\n%s", err, s.env.Logs(20))
+	}
+	return res, err
+}
+
 // close stops every process (clients first) and the connection.
 func (s *stack) close() {
 	if s.nc != nil {
@@ -186,22 +203,7 @@ func (s *stack) arrivals(ctx context.Context) ([]arrival, error) {
 }
 
 func getJSON(ctx context.Context, url string, decode func(*json.Decoder) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if err := decode(json.NewDecoder(resp.Body)); err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
-	}
-	return nil
+	return benchenv.Get(ctx, url, func(r io.Reader) error { return decode(json.NewDecoder(r)) })
 }
 
 // waitSent polls the simulator until it has accepted want sends, printing progress, and

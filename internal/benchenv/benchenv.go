@@ -1,9 +1,12 @@
-// Package benchenv runs the pieces of a Herald benchmark as real operating-system processes on
-// loopback: a nats-server with JetStream, a redis-server, and the herald binary as `herald
-// worker`, `herald api` or `herald sim`. Every process writes its output to a log file in the
-// environment's directory, is started in a process group of its own (so a Ctrl-C in the
-// terminal reaches the benchmark, which then stops its children in order) and dies with the
-// benchmark if that is killed (Pdeathsig). [Env.Close] stops whatever is still running, by pid.
+// Package benchenv runs Herald's servers and binaries as real operating-system processes on
+// loopback, for the benchmarks (cmd/heraldbench), the chaos runs (internal/chaos) and tests
+// that need an external program (internal/kanneltest): a nats-server with JetStream, a
+// redis-server, the herald binary as `herald worker`, `herald api` or `herald sim`, or any
+// other program. Every process writes its output to a log file, is started in a process
+// group of its own (so a Ctrl-C in the terminal reaches the driver, which then stops its
+// children in order) and dies with the driver if that is killed (Pdeathsig). [Launch] starts
+// one process from a [Spec]; an [Env] names, tracks and stops a set of them ([Env.Close]
+// stops whatever is still running, by pid).
 //
 // It also reads what the kernel knows about a process: peak resident memory (VmHWM) and CPU
 // time, which is how a benchmark tells which process was the bottleneck.
@@ -15,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -58,7 +62,6 @@ type Proc struct {
 	Name    string
 	LogPath string
 	cmd     *exec.Cmd
-	logf    *os.File
 	done    chan struct{}
 	waitErr error
 	start   time.Time
@@ -66,9 +69,66 @@ type Proc struct {
 	stopping atomic.Bool
 }
 
+// Spec is a command line to run as a process, and where its output goes.
+type Spec struct {
+	// Name names the process in errors and in the exit note.
+	Name string
+	// Bin is the program; Args its arguments.
+	Bin  string
+	Args []string
+	// Env is added to this process's environment (KEY=VALUE; a later one wins).
+	Env []string
+	// Log receives the process's stdout and stderr.
+	Log string
+	// AppendLog continues Log instead of truncating it, so that a process started again
+	// from the same Spec keeps one log.
+	AppendLog bool
+	// NoteExit writes a line to Log when the process ends without Stop or Kill: a process
+	// that died on its own says so in its own log.
+	NoteExit bool
+}
+
+// Launch starts s in a process group of its own, with Pdeathsig SIGKILL, and returns at once
+// (see [WaitHTTP], [WaitTCP], [WaitRedis] and [Poll] for readiness). Nothing tracks the
+// process: the caller stops it with [Proc.Stop] or [Proc.Kill].
+func Launch(s Spec) (*Proc, error) {
+	flag := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if s.AppendLog {
+		flag = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(s.Log, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proc{Name: s.Name, LogPath: s.Log, done: make(chan struct{})}
+	p.cmd = exec.Command(s.Bin, s.Args...)
+	p.cmd.Env = append(os.Environ(), s.Env...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	// A process group of its own keeps a terminal's Ctrl-C away from the children (the
+	// driver stops them in order); Pdeathsig kills them if the driver is killed, even -9,
+	// so a failed or interrupted run leaves no servers behind.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", s.Name, s.Bin, err)
+	}
+	p.start = time.Now()
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		// Stop and Kill set stopping before they signal, so it is settled by now.
+		if s.NoteExit && !p.stopping.Load() {
+			fmt.Fprintf(f, "benchenv: %s exited on its own: %v\n", s.Name, p.waitErr)
+		}
+		_ = f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
 // Start starts bin with args and the extra environment variables env (KEY=VALUE, added to
-// this process's environment), its stdout and stderr going to a log file. The process is
-// not waited on for readiness: see [WaitHTTP], [WaitTCP] and the server helpers.
+// this process's environment), its stdout and stderr going to <Env.Dir>/<name>.log (name
+// made unique in e: "worker", "worker-2"). The process is not waited on for readiness: see
+// [WaitHTTP], [WaitTCP] and the server helpers.
 func (e *Env) Start(name, bin string, args, env []string) (*Proc, error) {
 	e.mu.Lock()
 	e.seq[name]++
@@ -76,28 +136,10 @@ func (e *Env) Start(name, bin string, args, env []string) (*Proc, error) {
 		name += "-" + strconv.Itoa(n)
 	}
 	e.mu.Unlock()
-	p := &Proc{Name: name, LogPath: filepath.Join(e.Dir, name+".log"), done: make(chan struct{})}
-	f, err := os.Create(p.LogPath)
+	p, err := Launch(Spec{Name: name, Bin: bin, Args: args, Env: env, Log: filepath.Join(e.Dir, name+".log")})
 	if err != nil {
 		return nil, err
 	}
-	p.logf = f
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	// A process group of its own keeps a terminal's Ctrl-C away from the children (the
-	// benchmark stops them in order); Pdeathsig kills them if the benchmark is killed.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
-	}
-	p.start = time.Now()
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		_ = f.Close()
-		close(p.done)
-	}()
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()
@@ -231,27 +273,45 @@ func (e *Env) Logs(n int) string {
 
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
-// poll calls ready every 20 ms until it reports true, the process exits, ctx ends or the
-// deadline d passes; the error of the last attempt is wrapped into the failure.
-func poll(ctx context.Context, p *Proc, d time.Duration, what string, ready func(context.Context) error) error {
+// FreePorts returns n distinct TCP ports free on 127.0.0.1 at the time of the call.
+func FreePorts(n int) ([]int, error) {
+	// Every listener stays open until all are chosen, so the kernel cannot hand one out twice.
+	ls := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Poll calls ready every 20 ms until it returns nil, p (if not nil) exits, ctx ends or the
+// deadline d passes; what names the wait in the error, which wraps [ErrExited] or ctx's error
+// and carries the last attempt's error (and p's log tail). ready bounds its own attempt.
+func Poll(ctx context.Context, p *Proc, d time.Duration, what string, ready func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	var last error
 	for {
-		actx, acancel := context.WithTimeout(ctx, time.Second)
-		last = ready(actx)
-		acancel()
-		if last == nil {
+		if last = ready(ctx); last == nil {
 			return nil
 		}
 		if p != nil {
@@ -271,34 +331,56 @@ func poll(ctx context.Context, p *Proc, d time.Duration, what string, ready func
 	}
 }
 
+// attempt bounds one readiness check, so that a server that accepts and then hangs does not
+// hold the wait past its deadline.
+func attempt(ctx context.Context, d time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return f(ctx)
+}
+
 // WaitHTTP waits until GET url answers 200, p (if not nil) exits, or d passes.
 func WaitHTTP(ctx context.Context, p *Proc, url string, d time.Duration) error {
-	return poll(ctx, p, d, "GET "+url, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+	return Poll(ctx, p, d, "GET "+url, func(ctx context.Context) error {
+		return attempt(ctx, time.Second, func(ctx context.Context) error { return Get(ctx, url, nil) })
 	})
+}
+
+// Get sends GET url and hands the body of a 200 answer to read (nil: the body is dropped);
+// any other status is an error.
+func Get(ctx context.Context, url string, read func(io.Reader) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if read == nil {
+		return nil
+	}
+	if err := read(resp.Body); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
 }
 
 // WaitTCP waits until addr accepts a connection, p (if not nil) exits, or d passes.
 func WaitTCP(ctx context.Context, p *Proc, addr string, d time.Duration) error {
-	return poll(ctx, p, d, "connect "+addr, func(ctx context.Context) error {
-		var dl net.Dialer
-		c, err := dl.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
+	return Poll(ctx, p, d, "connect "+addr, func(ctx context.Context) error {
+		return attempt(ctx, time.Second, func(ctx context.Context) error {
+			var dl net.Dialer
+			c, err := dl.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		})
 	})
 }
 
@@ -309,10 +391,23 @@ func BuildNATSServer(ctx context.Context, dir string) (string, error) {
 	return goBuild(ctx, dir, "nats-server", "github.com/nats-io/nats-server/v2")
 }
 
-// BuildHerald builds ./cmd/herald (relative to the current directory, the module root) into
-// dir and returns the binary's path.
+// BuildHerald builds github.com/herald-notify/herald/cmd/herald into dir and returns the
+// binary's path. Like [BuildNATSServer] it runs in the current directory, anywhere inside
+// the Herald module (a test's package directory will do).
 func BuildHerald(ctx context.Context, dir string) (string, error) {
-	return goBuild(ctx, dir, "herald", "./cmd/herald")
+	return goBuild(ctx, dir, "herald", "github.com/herald-notify/herald/cmd/herald")
+}
+
+// RedisServer finds redis-server: $HERALD_REDIS_SERVER, else the PATH.
+func RedisServer() (string, error) {
+	if bin := os.Getenv("HERALD_REDIS_SERVER"); bin != "" {
+		return bin, nil
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", fmt.Errorf("redis-server not found (apt-get install redis-server, or make deps): %w", err)
+	}
+	return bin, nil
 }
 
 func goBuild(ctx context.Context, dir, name, pkg string) (string, error) {
@@ -342,14 +437,11 @@ type NATS struct {
 // <Env.Dir>/<name>-data, on free loopback ports, and waits until its health check reports
 // JetStream ready.
 func (e *Env) StartNATS(ctx context.Context, bin string) (*NATS, error) {
-	port, err := FreePort()
+	ports, err := FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	mport, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
+	port, mport := ports[0], ports[1]
 	data, err := os.MkdirTemp(e.Dir, "nats-data-")
 	if err != nil {
 		return nil, err
@@ -377,12 +469,9 @@ type Redis struct {
 // StartRedis starts redis-server from the PATH (or $HERALD_REDIS_SERVER) on a free loopback
 // port, without persistence, and waits until it answers PING.
 func (e *Env) StartRedis(ctx context.Context) (*Redis, error) {
-	bin := os.Getenv("HERALD_REDIS_SERVER")
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			return nil, fmt.Errorf("redis-server not found (apt-get install redis-server, or make deps): %w", err)
-		}
+	bin, err := RedisServer()
+	if err != nil {
+		return nil, err
 	}
 	port, err := FreePort()
 	if err != nil {
@@ -396,13 +485,22 @@ func (e *Env) StartRedis(ctx context.Context) (*Redis, error) {
 	}
 	r := &Redis{Proc: p, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	r.URL = "redis://" + r.Addr
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
-	defer c.Close()
-	if err := poll(ctx, p, 10*time.Second, "redis-server PING", func(ctx context.Context) error { return c.Ping(ctx).Err() }); err != nil {
+	if err := WaitRedis(ctx, p, r.Addr, 10*time.Second); err != nil {
 		p.Kill()
 		return nil, err
 	}
 	return r, nil
+}
+
+// WaitRedis waits until the redis-server at addr answers PING, p (if not nil) exits, or d
+// passes. A server replaying its append-only file answers LOADING until it is done, so this
+// also waits for the replay.
+func WaitRedis(ctx context.Context, p *Proc, addr string, d time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	return Poll(ctx, p, d, "redis-server PING", func(ctx context.Context) error {
+		return attempt(ctx, time.Second, func(ctx context.Context) error { return c.Ping(ctx).Err() })
+	})
 }
 
 // StartHerald runs `<bin> <command> <args...>` with env (HERALD_* variables) and, when

@@ -3,9 +3,11 @@ package benchenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -246,5 +248,104 @@ func TestProcReaders(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("CPU time did not grow from %s (x=%d)", before, x)
 		}
+	}
+}
+
+// TestLaunchRestart is how a chaos run uses Launch: one Spec started again and again, its log
+// continued, an exit nobody asked for noted in the log and an asked-for one not.
+func TestLaunchRestart(t *testing.T) {
+	t.Parallel()
+	log := filepath.Join(t.TempDir(), "p.log")
+	if err := os.WriteFile(log, []byte("before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		spec      Spec
+		kill      bool
+		wantLines []string
+	}{
+		{"truncates", Spec{Name: "t", Bin: "/bin/sh", Args: []string{"-c", "echo $BENCHENV_X"}, Env: []string{"BENCHENV_X=one"}, Log: log},
+			false, []string{"one"}},
+		{"appends and notes an exit on its own", Spec{Name: "a", Bin: "/bin/sh", Args: []string{"-c", "echo two; exit 4"}, Log: log, AppendLog: true, NoteExit: true},
+			false, []string{"one", "two", "benchenv: a exited on its own: exit status 4"}},
+		{"no note for a kill", Spec{Name: "k", Bin: "/bin/sh", Args: []string{"-c", "echo three; exec sleep 30"}, Log: log, AppendLog: true, NoteExit: true},
+			true, []string{"one", "two", "benchenv: a exited on its own: exit status 4", "three"}},
+	}
+	// Sequential: each case continues the log of the one before.
+	for _, tt := range tests {
+		p, err := Launch(tt.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Kill)
+		if tt.kill {
+			err := Poll(context.Background(), p, 10*time.Second, "echo", func(context.Context) error {
+				if !strings.Contains(p.Tail(1), "three") {
+					return errors.New("not yet")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Kill()
+			if !p.Stopped() {
+				t.Errorf("%s: Stopped false after Kill", tt.name)
+			}
+		}
+		<-p.Done()
+		if got := strings.Split(p.Tail(10), "\n"); !slices.Equal(got, tt.wantLines) {
+			t.Errorf("%s: log = %q, want %q", tt.name, got, tt.wantLines)
+		}
+	}
+}
+
+func TestFreePortsDistinct(t *testing.T) {
+	t.Parallel()
+	ports, err := FreePorts(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if p <= 0 || seen[p] {
+			t.Fatalf("ports %v: %d repeated or invalid", ports, p)
+		}
+		seen[p] = true
+	}
+}
+
+func TestPollWithoutProc(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		readyAt int
+		d       time.Duration
+		want    error
+	}{
+		{"ready on the third attempt", 3, 10 * time.Second, nil},
+		{"never ready", 1 << 30, 100 * time.Millisecond, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n := 0
+			err := Poll(context.Background(), nil, tt.d, "cond", func(context.Context) error {
+				if n++; n < tt.readyAt {
+					return fmt.Errorf("attempt %d", n)
+				}
+				return nil
+			})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Poll = %v, want %v", err, tt.want)
+			}
+			if tt.want == nil && n != tt.readyAt {
+				t.Errorf("ready after %d attempts, want %d", n, tt.readyAt)
+			}
+			if tt.want != nil && !strings.Contains(err.Error(), "last attempt: attempt") {
+				t.Errorf("error lacks the last attempt: %v", err)
+			}
+		})
 	}
 }

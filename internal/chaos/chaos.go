@@ -59,6 +59,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-notify/herald/internal/app"
+	"github.com/herald-notify/herald/internal/benchenv"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
@@ -164,8 +165,9 @@ type Report struct {
 	NATSRestarts          int
 	NATSNode              string
 	RedisRestarts         int
-	// RedisKeysBefore and RedisKeysAfter are DBSIZE just before Redis was killed and after it
-	// came back (the records outlive the restart when After >= Before).
+	// RedisKeysBefore and RedisKeysAfter count the status records (herald:n:*) just before
+	// Redis was killed and after it came back: they outlive the restart when After >= Before.
+	// (Not DBSIZE: rate-limit keys expire within seconds, so the total may fall by itself.)
 	RedisKeysBefore, RedisKeysAfter int64
 	// Sends are the provider calls the simulator accepted.
 	Sends int
@@ -313,10 +315,10 @@ func (r *chaosRun) run(ctx context.Context) error {
 	// provisioning here and in each process agree (R3, the ack wait).
 	hc := config.Defaults()
 	hc.Replicas, hc.AckWait = 3, cfg.AckWait
-	if err := waitFor(ctx, time.Minute, "streams provisioned", func(ctx context.Context) bool {
+	if err := benchenv.Poll(ctx, nil, time.Minute, "streams provisioned", func(ctx context.Context) error {
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		return streams.Ensure(ectx, r.js, app.StreamOptions(&hc)) == nil
+		return streams.Ensure(ectx, r.js, app.StreamOptions(&hc))
 	}); err != nil {
 		return err
 	}
@@ -336,21 +338,18 @@ func (r *chaosRun) run(ctx context.Context) error {
 	}
 	cfg.Log.Info("simulator and API ready", "sim", r.simURL, "api", r.apiURL)
 	for i := range cfg.Workers {
-		port, err := freePort()
+		port, err := benchenv.FreePort()
 		if err != nil {
 			return err
 		}
-		w := &proc{name: fmt.Sprintf("worker-%d", i+1), bin: cfg.Bin.Herald, args: []string{"worker"},
-			env: append(slices.Clone(r.env), "HERALD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port)),
-			log: filepath.Join(cfg.Dir, fmt.Sprintf("worker-%d.log", i+1))}
+		w := newProc(fmt.Sprintf("worker-%d", i+1), cfg.Bin.Herald, filepath.Join(cfg.Dir, fmt.Sprintf("worker-%d.log", i+1)),
+			[]string{"worker"}, append(slices.Clone(r.env), "HERALD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port)))
 		if err := w.start(); err != nil {
 			return err
 		}
 		r.track(w)
 		r.workers = append(r.workers, w)
-		if err := waitFor(ctx, time.Minute, w.name+" ready", func(ctx context.Context) bool {
-			return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
-		}); err != nil {
+		if err := benchenv.WaitHTTP(ctx, w.current(), fmt.Sprintf("http://127.0.0.1:%d/readyz", port), time.Minute); err != nil {
 			return err
 		}
 	}
@@ -359,7 +358,7 @@ func (r *chaosRun) run(ctx context.Context) error {
 
 func (r *chaosRun) startSimAndAPI(ctx context.Context, natsURL string) error {
 	cfg := r.cfg
-	apiPort, err := freePort()
+	apiPort, err := benchenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -388,29 +387,29 @@ func (r *chaosRun) startSimAndAPI(ctx context.Context, natsURL string) error {
 	r.closers = append(r.closers, func() { stopSim(); _ = srv.Close() })
 	r.mu.Unlock()
 
-	r.env = append(os.Environ(),
-		"HERALD_NATS_URL="+natsURL, "HERALD_REDIS_URL="+r.redis.url, "HERALD_STREAM_REPLICAS=3",
-		"HERALD_WHITE_BASE_URL="+r.simURL, "HERALD_WHITE_PHONE_NUMBER_ID="+phoneID, "HERALD_WHITE_TOKEN="+token,
-		"HERALD_WHITE_APP_SECRET="+secret, "HERALD_WHITE_VERIFY_TOKEN=chaos-verify",
-		"HERALD_SMS_URL="+r.simURL+"/cgi-bin/sendsms", "HERALD_CHANNELS=white,sms",
-		"HERALD_API_KEYS=chaos:chaos-key-0001", "HERALD_PUBLIC_URL="+r.apiURL,
-		"HERALD_WHITE_MPS="+strconv.FormatFloat(cfg.Rate, 'f', -1, 64), "HERALD_PAIR_INTERVAL=0s",
+	// Added to this process's environment by benchenv.Launch.
+	r.env = []string{
+		"HERALD_NATS_URL=" + natsURL, "HERALD_REDIS_URL=" + r.redis.url, "HERALD_STREAM_REPLICAS=3",
+		"HERALD_WHITE_BASE_URL=" + r.simURL, "HERALD_WHITE_PHONE_NUMBER_ID=" + phoneID, "HERALD_WHITE_TOKEN=" + token,
+		"HERALD_WHITE_APP_SECRET=" + secret, "HERALD_WHITE_VERIFY_TOKEN=chaos-verify",
+		"HERALD_SMS_URL=" + r.simURL + "/cgi-bin/sendsms", "HERALD_CHANNELS=white,sms",
+		"HERALD_API_KEYS=chaos:chaos-key-0001", "HERALD_PUBLIC_URL=" + r.apiURL,
+		"HERALD_WHITE_MPS=" + strconv.FormatFloat(cfg.Rate, 'f', -1, 64), "HERALD_PAIR_INTERVAL=0s",
 		"HERALD_QUIET_HOURS=off",
 		// No delivery-deadline fallback inside a run: a second message on SMS would be by
 		// design, but it would blur the duplicate count.
 		"HERALD_FALLBACK_AFTER=1h",
-		"HERALD_ACK_WAIT="+cfg.AckWait.String(), "HERALD_SEND_TIMEOUT=2s",
+		"HERALD_ACK_WAIT=" + cfg.AckWait.String(), "HERALD_SEND_TIMEOUT=2s",
 		"HERALD_RETRY_BASE_DELAY=100ms", "HERALD_RETRY_MAX_DELAY=1s", "HERALD_SHUTDOWN_TIMEOUT=5s",
 		"HERALD_LOG_LEVEL=warn", "HERALD_LOG_FORMAT=text",
-	)
-	api := &proc{name: "api", bin: cfg.Bin.Herald, args: []string{"api"},
-		env: append(slices.Clone(r.env), "HERALD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(apiPort)),
-		log: filepath.Join(cfg.Dir, "api.log")}
+	}
+	api := newProc("api", cfg.Bin.Herald, filepath.Join(cfg.Dir, "api.log"), []string{"api"},
+		append(slices.Clone(r.env), "HERALD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(apiPort)))
 	if err := api.start(); err != nil {
 		return err
 	}
 	r.track(api)
-	return waitFor(ctx, time.Minute, "api ready", func(ctx context.Context) bool { return httpOK(ctx, r.apiURL+"/readyz") })
+	return benchenv.WaitHTTP(ctx, api.current(), r.apiURL+"/readyz", time.Minute)
 }
 
 // scenario publishes the jobs while the chaos runs, then waits for every job to settle and
@@ -457,13 +456,19 @@ func (r *chaosRun) scenario(ctx context.Context) error {
 		}
 	}
 	r.event("chaos over; waiting up to %s for every job to settle", cfg.SettleTimeout)
-	settleErr := waitFor(ctx, cfg.SettleTimeout, "every job settled and the queue empty", func(ctx context.Context) bool {
+	settleErr := benchenv.Poll(ctx, nil, cfg.SettleTimeout, "every job settled and the queue empty", func(ctx context.Context) error {
 		n, err := r.countSettled(ctx)
-		if err != nil || n < len(r.ids) {
-			return false
+		if err != nil {
+			return err
+		}
+		if n < len(r.ids) {
+			return fmt.Errorf("%d of %d settled", n, len(r.ids))
 		}
 		left, err := r.queueLeft(ctx)
-		return err == nil && left == 0
+		if err == nil && left > 0 {
+			err = fmt.Errorf("%d left in the queue", left)
+		}
+		return err
 	})
 	if settleErr != nil {
 		r.event("%v", settleErr)
@@ -473,8 +478,8 @@ func (r *chaosRun) scenario(ctx context.Context) error {
 	r.rep.Duration = time.Since(r.start)
 	r.mu.Lock()
 	for _, p := range r.procs {
-		if n := p.crashes.Load(); n > 0 {
-			r.rep.Crashes = append(r.rep.Crashes, fmt.Sprintf("%s×%d", p.name, n))
+		if n := p.crashes(); n > 0 {
+			r.rep.Crashes = append(r.rep.Crashes, fmt.Sprintf("%s×%d", p.name(), n))
 		}
 	}
 	r.mu.Unlock()
@@ -570,15 +575,14 @@ func (r *chaosRun) killWorkers(ctx context.Context, until time.Duration) error {
 		r.mu.Lock()
 		w := r.workers[r.rng.IntN(len(r.workers))]
 		r.mu.Unlock()
-		cmd, _ := w.running()
-		pid := cmd.Process.Pid
+		pid := w.current().Pid()
 		w.kill()
 		r.rep.Kills++
 		if err := w.start(); err != nil {
 			return err
 		}
 		r.rep.WorkerRestarts++
-		r.event("kill -9 %s (pid %d), restarted", w.name, pid)
+		r.event("kill -9 %s (pid %d), restarted", w.name(), pid)
 	}
 }
 
@@ -604,7 +608,7 @@ func (r *chaosRun) restartNATS(ctx context.Context, at time.Duration) error {
 	n := r.nodes[r.rng.IntN(len(r.nodes))]
 	r.mu.Unlock()
 	n.kill()
-	r.event("kill -9 %s", n.name)
+	r.event("kill -9 %s", n.name())
 	if !afterOrDone(ctx, r.cfg.Downtime) {
 		return nil
 	}
@@ -615,8 +619,8 @@ func (r *chaosRun) restartNATS(ctx context.Context, at time.Duration) error {
 		return err
 	}
 	r.rep.NATSRestarts++
-	r.rep.NATSNode = n.name
-	r.event("%s restarted and current", n.name)
+	r.rep.NATSNode = n.name()
+	r.event("%s restarted and current", n.name())
 	return nil
 }
 
@@ -626,22 +630,22 @@ func (r *chaosRun) restartRedis(ctx context.Context, at time.Duration) error {
 	if !afterOrDone(ctx, at) {
 		return nil
 	}
-	before, _ := r.rdb.DBSize(ctx).Result()
+	before := countRecords(ctx, r.rdb)
 	r.redis.kill()
-	r.event("kill -9 redis (%d keys)", before)
+	r.event("kill -9 redis (%d records)", before)
 	if !afterOrDone(ctx, r.cfg.Downtime) {
 		return nil
 	}
 	if err := r.redis.startAndWait(ctx); err != nil {
 		return err
 	}
-	after, err := r.rdb.DBSize(ctx).Result()
-	if err != nil {
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis after restart: %w", err)
 	}
+	after := countRecords(ctx, r.rdb)
 	r.rep.RedisRestarts++
 	r.rep.RedisKeysBefore, r.rep.RedisKeysAfter = before, after
-	r.event("redis restarted from its AOF (%d keys)", after)
+	r.event("redis restarted from its AOF (%d records)", after)
 	return nil
 }
 
@@ -790,7 +794,7 @@ func (rep *Report) String() string {
 	fmt.Fprintf(&b, "  duration             %s\n", rep.Duration.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "  worker kills (-9)    %d (restarted %d)\n", rep.Kills, rep.WorkerRestarts)
 	fmt.Fprintf(&b, "  NATS node restarts   %d (%s, kill -9)\n", rep.NATSRestarts, rep.NATSNode)
-	fmt.Fprintf(&b, "  Redis restarts       %d (kill -9; keys %d before, %d after, appendfsync always)\n", rep.RedisRestarts, rep.RedisKeysBefore, rep.RedisKeysAfter)
+	fmt.Fprintf(&b, "  Redis restarts       %d (kill -9; status records %d before, %d after, appendfsync always)\n", rep.RedisRestarts, rep.RedisKeysBefore, rep.RedisKeysAfter)
 	fmt.Fprintf(&b, "  provider sends       %d\n", rep.Sends)
 	fmt.Fprintf(&b, "  duplicates           %d job ids sent more than once (%d extra sends)\n", rep.Duplicates, rep.ExtraSends)
 	fmt.Fprintf(&b, "  unknown outcome      %d (worker died during the provider call; not resent; %d never reached the provider)\n", rep.Unknown, rep.UnknownNotSent)
@@ -840,3 +844,13 @@ Where a duplicate can still come from, and how small the window is:
   - a provider call outlasting the claim's lease (ack wait + 10 s) while another delivery
     claims the job: ruled out while HERALD_SEND_TIMEOUT is shorter than the lease.
 `
+
+// countRecords counts the status records in Redis (SCAN, herald:n:*).
+func countRecords(ctx context.Context, rdb redis.UniversalClient) int64 {
+	var n int64
+	it := rdb.Scan(ctx, 0, "herald:n:*", 1000).Iterator()
+	for it.Next(ctx) {
+		n++
+	}
+	return n
+}

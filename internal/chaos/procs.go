@@ -3,19 +3,14 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/herald-notify/herald/internal/benchenv"
 )
 
 // Binaries are the programs a chaos run starts as processes.
@@ -33,187 +28,84 @@ type Binaries struct {
 // the Herald module; with the Go build cache warm (the same flags as `go test`) it takes
 // seconds.
 func Build(ctx context.Context, dir string) (Binaries, error) {
-	b := Binaries{Herald: filepath.Join(dir, "herald"), NATSServer: filepath.Join(dir, "nats-server")}
-	for _, t := range []struct{ out, pkg string }{
-		{b.Herald, "github.com/herald-notify/herald/cmd/herald"},
-		{b.NATSServer, "github.com/nats-io/nats-server/v2"},
-	} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", t.out, t.pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return b, fmt.Errorf("go build %s: %w\n%s", t.pkg, err, out)
-		}
+	var b Binaries
+	var err error
+	if b.Herald, err = benchenv.BuildHerald(ctx, dir); err != nil {
+		return b, err
 	}
-	b.RedisServer = os.Getenv("HERALD_REDIS_SERVER")
-	if b.RedisServer == "" {
-		p, err := exec.LookPath("redis-server")
-		if err != nil {
-			return b, fmt.Errorf("redis-server not found (make deps installs it): %w", err)
-		}
-		b.RedisServer = p
+	if b.NATSServer, err = benchenv.BuildNATSServer(ctx, dir); err != nil {
+		return b, err
 	}
-	return b, nil
+	b.RedisServer, err = benchenv.RedisServer()
+	return b, err
 }
 
 // proc is one child process that can be killed and started again with the same command
-// line. Its output goes to a log file that survives restarts (appended).
+// line: each start is a new benchenv process from the same Spec, whose log survives restarts
+// (appended) and notes an exit that kill did not cause.
 type proc struct {
-	name string
-	bin  string
-	args []string
-	env  []string
-	log  string
+	spec benchenv.Spec
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	killing bool
-	// crashes counts exits that kill did not cause (a process that died on its own).
-	crashes atomic.Int32
+	mu sync.Mutex
+	// runs are every start, the current one last.
+	runs []*benchenv.Proc
 }
+
+func newProc(name, bin, log string, args, env []string) *proc {
+	return &proc{spec: benchenv.Spec{Name: name, Bin: bin, Args: args, Env: env, Log: log, AppendLog: true, NoteExit: true}}
+}
+
+func (p *proc) name() string { return p.spec.Name }
 
 func (p *proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd != nil {
-		select {
-		case <-p.done:
-		default:
-			return fmt.Errorf("%s: already running (pid %d)", p.name, p.cmd.Process.Pid)
+	if n := len(p.runs); n > 0 {
+		if cur := p.runs[n-1]; !exited(cur) {
+			return fmt.Errorf("%s: already running (pid %d)", p.spec.Name, cur.Pid())
 		}
 	}
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	bp, err := benchenv.Launch(p.spec)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = f, f
-	// The children die with the driver even when the driver itself is killed -9, so a
-	// failed or interrupted run leaves no servers behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		p.mu.Lock()
-		if !p.killing {
-			p.crashes.Add(1)
-			fmt.Fprintf(f, "chaos: %s exited on its own: %v\n", p.name, err)
-		}
-		p.killing = false
-		p.mu.Unlock()
-		f.Close()
-		close(done)
-	}()
-	p.cmd, p.done, p.killing = cmd, done, false
+	p.runs = append(p.runs, bp)
 	return nil
 }
 
-// running returns the current process and its exit channel (nil if never started).
-func (p *proc) running() (*exec.Cmd, chan struct{}) {
+// current is the latest start (nil if never started).
+func (p *proc) current() *benchenv.Proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cmd, p.done
+	if len(p.runs) == 0 {
+		return nil
+	}
+	return p.runs[len(p.runs)-1]
 }
 
 // kill sends SIGKILL to the process by its pid and waits until it has exited.
 func (p *proc) kill() {
-	cmd, done := p.running()
-	if cmd == nil {
-		return
+	if cur := p.current(); cur != nil {
+		cur.Kill()
 	}
-	select {
-	case <-done:
-		return
-	default:
-	}
+}
+
+// crashes counts the exits that kill did not cause (a process that died on its own).
+func (p *proc) crashes() int {
 	p.mu.Lock()
-	p.killing = true
-	p.mu.Unlock()
-	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-}
-
-// alive tells whether the process is running.
-func (p *proc) alive() bool {
-	cmd, done := p.running()
-	if cmd == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
-}
-
-// freePort asks the kernel for a free loopback TCP port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freePorts(n int) ([]int, error) {
-	// Hold every listener until all are chosen so the kernel cannot hand out one twice.
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// waitFor polls cond until it is true, the deadline passes or ctx ends. Polling is the
-// wait: nothing here sleeps to let something happen.
-func waitFor(ctx context.Context, d time.Duration, what string, cond func(ctx context.Context) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	t := time.NewTicker(25 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if cond(ctx) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not within %s: %w", what, d, ctx.Err())
-		case <-t.C:
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.runs {
+		if exited(r) && !r.Stopped() {
+			n++
 		}
 	}
+	return n
 }
 
-// httpOK tells whether GET url answers 200.
-func httpOK(ctx context.Context, url string) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+func exited(p *benchenv.Proc) bool {
+	done, _ := p.Exited()
+	return done
 }
 
 // natsNode is one nats-server process of the cluster, with JetStream storing under its own
@@ -227,7 +119,7 @@ type natsNode struct {
 // startCluster writes the configuration of n clustered JetStream nodes on loopback and
 // starts them.
 func startCluster(ctx context.Context, bin, dir string, n int) ([]*natsNode, error) {
-	ports, err := freePorts(3 * n)
+	ports, err := benchenv.FreePorts(3 * n)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +148,7 @@ cluster {
 			return nil, err
 		}
 		nodes[i] = &natsNode{
-			proc:    &proc{name: "nats-" + name, bin: bin, args: []string{"-c", cf}, env: os.Environ(), log: filepath.Join(dir, name+".log")},
+			proc:    newProc("nats-"+name, bin, filepath.Join(dir, name+".log"), []string{"-c", cf}, nil),
 			url:     fmt.Sprintf("nats://127.0.0.1:%d", ports[3*i]),
 			monitor: fmt.Sprintf("http://127.0.0.1:%d", ports[3*i+2]),
 		}
@@ -277,9 +169,7 @@ cluster {
 // waitHealthy waits for the node's /healthz: in a cluster it answers 200 only once the
 // node's JetStream has a meta leader and its streams and consumers are current.
 func (n *natsNode) waitHealthy(ctx context.Context, d time.Duration) error {
-	return waitFor(ctx, d, n.name+" healthy", func(ctx context.Context) bool {
-		return n.alive() && httpOK(ctx, n.monitor+"/healthz")
-	})
+	return benchenv.WaitHTTP(ctx, n.current(), n.monitor+"/healthz", d)
 }
 
 // redisNode is a redis-server process with an append-only file.
@@ -296,7 +186,7 @@ type redisNode struct {
 // replies, so every reply a worker saw is on disk; with everysec a kill -9 of Redis may
 // forget the last second of claims and records.
 func startRedis(ctx context.Context, bin, dir string) (*redisNode, error) {
-	port, err := freePort()
+	port, err := benchenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -305,29 +195,20 @@ func startRedis(ctx context.Context, bin, dir string) (*redisNode, error) {
 		return nil, err
 	}
 	r := &redisNode{
-		proc: &proc{name: "redis", bin: bin, args: []string{
+		proc: newProc("redis", bin, filepath.Join(dir, "redis.log"), []string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", rd, "--save", "",
 			"--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-			"--protected-mode", "no", "--loglevel", "warning"}, env: os.Environ(), log: filepath.Join(dir, "redis.log")},
+			"--protected-mode", "no", "--loglevel", "warning"}, nil),
 		addr: fmt.Sprintf("127.0.0.1:%d", port),
 	}
 	r.url = "redis://" + r.addr
 	return r, r.startAndWait(ctx)
 }
 
+// startAndWait starts redis-server and waits until it has replayed its AOF and answers PING.
 func (r *redisNode) startAndWait(ctx context.Context) error {
 	if err := r.start(); err != nil {
 		return err
 	}
-	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1})
-	defer c.Close()
-	return waitFor(ctx, 30*time.Second, "redis-server ready", func(ctx context.Context) bool {
-		if !r.alive() {
-			return false
-		}
-		pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		defer cancel()
-		// LOADING errors until the AOF is replayed; PING answers only then.
-		return c.Ping(pctx).Err() == nil
-	})
+	return benchenv.WaitRedis(ctx, r.current(), r.addr, 30*time.Second)
 }

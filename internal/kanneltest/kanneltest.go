@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-notify/herald/internal/benchenv"
 	"github.com/herald-notify/herald/internal/testutil"
 )
 
@@ -78,13 +79,9 @@ func Start(tb testing.TB, opts Options) *Kannel {
 	sc := newSMSC(smppUser, smppPassword, opts.Receipt)
 	tb.Cleanup(sc.srv.Close)
 
-	ports := make([]int, 3)
-	for i := range ports {
-		p, err := testutil.FreePort()
-		if err != nil {
-			tb.Fatalf("kanneltest: free port: %v", err)
-		}
-		ports[i] = p
+	ports, err := benchenv.FreePorts(3)
+	if err != nil {
+		tb.Fatalf("kanneltest: free port: %v", err)
 	}
 	adminPort, boxPort, sendsmsPort := ports[0], ports[1], ports[2]
 	smscHost, smscPort, err := net.SplitHostPort(sc.srv.Addr())
@@ -112,19 +109,19 @@ func Start(tb testing.TB, opts Options) *Kannel {
 
 	bb := start(tb, bearerbox, conf, filepath.Join(dir, "bearerbox.out"))
 	// smsbox gives up when bearerbox does not answer, so it starts once the box port is open.
-	testutil.Eventually(tb, startTimeout, func() bool { return bb.exited() || listening(boxPort) },
+	testutil.Eventually(tb, startTimeout, func() bool { return exited(bb) || listening(boxPort) },
 		"kanneltest: bearerbox did not open its smsbox port %d", boxPort)
-	bb.mustRun(tb)
+	mustRun(tb, bb)
 	sb := start(tb, smsbox, conf, filepath.Join(dir, "smsbox.out"))
 
 	testutil.Eventually(tb, startTimeout, func() bool {
-		if bb.exited() || sb.exited() {
+		if exited(bb) || exited(sb) {
 			return true
 		}
 		return k.ready() && listening(sendsmsPort)
 	}, "kanneltest: Kannel not ready (SMSC %s online, smsbox connected, sendsms port %d open); see the logs below", SMSCID, sendsmsPort)
-	bb.mustRun(tb)
-	sb.mustRun(tb)
+	mustRun(tb, bb)
+	mustRun(tb, sb)
 	return k
 }
 
@@ -197,53 +194,28 @@ reconnect-delay = 1
 		q(SMSCID), q(smscHost), smscPort, q(smppUser), q(smppPassword))
 }
 
-// proc is a Kannel process.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
 // start runs bin with conf, its own output to out, and registers its stop: SIGKILL to its
 // pid (nothing of Kannel's state outlives the test, so a graceful shutdown buys nothing).
-func start(tb testing.TB, bin, conf, out string) *proc {
+// benchenv also kills it if the test binary dies first.
+func start(tb testing.TB, bin, conf, out string) *benchenv.Proc {
 	tb.Helper()
-	f, err := os.Create(out)
+	p, err := benchenv.Launch(benchenv.Spec{Name: filepath.Base(bin), Bin: bin, Args: []string{conf}, Log: out})
 	if err != nil {
 		tb.Fatalf("kanneltest: %v", err)
 	}
-	cmd := exec.Command(bin, conf)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		tb.Fatalf("kanneltest: start %s: %v", bin, err)
-	}
-	p := &proc{name: filepath.Base(bin), cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	tb.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
+	tb.Cleanup(p.Kill)
 	return p
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+func exited(p *benchenv.Proc) bool {
+	done, _ := p.Exited()
+	return done
 }
 
-func (p *proc) mustRun(tb testing.TB) {
+func mustRun(tb testing.TB, p *benchenv.Proc) {
 	tb.Helper()
-	if p.exited() {
-		tb.Fatalf("kanneltest: %s exited during start-up (%v); see the logs below", p.name, p.cmd.ProcessState)
+	if done, err := p.Exited(); done {
+		tb.Fatalf("kanneltest: %s exited during start-up (%v); see the logs below", p.Name, err)
 	}
 }
 
