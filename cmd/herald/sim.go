@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/herald-notify/herald/internal/sim"
@@ -25,16 +26,30 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	jitter := fs.Duration("jitter", 0, "random extra latency up to this")
 	statusDelay := fs.Duration("status-delay", 200*time.Millisecond, "delay before each status webhook")
 	maxMsgs := fs.Int("max-messages", 1000000, "messages kept for GET /sim/messages")
+	greyWebhook := fs.String("grey-webhook-url", "", "where to POST grey gateway notifications (e.g. http://127.0.0.1:8080/webhooks/grey)")
+	statuses := fs.String("statuses", "sent,delivered,read", "statuses reported for an accepted send, in order (empty: none)")
+	noAccount := fs.String("grey-no-account", "", "comma-separated numbers without WhatsApp (grey reports noAccount)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: herald sim [flags]\n\nThe provider simulator: Cloud API /{version}/{phone-number-id}/messages and message_templates,\nKannel /cgi-bin/sendsms, control under /sim (messages, rules, stats).\n\nExample:\n  herald sim -addr 127.0.0.1:8090 -webhook-url http://127.0.0.1:8080/webhooks/whatsapp -app-secret s3cret\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: herald sim [flags]\n\nThe provider simulator: Cloud API /{version}/{phone-number-id}/messages and message_templates,\nKannel /cgi-bin/sendsms, a GREEN-API grey gateway (/waInstance{id}/...), control under /sim\n(messages, rules, stats, grey/state, grey/incoming).\n\nExample:\n  herald sim -addr 127.0.0.1:8090 -webhook-url http://127.0.0.1:8080/webhooks/whatsapp -app-secret s3cret\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
 	log := telemetry.NewLogger(stderr, "info", "text")
+	sts := []string{}
+	for _, st := range strings.Split(*statuses, ",") {
+		if st = strings.TrimSpace(st); st != "" {
+			sts = append(sts, st)
+		}
+	}
+	var noAcc []string
+	if *noAccount != "" {
+		noAcc = strings.Split(*noAccount, ",")
+	}
 	s := sim.New(sim.Config{WebhookURL: *webhook, AppSecret: *secret, Token: *token, Latency: *latency,
-		Jitter: *jitter, StatusDelay: *statusDelay, MaxMessages: *maxMsgs, Logger: log, Templates: sampleTemplateJSON()})
+		Jitter: *jitter, StatusDelay: *statusDelay, MaxMessages: *maxMsgs, Logger: log, Templates: sampleTemplateJSON(),
+		Statuses: sts, GreyWebhookURL: *greyWebhook, GreyNoAccount: noAcc})
 	s.Start(ctx)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
