@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,15 +130,82 @@ func (e *ValidationError) orNil() error {
 	return e
 }
 
-var (
-	idRe   = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-	// Template names as Meta allows them: lower case, digits, underscores.
-	templateRe = regexp.MustCompile(`^[a-z0-9_]{1,512}$`)
-	// Language codes as the Cloud API names them: "ru", "en_US", "pt_BR", "zh_CN".
-	languageRe = regexp.MustCompile(`^[a-z]{2,3}(_[A-Za-z]{2,4})?$`)
-	paramRe    = regexp.MustCompile(`^([1-9][0-9]?|[a-z_][a-z0-9_]{0,63})$`)
-)
+// The shapes of names, checked byte by byte: these run on every job, and regexp matching
+// cost as much as the rest of the validation. TestShapesMatchRegexps holds each to the
+// regular expression in its comment.
+
+// validID: ^[A-Za-z0-9._:-]{1,128}$ (ids, campaign and tenant names).
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(isLower(c) || isUpper(c) || isDigit(c) || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validTemplate: ^[a-z0-9_]{1,512}$, template names as Meta allows them.
+func validTemplate(s string) bool {
+	if len(s) == 0 || len(s) > 512 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(isLower(c) || isDigit(c) || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validLanguage: ^[a-z]{2,3}(_[A-Za-z]{2,4})?$, language codes as the Cloud API names them
+// ("ru", "en_US", "pt_BR", "zh_CN").
+func validLanguage(s string) bool {
+	n := 0
+	for n < len(s) && isLower(s[n]) {
+		n++
+	}
+	if n < 2 || n > 3 {
+		return false
+	}
+	if n == len(s) {
+		return true
+	}
+	rest := s[n:]
+	if rest[0] != '_' || len(rest) < 3 || len(rest) > 5 {
+		return false
+	}
+	for i := 1; i < len(rest); i++ {
+		if !isLower(rest[i]) && !isUpper(rest[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validParam: ^([1-9][0-9]?|[a-z_][a-z0-9_]{0,63})$, a position 1-99 or a lower-case name.
+func validParam(s string) bool {
+	switch {
+	case len(s) == 0:
+		return false
+	case s[0] >= '1' && s[0] <= '9':
+		return len(s) == 1 || (len(s) == 2 && isDigit(s[1]))
+	case (!isLower(s[0]) && s[0] != '_') || len(s) > 64:
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !(isLower(c) || isDigit(c) || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // fields is the set of known top-level keys; anything else is rejected.
 var fields = map[string]bool{
@@ -152,45 +219,148 @@ var fields = map[string]bool{
 // normalises it (E.164 number, default priority and language). The error is a
 // *ValidationError naming every bad field, or a *ValidationError with field "$" when the
 // input is not a JSON object at all.
-func Decode(data []byte, opts Options) (*Job, error) {
+func Decode(data []byte, opts Options) (*Job, error) { return decode(data, opts, true) }
+
+// decode is Decode; fast false takes the encoding/json way for every part, the reference
+// the fast paths are tested against (TestDecodeFastPathsMatch, FuzzDecodeFastPaths).
+func decode(data []byte, opts Options, fast bool) (*Job, error) {
 	verr := &ValidationError{}
 	if len(data) > MaxSize {
 		verr.add("$", "job is %d bytes, more than the %d allowed", len(data), MaxSize)
 		return nil, verr
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
-		reason := "not a JSON object"
-		if err != nil {
-			reason = "not a JSON object: " + err.Error()
+	var members []member
+	ok := false
+	if fast {
+		members, ok = splitObject(data)
+	}
+	if !ok {
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
+			reason := "not a JSON object"
+			if err != nil {
+				reason = "not a JSON object: " + err.Error()
+			}
+			verr.add("$", "%s", reason)
+			return nil, verr
 		}
-		verr.add("$", "%s", reason)
-		return nil, verr
+		members = members[:0]
+		for k, v := range raw {
+			members = append(members, member{k, v})
+		}
 	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	var j Job
-	for _, k := range keys {
-		if !fields[k] {
-			verr.add(k, "unknown field")
+	channelsGiven := false
+	for _, m := range members {
+		if !fields[m.key] {
+			verr.add(m.key, "unknown field")
 			continue
 		}
-		if err := decodeField(&j, k, raw[k]); err != nil {
-			verr.add(k, "%s", err)
+		channelsGiven = channelsGiven || m.key == "channels"
+		if err := decodeField(&j, m.key, m.value, fast); err != nil {
+			verr.add(m.key, "%s", err)
 		}
 	}
-	j.validate(opts, verr, raw)
+	j.validate(opts, verr, channelsGiven)
 	if err := verr.orNil(); err != nil {
 		return nil, err
 	}
 	return &j, nil
 }
 
+// member is one key of a job object and its value.
+type member struct {
+	key   string
+	value json.RawMessage
+}
+
+// maxMembers bounds the keys splitObject handles (the contract has 17): more go through
+// encoding/json's map, which finds repeated keys without splitObject's quadratic search.
+const maxMembers = 24
+
+// splitObject splits a JSON object into its keys and values as unmarshalling into a
+// map[string]json.RawMessage would (a repeated key keeps its last value), without the map:
+// the values are slices of data. ok is false when data is not valid JSON, not an object, has
+// a key with an escape or invalid UTF-8 (which encoding/json would rewrite) or more than
+// maxMembers keys; Decode then takes the encoding/json way, which also words the error.
+func splitObject(data []byte) (_ []member, ok bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
+	b := skipSpace(data)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, false
+	}
+	out := make([]member, 0, 16)
+	b = skipSpace(b[1:])
+	if b[0] == '}' {
+		return out, true
+	}
+	for {
+		k, rest, ok := plainString(b)
+		if !ok {
+			return nil, false
+		}
+		b = skipSpace(skipSpace(rest)[1:]) // the colon
+		n := valueLen(b)
+		v := json.RawMessage(b[:n:n])
+		b = skipSpace(b[n:])
+		if i := slices.IndexFunc(out, func(m member) bool { return m.key == k }); i >= 0 {
+			out[i].value = v
+		} else if len(out) == maxMembers {
+			return nil, false
+		} else {
+			out = append(out, member{k, v})
+		}
+		if b[0] == '}' {
+			return out, true
+		}
+		b = skipSpace(b[1:]) // the comma
+	}
+}
+
+// valueLen is the length of the JSON value at the start of b, which is valid JSON.
+func valueLen(b []byte) int {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 { // the end of the enclosing object, after a number or literal
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(b)
+}
+
 // decodeField decodes one known field strictly so that each type error names its field.
-func decodeField(j *Job, k string, v json.RawMessage) error {
+// Strings, arrays of strings and objects of strings in their plain form (the form every
+// encoder writes for ordinary text) are read directly: a json.Decoder per field cost more
+// than the rest of Decode. Anything else goes through encoding/json, as before.
+func decodeField(j *Job, k string, v json.RawMessage, fast bool) error {
+	if fast && decodePlain(j, k, v) {
+		return nil
+	}
 	var dst any
 	switch k {
 	case "id":
@@ -234,6 +404,153 @@ func decodeField(j *Job, k string, v json.RawMessage) error {
 		return errors.New(jsonReason(err))
 	}
 	return nil
+}
+
+// decodePlain decodes the fields of type string, []string and map[string]string when v is in
+// plain form, and reports whether it did. It gives exactly what encoding/json gives.
+func decodePlain(j *Job, k string, v json.RawMessage) bool {
+	var s *string
+	switch k {
+	case "id":
+		s = &j.ID
+	case "to":
+		s = &j.To
+	case "template":
+		s = &j.Template
+	case "language":
+		s = &j.Language
+	case "text":
+		s = &j.Text
+	case "priority":
+		s = &j.Priority
+	case "sms_text":
+		s = &j.SMSText
+	case "campaign":
+		s = &j.Campaign
+	case "tenant":
+		s = &j.Tenant
+	case "params":
+		return plainMap(&j.Params, v)
+	case "buttons":
+		return plainMap(&j.Buttons, v)
+	case "metadata":
+		return plainMap(&j.Metadata, v)
+	case "channels":
+		return plainArray(&j.Channels, v)
+	default:
+		return false
+	}
+	str, rest, ok := plainString(v)
+	if !ok || len(rest) != 0 {
+		return false
+	}
+	*s = str
+	return true
+}
+
+// plainString reads a JSON string at the start of b that has no escape and is valid UTF-8
+// (so that encoding/json would return its bytes unchanged), and returns the rest of b. b is
+// known to be valid JSON (Decode unmarshalled it), so it has no raw control characters.
+func plainString(b []byte) (string, []byte, bool) {
+	if len(b) < 2 || b[0] != '"' {
+		return "", nil, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			return "", nil, false
+		case '"':
+			v := b[1:i]
+			if !utf8.Valid(v) {
+				return "", nil, false
+			}
+			return string(v), b[i+1:], true
+		}
+	}
+	return "", nil, false
+}
+
+// skipSpace drops JSON whitespace from the start of b.
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}
+
+// plainArray reads an array of plain strings into *dst (a new slice, empty for []).
+func plainArray(dst *[]string, v []byte) bool {
+	if len(v) == 0 || v[0] != '[' {
+		return false
+	}
+	b := skipSpace(v[1:])
+	out := []string{}
+	if len(b) > 0 && b[0] == ']' {
+		*dst = out
+		return len(b) == 1
+	}
+	for {
+		s, rest, ok := plainString(b)
+		if !ok {
+			return false
+		}
+		out = append(out, s)
+		b = skipSpace(rest)
+		if len(b) == 0 {
+			return false
+		}
+		switch b[0] {
+		case ',':
+			b = skipSpace(b[1:])
+		case ']':
+			*dst = out
+			return len(b) == 1
+		default:
+			return false
+		}
+	}
+}
+
+// plainMap reads an object of plain strings into *dst (a new map; the last of repeated keys
+// wins, as in encoding/json).
+func plainMap(dst *map[string]string, v []byte) bool {
+	if len(v) == 0 || v[0] != '{' {
+		return false
+	}
+	b := skipSpace(v[1:])
+	out := map[string]string{}
+	if len(b) > 0 && b[0] == '}' {
+		*dst = out
+		return len(b) == 1
+	}
+	for {
+		k, rest, ok := plainString(b)
+		if !ok {
+			return false
+		}
+		b = skipSpace(rest)
+		if len(b) == 0 || b[0] != ':' {
+			return false
+		}
+		s, rest, ok := plainString(skipSpace(b[1:]))
+		if !ok {
+			return false
+		}
+		out[k] = s
+		b = skipSpace(rest)
+		if len(b) == 0 {
+			return false
+		}
+		switch b[0] {
+		case ',':
+			b = skipSpace(b[1:])
+		case '}':
+			*dst = out
+			return len(b) == 1
+		default:
+			return false
+		}
+	}
 }
 
 func decodeTime(dst **time.Time, v json.RawMessage) error {
@@ -294,7 +611,7 @@ func (j *Job) Validate(opts Options) error {
 // the worker would reject what the producer accepted.
 func (j *Job) ValidateEncode(opts Options) ([]byte, error) {
 	verr := &ValidationError{}
-	j.validate(opts, verr, nil)
+	j.validate(opts, verr, false)
 	if len(verr.Fields) > 0 {
 		return nil, verr
 	}
@@ -306,9 +623,9 @@ func (j *Job) ValidateEncode(opts Options) ([]byte, error) {
 	return b, nil
 }
 
-// validate applies every rule; present tells which keys the JSON had, so that an explicit
-// empty value is reported once (nil for a job built in Go).
-func (j *Job) validate(opts Options, verr *ValidationError, present map[string]json.RawMessage) {
+// validate applies every rule; channelsGiven tells whether the JSON had a "channels" key
+// (false for a job built in Go), so that an explicit empty list is reported.
+func (j *Job) validate(opts Options, verr *ValidationError, channelsGiven bool) {
 	bad := func(k string) bool { // a type error was already reported for this key
 		for _, f := range verr.Fields {
 			if f.Field == k || strings.HasPrefix(f.Field, k+".") {
@@ -321,7 +638,7 @@ func (j *Job) validate(opts Options, verr *ValidationError, present map[string]j
 		switch {
 		case j.ID == "":
 			verr.add("id", "required")
-		case !idRe.MatchString(j.ID):
+		case !validID(j.ID):
 			verr.add("id", "must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen)
 		}
 	}
@@ -345,7 +662,7 @@ func (j *Job) validate(opts Options, verr *ValidationError, present map[string]j
 		}
 	}
 	if !bad("channels") {
-		if present != nil && present["channels"] != nil && len(j.Channels) == 0 {
+		if channelsGiven && len(j.Channels) == 0 {
 			verr.add("channels", "must list at least one channel when given")
 		}
 		if err := ValidateChannels(j.Channels); err != nil {
@@ -373,10 +690,10 @@ func (j *Job) validate(opts Options, verr *ValidationError, present map[string]j
 	if j.SendAt != nil && j.ExpireAt != nil && !j.ExpireAt.After(*j.SendAt) {
 		verr.add("expires_at", "must be after send_at")
 	}
-	if j.Campaign != "" && !nameRe.MatchString(j.Campaign) {
+	if j.Campaign != "" && !validID(j.Campaign) {
 		verr.add("campaign", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 	}
-	if j.Tenant != "" && !nameRe.MatchString(j.Tenant) {
+	if j.Tenant != "" && !validID(j.Tenant) {
 		verr.add("tenant", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 	}
 	if !bad("metadata") {
@@ -389,7 +706,9 @@ func (j *Job) validate(opts Options, verr *ValidationError, present map[string]j
 			}
 		}
 	}
-	sort.SliceStable(verr.Fields, func(a, b int) bool { return verr.Fields[a].Field < verr.Fields[b].Field })
+	if len(verr.Fields) > 1 {
+		sort.SliceStable(verr.Fields, func(a, b int) bool { return verr.Fields[a].Field < verr.Fields[b].Field })
+	}
 }
 
 func (j *Job) validateContent(opts Options, verr *ValidationError, bad func(string) bool) {
@@ -401,7 +720,7 @@ func (j *Job) validateContent(opts Options, verr *ValidationError, bad func(stri
 	case j.Template != "" && j.Text != "":
 		verr.add("text", "give either template or text, not both")
 	case j.Template != "":
-		if !templateRe.MatchString(j.Template) {
+		if !validTemplate(j.Template) {
 			verr.add("template", "must be a template name of lower-case letters, digits and underscores")
 		}
 		if j.Language == "" {
@@ -410,7 +729,7 @@ func (j *Job) validateContent(opts Options, verr *ValidationError, bad func(stri
 				j.Language = "ru"
 			}
 		}
-		if !bad("language") && !languageRe.MatchString(j.Language) {
+		if !bad("language") && !validLanguage(j.Language) {
 			verr.add("language", "must be a language code such as ru, en or en_US, not %q", j.Language)
 		}
 		if !bad("params") {
@@ -418,7 +737,7 @@ func (j *Job) validateContent(opts Options, verr *ValidationError, bad func(stri
 				verr.add("params", "more than %d parameters", MaxParams)
 			}
 			for k, v := range j.Params {
-				if !paramRe.MatchString(k) {
+				if !validParam(k) {
 					verr.add("params."+k, "name must be a position 1-99 or a lower-case name")
 				}
 				if utf8.RuneCountInString(v) > MaxParamLen {
@@ -465,17 +784,23 @@ func (m *Media) validate(verr *ValidationError) {
 
 // ValidateChannels checks a channel cascade: known names, each at most once.
 func ValidateChannels(chs []string) error {
-	seen := map[string]bool{}
+	var seen [3]bool // white, grey, sms: no map on every job
 	for _, c := range chs {
+		var i int
 		switch c {
-		case ChannelWhite, ChannelGrey, ChannelSMS:
+		case ChannelWhite:
+			i = 0
+		case ChannelGrey:
+			i = 1
+		case ChannelSMS:
+			i = 2
 		default:
 			return fmt.Errorf("unknown channel %q (white, grey or sms)", c)
 		}
-		if seen[c] {
+		if seen[i] {
 			return fmt.Errorf("channel %q listed twice", c)
 		}
-		seen[c] = true
+		seen[i] = true
 	}
 	return nil
 }
@@ -491,6 +816,15 @@ func regionOr(r string) string {
 // off so that the encoded job is no larger than the JSON it was decoded from (a job of "<"
 // characters would otherwise grow sixfold past MaxSize).
 func (j *Job) Encode() ([]byte, error) {
+	if b, ok := j.appendJSON(make([]byte, 0, 384)); ok {
+		return b, nil
+	}
+	return j.encodeSlow()
+}
+
+// encodeSlow is Encode through encoding/json: the reference appendJSON is tested against,
+// and the path for a time that cannot be encoded (its error is encoding/json's).
+func (j *Job) encodeSlow() ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -500,12 +834,161 @@ func (j *Job) Encode() ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// appendJSON appends exactly what encodeSlow returns, without reflection (the producer
+// encodes every job it publishes); ok is false only for a time MarshalJSON refuses.
+func (j *Job) appendJSON(b []byte) (_ []byte, ok bool) {
+	b = append(b, `{"id":`...)
+	b = appendString(b, j.ID)
+	b = append(b, `,"to":`...)
+	b = appendString(b, j.To)
+	b = appendField(b, "template", j.Template)
+	b = appendField(b, "language", j.Language)
+	b = appendMap(b, "params", j.Params)
+	b = appendField(b, "text", j.Text)
+	b = appendField(b, "priority", j.Priority)
+	if len(j.Channels) > 0 {
+		b = append(b, `,"channels":[`...)
+		for i, c := range j.Channels {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, c)
+		}
+		b = append(b, ']')
+	}
+	if m := j.Media; m != nil {
+		b = append(b, `,"media":{"type":`...)
+		b = appendString(b, m.Type)
+		b = append(b, `,"url":`...)
+		b = appendString(b, m.URL)
+		b = appendField(b, "filename", m.Filename)
+		b = appendField(b, "caption", m.Caption)
+		b = append(b, '}')
+	}
+	b = appendMap(b, "buttons", j.Buttons)
+	b = appendField(b, "sms_text", j.SMSText)
+	for _, t := range []struct {
+		key string
+		t   *time.Time
+	}{{"send_at", j.SendAt}, {"expires_at", j.ExpireAt}} {
+		if t.t == nil {
+			continue
+		}
+		tb, err := t.t.MarshalJSON()
+		if err != nil {
+			return nil, false
+		}
+		b = append(b, `,"`...)
+		b = append(b, t.key...)
+		b = append(b, `":`...)
+		b = append(b, tb...)
+	}
+	b = appendField(b, "campaign", j.Campaign)
+	b = appendField(b, "tenant", j.Tenant)
+	b = appendMap(b, "metadata", j.Metadata)
+	if j.QuietHours != nil {
+		b = append(b, `,"quiet_hours":`...)
+		b = strconv.AppendBool(b, *j.QuietHours)
+	}
+	return append(b, '}'), true
+}
+
+// appendField appends ,"key":"v" unless v is empty (omitempty).
+func appendField(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return appendString(b, v)
+}
+
+// appendMap appends ,"key":{...} with the keys sorted, unless m is empty (omitempty).
+func appendMap(b []byte, key string, m map[string]string) []byte {
+	if len(m) == 0 {
+		return b
+	}
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":{`...)
+	var buf [16]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// appendString quotes s as encoding/json does with HTML escaping off: \b \f \n \r \t and
+// \u00XX for the other control characters, \ufffd for invalid UTF-8, and U+2028 and U+2029
+// escaped.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
 // Expired tells whether the job is past its expires_at at now.
 func (j *Job) Expired(now time.Time) bool { return j.ExpireAt != nil && !now.Before(*j.ExpireAt) }
 
 // ValidateID checks the id alone (for a job whose other fields are invalid).
 func (j *Job) ValidateID() error {
-	if !idRe.MatchString(j.ID) {
+	if !validID(j.ID) {
 		return fmt.Errorf("id: must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen)
 	}
 	return nil

@@ -17,9 +17,12 @@ end
 -- save stores rec and keeps its campaign's counters (herald:camp:<name>, a hash of
 -- s:<state> counts) in step with the state change from prev (nil for a new record). The
 -- counter key is derived here rather than passed in KEYS: Herald supports a single Redis
--- primary (with replicas or Sentinel), not Redis Cluster.
+-- primary (with replicas or Sentinel), not Redis Cluster. It returns the encoded record, so
+-- that a script answering with the record it just saved does not encode it a second time
+-- (cjson is most of a script's cost).
 local function save(key, rec, ttl, prev)
-  redis.call('SET', key, cjson.encode(rec), 'PX', ttl)
+  local enc = cjson.encode(rec)
+  redis.call('SET', key, enc, 'PX', ttl)
   local c = rec.campaign
   if c and c ~= '' and c ~= cjson.null and prev ~= rec.state then
     local ck = 'herald:camp:' .. c
@@ -27,6 +30,7 @@ local function save(key, rec, ttl, prev)
     redis.call('HINCRBY', ck, 's:' .. rec.state, 1)
     redis.call('PEXPIRE', ck, ttl)
   end
+  return enc
 end
 `
 
@@ -91,21 +95,18 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
   rec.state = 'sent'
   rec.reason = 'outcome unknown'
   rec.updated_at = ARGV[6]
-  save(KEYS[1], rec, tonumber(ARGV[5]), prev)
-  return {'ambiguous', cjson.encode(rec), 0, win}
+  return {'ambiguous', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then
   rec.state = 'suppressed'
   rec.reason = 'recipient opted out'
   rec.claim = nil
   rec.updated_at = ARGV[6]
-  save(KEYS[1], rec, tonumber(ARGV[5]), prev)
-  return {'suppressed', cjson.encode(rec), 0, win}
+  return {'suppressed', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 end
 rec.claim = {owner=ARGV[1], ['until']=now + tonumber(ARGV[2]), channel=rec.channel}
 if not raw then rec.created_at = rec.created_at or ARGV[6] end
-save(KEYS[1], rec, tonumber(ARGV[5]), prev)
-return {'claimed', cjson.encode(rec), 0, win}
+return {'claimed', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 `)
 
 // attempt records the outcome of one send attempt. KEYS: record, provider message index.
@@ -171,8 +172,7 @@ elseif mode == 'failed' then
   rec.resume = nil
 end
 table.insert(rec.history, a)
-save(KEYS[1], rec, ttl, old)
-return {old, cjson.encode(rec)}
+return {old, save(KEYS[1], rec, ttl, old)}
 `)
 
 // settle puts a record in a final state without a send (expired, rejected, canceled) or
@@ -188,7 +188,7 @@ local prev = nil
 if raw then prev = rec.state end
 if ARGV[2] == '' then
   if rec.claim and rec.claim.owner == ARGV[1] then rec.claim = nil end
-  if raw then save(KEYS[1], rec, tonumber(ARGV[5]), prev) end
+  if raw then return {old, save(KEYS[1], rec, tonumber(ARGV[5]), prev), 'ok'} end
   return {old, cjson.encode(rec), 'ok'}
 end
 if terminal[rec.state] or (rank[rec.state] and rank[rec.state] >= 2) then
@@ -196,7 +196,7 @@ if terminal[rec.state] or (rank[rec.state] and rank[rec.state] >= 2) then
   -- this delivery's claim, so the copy released later is not taken for a crash.
   if raw and rec.claim and rec.claim.owner == ARGV[1] then
     rec.claim = nil
-    save(KEYS[1], rec, tonumber(ARGV[5]), prev)
+    return {old, save(KEYS[1], rec, tonumber(ARGV[5]), prev), 'ok'}
   end
   return {old, cjson.encode(rec), 'ok'}
 end
@@ -209,8 +209,7 @@ if ARGV[3] ~= '' then rec.reason = ARGV[3] end
 rec.claim = nil
 rec.updated_at = ARGV[4]
 rec.created_at = rec.created_at or ARGV[4]
-save(KEYS[1], rec, tonumber(ARGV[5]), prev)
-return {old, cjson.encode(rec), 'ok'}
+return {old, save(KEYS[1], rec, tonumber(ARGV[5]), prev), 'ok'}
 `)
 
 // status applies a provider status report to the attempt with that message id, forward only
@@ -240,7 +239,7 @@ if not found then
   local e = rec.early[ARGV[1]]
   if e == nil or (e ~= 'failed' and (st == 'failed' or (rank[st] or -1) > (rank[e] or -1))) then
     rec.early[ARGV[1]] = st
-    save(KEYS[1], rec, tonumber(ARGV[6]), old)
+    return {old, save(KEYS[1], rec, tonumber(ARGV[6]), old), 'parked'}
   end
   return {old, cjson.encode(rec), 'parked'}
 end
@@ -268,6 +267,5 @@ if latest then
   end
 end
 rec.updated_at = ARGV[5]
-save(KEYS[1], rec, tonumber(ARGV[6]), old)
-return {old, cjson.encode(rec), 'changed'}
+return {old, save(KEYS[1], rec, tonumber(ARGV[6]), old), 'changed'}
 `)

@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -95,6 +98,16 @@ type Record struct {
 // UnmarshalJSON accepts the empty object cjson writes for an empty Lua table in place of an
 // empty array or map.
 func (r *Record) UnmarshalJSON(b []byte) error {
+	if rec, ok := parseRecord(string(b)); ok {
+		*r = *rec
+		return nil
+	}
+	return r.unmarshalSlow(b)
+}
+
+// unmarshalSlow is UnmarshalJSON through encoding/json: the reference parseRecord must
+// agree with, and the path for any input parseRecord leaves to it.
+func (r *Record) unmarshalSlow(b []byte) error {
 	type plain Record
 	var aux struct {
 		plain
@@ -245,10 +258,7 @@ func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.
 	if check != nil {
 		idx, deadline, reason = strconv.Itoa(check.Idx), boolArg(check.Deadline), check.Reason
 	}
-	initial, err := json.Marshal(NewRecord(j, Queued, channels, s.now()))
-	if err != nil {
-		return Admission{}, err
-	}
+	initial := marshalRecord(NewRecord(j, Queued, channels, s.now()))
 	res, err := scriptBegin.Run(ctx, s.rdb,
 		[]string{RecordKey(j.ID), KeySuppressed, WindowKey(j.To)},
 		owner, lease.Milliseconds(), initial, j.To, s.ttlMS(), s.stamp(), rp, idx, deadline, reason).Slice()
@@ -311,10 +321,7 @@ func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old s
 // Settle moves a record (created if missing from j) to a final state that involves no send:
 // expired, rejected, canceled. With state "" it only releases owner's claim.
 func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (old string, rec *Record, err error) {
-	initial, err := json.Marshal(NewRecord(j, Queued, channels, s.now()))
-	if err != nil {
-		return "", nil, err
-	}
+	initial := marshalRecord(NewRecord(j, Queued, channels, s.now()))
 	res, err := scriptSettle.Run(ctx, s.rdb, []string{RecordKey(j.ID)},
 		owner, state, reason, s.stamp(), s.ttlMS(), initial).StringSlice()
 	if err != nil {
@@ -330,11 +337,7 @@ func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason str
 // Create stores the first record of an accepted job unless one exists; it returns the
 // existing record when it does (a repeated id).
 func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing *Record, err error) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return false, nil, err
-	}
-	ok, err := s.rdb.SetNX(ctx, RecordKey(rec.ID), b, s.ttl).Result()
+	ok, err := s.rdb.SetNX(ctx, RecordKey(rec.ID), marshalRecord(rec), s.ttl).Result()
 	if err != nil {
 		return false, nil, fmt.Errorf("status create: %w", err)
 	}
@@ -360,6 +363,9 @@ func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("status get: %w", err)
+	}
+	if rec, ok := parseRecord(string(b)); ok {
+		return rec, nil
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -416,6 +422,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
 func decode(v any) (*Record, error) {
 	s, _ := v.(string)
+	if rec, ok := parseRecord(s); ok {
+		return rec, nil
+	}
 	var r Record
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
 		return nil, fmt.Errorf("status: bad record: %w", err)
@@ -432,11 +441,7 @@ func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.BoolCmd, len(recs))
 	for i, r := range recs {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		cmds[i] = pipe.SetNX(ctx, RecordKey(r.ID), b, s.ttl)
+		cmds[i] = pipe.SetNX(ctx, RecordKey(r.ID), marshalRecord(r), s.ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("status create: %w", err)
@@ -518,4 +523,572 @@ func (s *Store) Campaign(ctx context.Context, name string) (CampaignCounters, er
 		}
 	}
 	return c, nil
+}
+
+// parseRecord decodes a record as cjson and encoding/json write it, without reflection and
+// with its strings sharing the input's memory: the scripts answer with the record on every
+// call, and encoding/json spent more CPU on it than anything else in the worker. ok is false
+// for anything outside that written form (whitespace, null, an unknown or repeated key, a
+// surrogate escape, invalid UTF-8, a number that is not a plain integer, malformed JSON):
+// the caller then decodes with encoding/json, which gives the same Record for every input
+// parseRecord accepts (TestParseRecordMatchesEncodingJSON, FuzzParseRecord).
+func parseRecord(s string) (*Record, bool) {
+	p := recParser{s: s}
+	r := &Record{}
+	if !p.byte('{') {
+		return nil, false
+	}
+	var seen uint32
+	if !p.byte('}') {
+		for {
+			key, ok := p.key()
+			if !ok {
+				return nil, false
+			}
+			bit := uint32(0)
+			switch key {
+			case "id":
+				bit, ok = 1<<0, p.str(&r.ID)
+			case "state":
+				bit, ok = 1<<1, p.str(&r.State)
+			case "reason":
+				bit, ok = 1<<2, p.str(&r.Reason)
+			case "to":
+				bit, ok = 1<<3, p.str(&r.To)
+			case "template":
+				bit, ok = 1<<4, p.str(&r.Template)
+			case "priority":
+				bit, ok = 1<<5, p.str(&r.Priority)
+			case "campaign":
+				bit, ok = 1<<6, p.str(&r.Campaign)
+			case "tenant":
+				bit, ok = 1<<7, p.str(&r.Tenant)
+			case "channels":
+				bit, ok = 1<<8, p.strings(&r.Channels)
+			case "channel":
+				bit, ok = 1<<9, p.str(&r.Channel)
+			case "channel_idx":
+				bit, ok = 1<<10, p.int(&r.ChannelIdx)
+			case "attempts":
+				bit, ok = 1<<11, p.int(&r.Attempts)
+			case "provider_message_id":
+				bit, ok = 1<<12, p.str(&r.ProviderMessageID)
+			case "send_at":
+				bit, ok = 1<<13, p.str(&r.SendAt)
+			case "created_at":
+				bit, ok = 1<<14, p.str(&r.CreatedAt)
+			case "updated_at":
+				bit, ok = 1<<15, p.str(&r.UpdatedAt)
+			case "history":
+				bit, ok = 1<<16, p.history(&r.History)
+			case "metadata":
+				bit, ok = 1<<17, p.strMap(&r.Metadata)
+			case "claim":
+				bit, ok = 1<<18, p.claim(&r.Claim)
+			case "resume":
+				bit, ok = 1<<19, p.bool(&r.Resume)
+			case "early":
+				bit, ok = 1<<20, p.strMap(&r.Early)
+			}
+			// encoding/json matches keys case-insensitively and merges a repeated object
+			// key into the same value: leave both to it.
+			if bit == 0 || seen&bit != 0 || !ok {
+				return nil, false
+			}
+			seen |= bit
+			if p.byte(',') {
+				continue
+			}
+			if !p.byte('}') {
+				return nil, false
+			}
+			break
+		}
+	}
+	return r, p.i == len(p.s)
+}
+
+// recParser reads the JSON subset parseRecord accepts.
+type recParser struct {
+	s string
+	i int
+}
+
+// byte consumes c if it is next.
+func (p *recParser) byte(c byte) bool {
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// key reads an object key and its colon.
+func (p *recParser) key() (string, bool) {
+	var k string
+	if !p.str(&k) || !p.byte(':') {
+		return "", false
+	}
+	return k, true
+}
+
+// str reads a string. Strings without escapes are slices of the input.
+func (p *recParser) str(dst *string) bool {
+	if !p.byte('"') {
+		return false
+	}
+	start := p.i
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			v := p.s[start:p.i]
+			p.i++
+			if !utf8.ValidString(v) { // encoding/json would replace the bad bytes
+				return false
+			}
+			*dst = v
+			return true
+		case c == '\\':
+			return p.strEscaped(dst, start)
+		case c < 0x20:
+			return false
+		}
+		p.i++
+	}
+	return false
+}
+
+// strEscaped finishes a string with escapes, from start (just after the opening quote).
+// Surrogate escapes (\ud83d...) are left to encoding/json, which pairs or replaces them.
+func (p *recParser) strEscaped(dst *string, start int) bool {
+	b := make([]byte, 0, p.i-start+16)
+	b = append(b, p.s[start:p.i]...)
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			if !utf8.Valid(b) {
+				return false
+			}
+			*dst = string(b)
+			return true
+		case c < 0x20:
+			return false
+		case c != '\\':
+			b = append(b, c)
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.s) {
+			return false
+		}
+		e := p.s[p.i+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			if p.i+4 > len(p.s) {
+				return false
+			}
+			r, err := strconv.ParseUint(p.s[p.i:p.i+4], 16, 32)
+			if err != nil || utf16.IsSurrogate(rune(r)) {
+				return false
+			}
+			b = utf8.AppendRune(b, rune(r))
+			p.i += 4
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// int reads a JSON integer that fits an int with room to spare.
+func (p *recParser) int(dst *int) bool {
+	var n int64
+	if !p.int64(&n) {
+		return false
+	}
+	*dst = int(n)
+	return true
+}
+
+func (p *recParser) int64(dst *int64) bool {
+	start := p.i
+	p.byte('-')
+	digits := p.i
+	for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
+		p.i++
+	}
+	nd := p.i - digits
+	// No leading zero (invalid JSON), at most 18 digits (no overflow), and no fraction or
+	// exponent (encoding/json refuses those for an int field with its own error).
+	if nd == 0 || nd > 18 || (nd > 1 && p.s[digits] == '0') {
+		return false
+	}
+	if p.i < len(p.s) && (p.s[p.i] == '.' || p.s[p.i] == 'e' || p.s[p.i] == 'E') {
+		return false
+	}
+	n, err := strconv.ParseInt(p.s[start:p.i], 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst = n
+	return true
+}
+
+func (p *recParser) bool(dst *bool) bool {
+	switch {
+	case strings.HasPrefix(p.s[p.i:], "true"):
+		p.i += 4
+		*dst = true
+	case strings.HasPrefix(p.s[p.i:], "false"):
+		p.i += 5
+		*dst = false
+	default:
+		return false
+	}
+	return true
+}
+
+// empty consumes the "{}" or "[]" that UnmarshalJSON reads as no value (cjson writes an empty
+// Lua table as an object).
+func (p *recParser) empty() bool {
+	if strings.HasPrefix(p.s[p.i:], "{}") || strings.HasPrefix(p.s[p.i:], "[]") {
+		p.i += 2
+		return true
+	}
+	return false
+}
+
+// strings reads a non-empty array of strings.
+func (p *recParser) strings(dst *[]string) bool {
+	if p.empty() {
+		return true
+	}
+	if !p.byte('[') {
+		return false
+	}
+	out := make([]string, 0, 4)
+	for {
+		var v string
+		if !p.str(&v) {
+			return false
+		}
+		out = append(out, v)
+		if p.byte(',') {
+			continue
+		}
+		if !p.byte(']') {
+			return false
+		}
+		*dst = out
+		return true
+	}
+}
+
+// strMap reads a non-empty object of strings.
+func (p *recParser) strMap(dst *map[string]string) bool {
+	if p.empty() {
+		return true
+	}
+	if !p.byte('{') {
+		return false
+	}
+	out := make(map[string]string)
+	for {
+		k, ok := p.key()
+		var v string
+		if !ok || !p.str(&v) {
+			return false
+		}
+		out[k] = v // a repeated key: the last one wins, as in encoding/json
+		if p.byte(',') {
+			continue
+		}
+		if !p.byte('}') {
+			return false
+		}
+		*dst = out
+		return true
+	}
+}
+
+// claim reads a Claim object.
+func (p *recParser) claim(dst **Claim) bool {
+	if !p.byte('{') {
+		return false
+	}
+	c := &Claim{}
+	if p.byte('}') {
+		*dst = c
+		return true
+	}
+	var seen uint8
+	for {
+		k, ok := p.key()
+		if !ok {
+			return false
+		}
+		bit := uint8(0)
+		switch k {
+		case "owner":
+			bit, ok = 1, p.str(&c.Owner)
+		case "until":
+			bit, ok = 2, p.int64(&c.Until)
+		case "channel":
+			bit, ok = 4, p.str(&c.Channel)
+		}
+		if bit == 0 || seen&bit != 0 || !ok {
+			return false
+		}
+		seen |= bit
+		if p.byte(',') {
+			continue
+		}
+		if !p.byte('}') {
+			return false
+		}
+		*dst = c
+		return true
+	}
+}
+
+// history reads a non-empty array of Attempt objects.
+func (p *recParser) history(dst *[]Attempt) bool {
+	if p.empty() {
+		return true
+	}
+	if !p.byte('[') {
+		return false
+	}
+	out := make([]Attempt, 0, 2)
+	for {
+		var a Attempt
+		if !p.attempt(&a) {
+			return false
+		}
+		out = append(out, a)
+		if p.byte(',') {
+			continue
+		}
+		if !p.byte(']') {
+			return false
+		}
+		*dst = out
+		return true
+	}
+}
+
+func (p *recParser) attempt(a *Attempt) bool {
+	if !p.byte('{') {
+		return false
+	}
+	if p.byte('}') {
+		return true
+	}
+	var seen uint8
+	for {
+		k, ok := p.key()
+		if !ok {
+			return false
+		}
+		bit := uint8(0)
+		switch k {
+		case "channel":
+			bit, ok = 1<<0, p.str(&a.Channel)
+		case "provider_message_id":
+			bit, ok = 1<<1, p.str(&a.ProviderMessageID)
+		case "state":
+			bit, ok = 1<<2, p.str(&a.State)
+		case "code":
+			bit, ok = 1<<3, p.str(&a.Code)
+		case "reason":
+			bit, ok = 1<<4, p.str(&a.Reason)
+		case "at":
+			bit, ok = 1<<5, p.str(&a.At)
+		case "status_at":
+			bit, ok = 1<<6, p.str(&a.StatusAt)
+		}
+		if bit == 0 || seen&bit != 0 || !ok {
+			return false
+		}
+		seen |= bit
+		if p.byte(',') {
+			continue
+		}
+		return p.byte('}')
+	}
+}
+
+// marshalRecord is json.Marshal(r), byte for byte (TestMarshalRecordMatchesEncodingJSON),
+// without reflection: Begin and Settle send a first record with every call.
+func marshalRecord(r *Record) []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, `{"id":`...)
+	b = appendString(b, r.ID)
+	b = append(b, `,"state":`...)
+	b = appendString(b, r.State)
+	b = appendField(b, "reason", r.Reason)
+	b = appendField(b, "to", r.To)
+	b = appendField(b, "template", r.Template)
+	b = appendField(b, "priority", r.Priority)
+	b = appendField(b, "campaign", r.Campaign)
+	b = appendField(b, "tenant", r.Tenant)
+	if len(r.Channels) > 0 {
+		b = append(b, `,"channels":[`...)
+		for i, c := range r.Channels {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, c)
+		}
+		b = append(b, ']')
+	}
+	b = appendField(b, "channel", r.Channel)
+	b = append(b, `,"channel_idx":`...)
+	b = strconv.AppendInt(b, int64(r.ChannelIdx), 10)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(r.Attempts), 10)
+	b = appendField(b, "provider_message_id", r.ProviderMessageID)
+	b = appendField(b, "send_at", r.SendAt)
+	b = appendField(b, "created_at", r.CreatedAt)
+	b = appendField(b, "updated_at", r.UpdatedAt)
+	if len(r.History) > 0 {
+		b = append(b, `,"history":[`...)
+		for i := range r.History {
+			a := &r.History[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"channel":`...)
+			b = appendString(b, a.Channel)
+			b = appendField(b, "provider_message_id", a.ProviderMessageID)
+			b = append(b, `,"state":`...)
+			b = appendString(b, a.State)
+			b = appendField(b, "code", a.Code)
+			b = appendField(b, "reason", a.Reason)
+			b = append(b, `,"at":`...)
+			b = appendString(b, a.At)
+			b = appendField(b, "status_at", a.StatusAt)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = appendMap(b, "metadata", r.Metadata)
+	if c := r.Claim; c != nil {
+		b = append(b, `,"claim":{"owner":`...)
+		b = appendString(b, c.Owner)
+		b = append(b, `,"until":`...)
+		b = strconv.AppendInt(b, c.Until, 10)
+		b = appendField(b, "channel", c.Channel)
+		b = append(b, '}')
+	}
+	if r.Resume {
+		b = append(b, `,"resume":true`...)
+	}
+	b = appendMap(b, "early", r.Early)
+	return append(b, '}')
+}
+
+// appendField appends ,"key":"v" unless v is empty (omitempty).
+func appendField(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return appendString(b, v)
+}
+
+// appendMap appends ,"key":{...} with the keys sorted, unless m is empty (omitempty).
+func appendMap(b []byte, key string, m map[string]string) []byte {
+	if len(m) == 0 {
+		return b
+	}
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":{`...)
+	var buf [16]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// appendString quotes s as json.Marshal does: HTML characters, control characters, U+2028
+// and U+2029 escaped, invalid UTF-8 as \ufffd.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

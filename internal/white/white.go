@@ -17,10 +17,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -239,6 +241,126 @@ func encode(v any) ([]byte, error) {
 	return bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})), nil
 }
 
+// jsonAppender is a template that writes its own JSON, as encoding/json with HTML escaping
+// off would (*templates.WhiteTemplate): the body is then built without reflection.
+type jsonAppender interface{ AppendJSON(b []byte) []byte }
+
+// encodeMessage is encode(out), byte for byte (TestEncodeMessageMatchesEncode), written by
+// hand when the template is nil or a jsonAppender. The slice is the caller's own: no pool
+// buffer is ever a request body.
+func encodeMessage(out outMessage) ([]byte, error) {
+	var tpl jsonAppender
+	if out.Template != nil {
+		a, ok := out.Template.(jsonAppender)
+		if v := reflect.ValueOf(out.Template); !ok || (v.Kind() == reflect.Pointer && v.IsNil()) {
+			return encode(out)
+		}
+		tpl = a
+	}
+	b := make([]byte, 0, 1024) // a template send is 500-900 bytes
+	b = append(b, `{"messaging_product":`...)
+	b = appendString(b, out.MessagingProduct)
+	b = append(b, `,"recipient_type":`...)
+	b = appendString(b, out.RecipientType)
+	b = append(b, `,"to":`...)
+	b = appendString(b, out.To)
+	b = append(b, `,"type":`...)
+	b = appendString(b, out.Type)
+	if tpl != nil {
+		b = append(b, `,"template":`...)
+		b = tpl.AppendJSON(b)
+	}
+	if t := out.Text; t != nil {
+		b = append(b, `,"text":{"body":`...)
+		b = appendString(b, t.Body)
+		if t.PreviewURL {
+			b = append(b, `,"preview_url":true`...)
+		}
+		b = append(b, '}')
+	}
+	for _, m := range []struct {
+		key   string
+		media *outMedia
+	}{{"image", out.Image}, {"video", out.Video}, {"document", out.Document}} {
+		if m.media == nil {
+			continue
+		}
+		b = append(b, `,"`...)
+		b = append(b, m.key...)
+		b = append(b, `":{"link":`...)
+		b = appendString(b, m.media.Link)
+		b = appendField(b, "caption", m.media.Caption)
+		b = appendField(b, "filename", m.media.Filename)
+		b = append(b, '}')
+	}
+	b = appendField(b, "biz_opaque_callback_data", out.BizOpaque)
+	return append(b, '}'), nil
+}
+
+// appendField appends ,"key":"v" unless v is empty (omitempty).
+func appendField(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return appendString(b, v)
+}
+
+// appendString quotes s as encoding/json does with HTML escaping off: control characters,
+// U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
 // Send sends m and returns the wamid. Failures are *provider.Error values, except when ctx
 // itself ends: then the error wraps ctx.Err() so the worker can tell "we were told to stop"
 // from a provider timeout (which is a Retry with Code "timeout").
@@ -275,7 +397,7 @@ func (c *Client) send(ctx context.Context, m Message, span trace.Span) (provider
 		return provider.Result{}, 0, err
 	}
 	span.SetAttributes(attribute.String("whatsapp.message_type", out.Type))
-	body, err := encode(out)
+	body, err := encodeMessage(out)
 	if err != nil {
 		return provider.Result{}, 0, &provider.Error{Kind: provider.Job, Code: "invalid_message", Reason: "encode message: " + c.sanitize(err.Error()), Err: err}
 	}

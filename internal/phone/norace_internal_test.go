@@ -1,0 +1,6 @@
+//go:build !race
+
+package phone
+
+// sampleEvery: every randomized case runs without the race detector (see race_internal_test.go).
+const sampleEvery = 1
