@@ -74,8 +74,17 @@ func pairInterval(d time.Duration) time.Duration {
 	return d + min(d/20, 100*time.Millisecond)
 }
 
-// lateSlot is how late after its reserved slot a send may still go.
-const lateSlot = 10 * time.Millisecond
+// lateSlot is how late after its reserved slot a send on ch may still go: the time the pacing
+// margin buys (1.5% of a second, or one slot at low rates), and at least 10 ms. Later than
+// that, the send could bunch with later slots beyond the margin, so the slot is taken again.
+func (w *Worker) lateSlot(ch string) time.Duration {
+	l, ok := w.cfg.Limits[ch]
+	if !ok || l.Rate <= 0 {
+		return time.Hour
+	}
+	margin := time.Duration((1 - paceRate(l.Rate)/l.Rate) * float64(time.Second))
+	return max(10*time.Millisecond, margin)
+}
 
 // errHeld means pace parked the job (a long wait): the delivery is finished.
 var errHeld = errors.New("job held until a limit allows it")
@@ -203,7 +212,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			}
 			// A slot this process woke up late for (CPU starved, a GC pause) is given up:
 			// sending late would bunch with the next slots at the provider.
-			if late := time.Since(due); late > lateSlot {
+			if late := time.Since(due); late > w.lateSlot(ch) {
 				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
 				continue
 			}

@@ -466,25 +466,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		}
 	}
 	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
-	// A claim taken too late for the slot (Redis slow to answer, the process starved) is
-	// let go and the slot taken again, a few times: a job waits for its slot unclaimed.
-	for try := 0; err == nil && adm.Verdict == status.Claimed && !due.IsZero() && adm.Record.ChannelIdx == 0 &&
-		time.Since(due) > lateSlot && try < 3; try++ {
-		if _, _, err = w.store.Settle(ctx, j, owner, "", "", cascade); err != nil {
-			break
-		}
-		if due, err = w.pace(ctx, msg, cascade[0], j, false, "", cascade, log, false); err != nil {
-			if errors.Is(err, errHeld) {
-				return
-			}
-			if errors.Is(err, errStopping) || ctx.Err() != nil {
-				_ = msg.Nak()
-				return
-			}
-			break
-		}
-		adm, err = begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
-	}
+
 	if err != nil {
 		w.retryLater(msg, log, err)
 		return
@@ -540,7 +522,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	// The slot holds if the job is still on that channel and the claim did not make the send
 	// late (it would bunch with the next slots at the provider); else deliver paces again.
 	paced := -1
-	if !due.IsZero() && adm.Record.ChannelIdx == 0 && time.Since(due) <= lateSlot {
+	if !due.IsZero() && adm.Record.ChannelIdx == 0 && time.Since(due) <= w.lateSlot(cascade[0]) {
 		paced = 0
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
@@ -613,7 +595,8 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 			pe = &provider.Error{Kind: provider.Channel, Code: pe.Code, Reason: fmt.Sprintf("%d attempts failed, last: %s", attempts, pe.Reason)}
 			fallthrough
 		case provider.Channel, provider.Sender:
-			if pe.Kind == provider.Sender {
+			// The grey adapter has its own circuit breaker (with probes); the others stop here.
+			if pe.Kind == provider.Sender && ch != job.ChannelGrey {
 				w.stopSender(ctx, ch, pe, log)
 			}
 			if idx == len(cascade)-1 {
