@@ -67,6 +67,12 @@ func publish(t *testing.T, h *harness.Herald, j *producer.Job) {
 	}
 }
 
+// done: the provider took the message. Under a loaded machine the simulator may give up on a
+// status webhook, so tests about routing do not wait for delivered.
+func done(r *status.Record) bool {
+	return r.State == status.Sent || r.State == status.Delivered || r.State == status.Read
+}
+
 func waitState(t *testing.T, h *harness.Herald, id string, d time.Duration, ok func(*status.Record) bool, what string) *status.Record {
 	t.Helper()
 	testutil.Eventually(t, d, func() bool { r := h.Record(id); return r != nil && ok(r) }, "%s: %s", id, what)
@@ -303,7 +309,7 @@ func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
 	h := harness.Start(t, harness.Options{Config: func(c *config.Config) { c.Channels = []string{"grey", "sms"} }})
 	first := orderJob(1001)
 	publish(t, h, first)
-	waitState(t, h, first.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "grey" && r.State == status.Delivered }, "grey delivered")
+	waitState(t, h, first.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "grey" && done(r) }, "grey delivered")
 
 	if err := h.Sim.SetGreyState("", sim.GreyNotAuthorized); err != nil {
 		t.Fatal(err)
@@ -323,7 +329,7 @@ func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
 		probe := orderJob(1002)
 		probe.ID = fmt.Sprintf("probe-%d", time.Now().UnixNano())
 		publish(t, h, probe)
-		r := waitState(t, h, probe.ID, 20*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "probe delivered")
+		r := waitState(t, h, probe.ID, 20*time.Second, func(r *status.Record) bool { return done(r) }, "probe delivered")
 		return r.Channel == "sms" && len(r.History) == 2 && r.History[0].Code == "breaker_open"
 	}, "breaker open")
 	before := greyCalls()
@@ -334,7 +340,7 @@ func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
 	}
 	for i := range n {
 		rec := waitState(t, h, orderJob(1100+i).ID, 20*time.Second, func(r *status.Record) bool {
-			return r.Channel == "sms" && r.State == status.Delivered
+			return r.Channel == "sms" && done(r)
 		}, "SMS while grey is down")
 		if rec.History[0].Code != "breaker_open" {
 			t.Fatalf("history: %+v", rec.History)
@@ -351,7 +357,7 @@ func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
 		j := orderJob(1200)
 		j.ID = fmt.Sprintf("healed-%d", time.Now().UnixNano())
 		publish(t, h, j)
-		r := waitState(t, h, j.ID, 20*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered")
+		r := waitState(t, h, j.ID, 20*time.Second, func(r *status.Record) bool { return done(r) }, "delivered")
 		return r.Channel == "grey"
 	}, "grey again after authorized")
 }
