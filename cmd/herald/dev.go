@@ -144,7 +144,7 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 	}
 
 	ready := func() {
-		fmt.Fprintf(out, devBanner, apiURL, simURL, firstKey(cfg), apiURL, firstKey(cfg), apiURL, simURL)
+		fmt.Fprintf(out, devBanner, apiURL, simURL, firstKey(cfg), cfg.NATSURL, apiURL, firstKey(cfg), apiURL, simURL)
 	}
 	err = app.Run(ctx, cfg, log, tel, nc, rdb, app.Parts{API: true, Worker: true, Listener: ln, Ready: ready})
 	_ = nc.Drain()
@@ -159,6 +159,7 @@ Herald is running (all in one process).
   API and webhooks   %s
   provider simulator %s   (GET /sim/messages lists what was "sent")
   API key            %s
+  NATS               %s   (HERALD_NATS_URL for herald import, dlq, templates sync)
 
 Send the sample "order ready" notification:
 
