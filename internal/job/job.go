@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/herald-notify/herald/internal/jsonw"
 	"github.com/herald-notify/herald/internal/phone"
 )
 
@@ -838,35 +839,35 @@ func (j *Job) encodeSlow() ([]byte, error) {
 // encodes every job it publishes); ok is false only for a time MarshalJSON refuses.
 func (j *Job) appendJSON(b []byte) (_ []byte, ok bool) {
 	b = append(b, `{"id":`...)
-	b = appendString(b, j.ID)
+	b = jsonw.String(b, j.ID)
 	b = append(b, `,"to":`...)
-	b = appendString(b, j.To)
-	b = appendField(b, "template", j.Template)
-	b = appendField(b, "language", j.Language)
-	b = appendMap(b, "params", j.Params)
-	b = appendField(b, "text", j.Text)
-	b = appendField(b, "priority", j.Priority)
+	b = jsonw.String(b, j.To)
+	b = jsonw.Field(b, "template", j.Template)
+	b = jsonw.Field(b, "language", j.Language)
+	b = jsonw.Map(b, "params", j.Params)
+	b = jsonw.Field(b, "text", j.Text)
+	b = jsonw.Field(b, "priority", j.Priority)
 	if len(j.Channels) > 0 {
 		b = append(b, `,"channels":[`...)
 		for i, c := range j.Channels {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, c)
+			b = jsonw.String(b, c)
 		}
 		b = append(b, ']')
 	}
 	if m := j.Media; m != nil {
 		b = append(b, `,"media":{"type":`...)
-		b = appendString(b, m.Type)
+		b = jsonw.String(b, m.Type)
 		b = append(b, `,"url":`...)
-		b = appendString(b, m.URL)
-		b = appendField(b, "filename", m.Filename)
-		b = appendField(b, "caption", m.Caption)
+		b = jsonw.String(b, m.URL)
+		b = jsonw.Field(b, "filename", m.Filename)
+		b = jsonw.Field(b, "caption", m.Caption)
 		b = append(b, '}')
 	}
-	b = appendMap(b, "buttons", j.Buttons)
-	b = appendField(b, "sms_text", j.SMSText)
+	b = jsonw.Map(b, "buttons", j.Buttons)
+	b = jsonw.Field(b, "sms_text", j.SMSText)
 	for _, t := range []struct {
 		key string
 		t   *time.Time
@@ -883,104 +884,14 @@ func (j *Job) appendJSON(b []byte) (_ []byte, ok bool) {
 		b = append(b, `":`...)
 		b = append(b, tb...)
 	}
-	b = appendField(b, "campaign", j.Campaign)
-	b = appendField(b, "tenant", j.Tenant)
-	b = appendMap(b, "metadata", j.Metadata)
+	b = jsonw.Field(b, "campaign", j.Campaign)
+	b = jsonw.Field(b, "tenant", j.Tenant)
+	b = jsonw.Map(b, "metadata", j.Metadata)
 	if j.QuietHours != nil {
 		b = append(b, `,"quiet_hours":`...)
 		b = strconv.AppendBool(b, *j.QuietHours)
 	}
 	return append(b, '}'), true
-}
-
-// appendField appends ,"key":"v" unless v is empty (omitempty).
-func appendField(b []byte, key, v string) []byte {
-	if v == "" {
-		return b
-	}
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":`...)
-	return appendString(b, v)
-}
-
-// appendMap appends ,"key":{...} with the keys sorted, unless m is empty (omitempty).
-func appendMap(b []byte, key string, m map[string]string) []byte {
-	if len(m) == 0 {
-		return b
-	}
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":{`...)
-	var buf [16]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		b = appendString(b, m[k])
-	}
-	return append(b, '}')
-}
-
-// appendString quotes s as encoding/json does with HTML escaping off: \b \f \n \r \t and
-// \u00XX for the other control characters, \ufffd for invalid UTF-8, and U+2028 and U+2029
-// escaped.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // Expired tells whether the job is past its expires_at at now.

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/jsonw"
 )
 
 // Notification states (DESIGN.md).
@@ -939,34 +939,34 @@ func (p *recParser) attempt(a *Attempt) bool {
 func marshalRecord(r *Record) []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
+	b = jsonw.StringHTML(b, r.ID)
 	b = append(b, `,"state":`...)
-	b = appendString(b, r.State)
-	b = appendField(b, "reason", r.Reason)
-	b = appendField(b, "to", r.To)
-	b = appendField(b, "template", r.Template)
-	b = appendField(b, "priority", r.Priority)
-	b = appendField(b, "campaign", r.Campaign)
-	b = appendField(b, "tenant", r.Tenant)
+	b = jsonw.StringHTML(b, r.State)
+	b = jsonw.FieldHTML(b, "reason", r.Reason)
+	b = jsonw.FieldHTML(b, "to", r.To)
+	b = jsonw.FieldHTML(b, "template", r.Template)
+	b = jsonw.FieldHTML(b, "priority", r.Priority)
+	b = jsonw.FieldHTML(b, "campaign", r.Campaign)
+	b = jsonw.FieldHTML(b, "tenant", r.Tenant)
 	if len(r.Channels) > 0 {
 		b = append(b, `,"channels":[`...)
 		for i, c := range r.Channels {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, c)
+			b = jsonw.StringHTML(b, c)
 		}
 		b = append(b, ']')
 	}
-	b = appendField(b, "channel", r.Channel)
+	b = jsonw.FieldHTML(b, "channel", r.Channel)
 	b = append(b, `,"channel_idx":`...)
 	b = strconv.AppendInt(b, int64(r.ChannelIdx), 10)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(r.Attempts), 10)
-	b = appendField(b, "provider_message_id", r.ProviderMessageID)
-	b = appendField(b, "send_at", r.SendAt)
-	b = appendField(b, "created_at", r.CreatedAt)
-	b = appendField(b, "updated_at", r.UpdatedAt)
+	b = jsonw.FieldHTML(b, "provider_message_id", r.ProviderMessageID)
+	b = jsonw.FieldHTML(b, "send_at", r.SendAt)
+	b = jsonw.FieldHTML(b, "created_at", r.CreatedAt)
+	b = jsonw.FieldHTML(b, "updated_at", r.UpdatedAt)
 	if len(r.History) > 0 {
 		b = append(b, `,"history":[`...)
 		for i := range r.History {
@@ -975,120 +975,31 @@ func marshalRecord(r *Record) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"channel":`...)
-			b = appendString(b, a.Channel)
-			b = appendField(b, "provider_message_id", a.ProviderMessageID)
+			b = jsonw.StringHTML(b, a.Channel)
+			b = jsonw.FieldHTML(b, "provider_message_id", a.ProviderMessageID)
 			b = append(b, `,"state":`...)
-			b = appendString(b, a.State)
-			b = appendField(b, "code", a.Code)
-			b = appendField(b, "reason", a.Reason)
+			b = jsonw.StringHTML(b, a.State)
+			b = jsonw.FieldHTML(b, "code", a.Code)
+			b = jsonw.FieldHTML(b, "reason", a.Reason)
 			b = append(b, `,"at":`...)
-			b = appendString(b, a.At)
-			b = appendField(b, "status_at", a.StatusAt)
+			b = jsonw.StringHTML(b, a.At)
+			b = jsonw.FieldHTML(b, "status_at", a.StatusAt)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
-	b = appendMap(b, "metadata", r.Metadata)
+	b = jsonw.MapHTML(b, "metadata", r.Metadata)
 	if c := r.Claim; c != nil {
 		b = append(b, `,"claim":{"owner":`...)
-		b = appendString(b, c.Owner)
+		b = jsonw.StringHTML(b, c.Owner)
 		b = append(b, `,"until":`...)
 		b = strconv.AppendInt(b, c.Until, 10)
-		b = appendField(b, "channel", c.Channel)
+		b = jsonw.FieldHTML(b, "channel", c.Channel)
 		b = append(b, '}')
 	}
 	if r.Resume {
 		b = append(b, `,"resume":true`...)
 	}
-	b = appendMap(b, "early", r.Early)
+	b = jsonw.MapHTML(b, "early", r.Early)
 	return append(b, '}')
-}
-
-// appendField appends ,"key":"v" unless v is empty (omitempty).
-func appendField(b []byte, key, v string) []byte {
-	if v == "" {
-		return b
-	}
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":`...)
-	return appendString(b, v)
-}
-
-// appendMap appends ,"key":{...} with the keys sorted, unless m is empty (omitempty).
-func appendMap(b []byte, key string, m map[string]string) []byte {
-	if len(m) == 0 {
-		return b
-	}
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":{`...)
-	var buf [16]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		b = appendString(b, m[k])
-	}
-	return append(b, '}')
-}
-
-// appendString quotes s as json.Marshal does: HTML characters, control characters, U+2028
-// and U+2029 escaped, invalid UTF-8 as \ufffd.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

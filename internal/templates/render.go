@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/jsonw"
 )
 
 // Input is what a job gives a template: its params, media and button values.
@@ -68,9 +68,9 @@ type MediaLink struct {
 // (TestAppendJSONMatchesEncodingJSON). It spares every send a reflective encoding.
 func (t *WhiteTemplate) AppendJSON(b []byte) []byte {
 	b = append(b, `{"name":`...)
-	b = appendString(b, t.Name)
+	b = jsonw.String(b, t.Name)
 	b = append(b, `,"language":{"code":`...)
-	b = appendString(b, t.Language.Code)
+	b = jsonw.String(b, t.Language.Code)
 	b = append(b, '}')
 	if len(t.Components) > 0 {
 		b = append(b, `,"components":[`...)
@@ -87,9 +87,9 @@ func (t *WhiteTemplate) AppendJSON(b []byte) []byte {
 
 func (c *SendComponent) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
-	b = appendString(b, c.Type)
-	b = appendField(b, "sub_type", c.SubType)
-	b = appendField(b, "index", c.Index)
+	b = jsonw.String(b, c.Type)
+	b = jsonw.Field(b, "sub_type", c.SubType)
+	b = jsonw.Field(b, "index", c.Index)
 	if c.Parameters == nil {
 		return append(b, `,"parameters":null}`...)
 	}
@@ -105,11 +105,11 @@ func (c *SendComponent) appendJSON(b []byte) []byte {
 
 func (p *SendParameter) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
-	b = appendString(b, p.Type)
-	b = appendField(b, "parameter_name", p.ParameterName)
-	b = appendField(b, "text", p.Text)
-	b = appendField(b, "payload", p.Payload)
-	b = appendField(b, "coupon_code", p.CouponCode)
+	b = jsonw.String(b, p.Type)
+	b = jsonw.Field(b, "parameter_name", p.ParameterName)
+	b = jsonw.Field(b, "text", p.Text)
+	b = jsonw.Field(b, "payload", p.Payload)
+	b = jsonw.Field(b, "coupon_code", p.CouponCode)
 	for _, m := range []struct {
 		key  string
 		link *MediaLink
@@ -120,75 +120,11 @@ func (p *SendParameter) appendJSON(b []byte) []byte {
 		b = append(b, `,"`...)
 		b = append(b, m.key...)
 		b = append(b, `":{"link":`...)
-		b = appendString(b, m.link.Link)
-		b = appendField(b, "filename", m.link.Filename)
+		b = jsonw.String(b, m.link.Link)
+		b = jsonw.Field(b, "filename", m.link.Filename)
 		b = append(b, '}')
 	}
 	return append(b, '}')
-}
-
-// appendField appends ,"key":"v" unless v is empty (omitempty).
-func appendField(b []byte, key, v string) []byte {
-	if v == "" {
-		return b
-	}
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":`...)
-	return appendString(b, v)
-}
-
-// appendString quotes s as encoding/json does with HTML escaping off: control characters,
-// U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // program returns d's compiled form. A definition built in Go and never validated is

@@ -22,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -31,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/jsonw"
 	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
 )
@@ -259,20 +259,20 @@ func encodeMessage(out outMessage) ([]byte, error) {
 	}
 	b := make([]byte, 0, 1024) // a template send is 500-900 bytes
 	b = append(b, `{"messaging_product":`...)
-	b = appendString(b, out.MessagingProduct)
+	b = jsonw.String(b, out.MessagingProduct)
 	b = append(b, `,"recipient_type":`...)
-	b = appendString(b, out.RecipientType)
+	b = jsonw.String(b, out.RecipientType)
 	b = append(b, `,"to":`...)
-	b = appendString(b, out.To)
+	b = jsonw.String(b, out.To)
 	b = append(b, `,"type":`...)
-	b = appendString(b, out.Type)
+	b = jsonw.String(b, out.Type)
 	if tpl != nil {
 		b = append(b, `,"template":`...)
 		b = tpl.AppendJSON(b)
 	}
 	if t := out.Text; t != nil {
 		b = append(b, `,"text":{"body":`...)
-		b = appendString(b, t.Body)
+		b = jsonw.String(b, t.Body)
 		if t.PreviewURL {
 			b = append(b, `,"preview_url":true`...)
 		}
@@ -288,77 +288,13 @@ func encodeMessage(out outMessage) ([]byte, error) {
 		b = append(b, `,"`...)
 		b = append(b, m.key...)
 		b = append(b, `":{"link":`...)
-		b = appendString(b, m.media.Link)
-		b = appendField(b, "caption", m.media.Caption)
-		b = appendField(b, "filename", m.media.Filename)
+		b = jsonw.String(b, m.media.Link)
+		b = jsonw.Field(b, "caption", m.media.Caption)
+		b = jsonw.Field(b, "filename", m.media.Filename)
 		b = append(b, '}')
 	}
-	b = appendField(b, "biz_opaque_callback_data", out.BizOpaque)
+	b = jsonw.Field(b, "biz_opaque_callback_data", out.BizOpaque)
 	return append(b, '}'), nil
-}
-
-// appendField appends ,"key":"v" unless v is empty (omitempty).
-func appendField(b []byte, key, v string) []byte {
-	if v == "" {
-		return b
-	}
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":`...)
-	return appendString(b, v)
-}
-
-// appendString quotes s as encoding/json does with HTML escaping off: control characters,
-// U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // Send sends m and returns the wamid. Failures are *provider.Error values, except when ctx
