@@ -775,17 +775,20 @@ func (p *recParser) empty() bool {
 }
 
 // strings reads a non-empty array of strings.
-func (p *recParser) strings(dst *[]string) bool {
+func (p *recParser) strings(dst *[]string) bool { return parseArray(p, dst, 4, p.str) }
+
+// parseArray reads a JSON array of items (or the empty "{}"/"[]") into dst.
+func parseArray[T any](p *recParser, dst *[]T, capacity int, item func(*T) bool) bool {
 	if p.empty() {
 		return true
 	}
 	if !p.byte('[') {
 		return false
 	}
-	out := make([]string, 0, 4)
+	out := make([]T, 0, capacity)
 	for {
-		var v string
-		if !p.str(&v) {
+		var v T
+		if !item(&v) {
 			return false
 		}
 		out = append(out, v)
@@ -868,30 +871,7 @@ func (p *recParser) claim(dst **Claim) bool {
 }
 
 // history reads a non-empty array of Attempt objects.
-func (p *recParser) history(dst *[]Attempt) bool {
-	if p.empty() {
-		return true
-	}
-	if !p.byte('[') {
-		return false
-	}
-	out := make([]Attempt, 0, 2)
-	for {
-		var a Attempt
-		if !p.attempt(&a) {
-			return false
-		}
-		out = append(out, a)
-		if p.byte(',') {
-			continue
-		}
-		if !p.byte(']') {
-			return false
-		}
-		*dst = out
-		return true
-	}
-}
+func (p *recParser) history(dst *[]Attempt) bool { return parseArray(p, dst, 2, p.attempt) }
 
 func (p *recParser) attempt(a *Attempt) bool {
 	if !p.byte('{') {
