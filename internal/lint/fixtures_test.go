@@ -8,68 +8,22 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 const fixtures = "../../../shared/fixtures/whatsapp"
 
-// cassetteBodies returns the non-empty `string: '...'` bodies of a VCR cassette (YAML
-// single-quoted scalars: doubled quotes and line folding undone).
+// cassetteBodies returns the non-empty `string: '...'` bodies of a VCR cassette.
 func cassetteBodies(t *testing.T, name string) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtures, "cloud-api-traffic", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(data)
 	var out []string
-	const marker = "string: '"
-	for {
-		i := strings.Index(s, marker)
-		if i < 0 {
-			return out
-		}
-		s = s[i+len(marker):]
-		var raw strings.Builder
-		j := 0
-		for ; j < len(s); j++ {
-			if s[j] == '\'' {
-				if j+1 < len(s) && s[j+1] == '\'' {
-					raw.WriteByte('\'')
-					j++
-					continue
-				}
-				break
-			}
-			raw.WriteByte(s[j])
-		}
-		s = s[j:]
-		if body := foldYAML(raw.String()); body != "" {
-			out = append(out, body)
+	for _, b := range testutil.CassetteStrings(t, name) {
+		if b != "" {
+			out = append(out, b)
 		}
 	}
-}
-
-// foldYAML: a line break plus indentation reads as one space, an empty line as a newline.
-func foldYAML(raw string) string {
-	lines := strings.Split(raw, "\n")
-	var b strings.Builder
-	b.WriteString(strings.TrimRight(lines[0], " \t"))
-	empty := 0
-	for _, l := range lines[1:] {
-		l = strings.Trim(l, " \t")
-		if l == "" {
-			empty++
-			continue
-		}
-		if empty > 0 {
-			b.WriteString(strings.Repeat("\n", empty))
-		} else {
-			b.WriteByte(' ')
-		}
-		empty = 0
-		b.WriteString(l)
-	}
-	return b.String()
+	return out
 }
 
 // fixtureDefinitions returns every template definition in the fixtures, raw, keyed by

@@ -7,71 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 const fixtures = "../../../shared/fixtures/whatsapp"
 
-// cassetteStrings returns the value of every `string: '...'` scalar (request and response
-// bodies) of a VCR cassette, in file order. Cassette bodies are YAML single-quoted flow
-// scalars, so it is enough to undo doubled-quote escapes and YAML line folding (a line break plus
-// indentation reads as one space, an empty line as a newline); no YAML library needed.
-func cassetteStrings(t *testing.T, name string) []string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtures, "cloud-api-traffic", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(data)
-	var out []string
-	const marker = "string: '"
-	for {
-		i := strings.Index(s, marker)
-		if i < 0 {
-			return out
-		}
-		s = s[i+len(marker):]
-		var raw strings.Builder
-		j := 0
-		for ; j < len(s); j++ {
-			if s[j] == '\'' {
-				if j+1 < len(s) && s[j+1] == '\'' {
-					raw.WriteByte('\'')
-					j++
-					continue
-				}
-				break
-			}
-			raw.WriteByte(s[j])
-		}
-		if j == len(s) {
-			t.Fatalf("%s: unterminated quoted scalar", name)
-		}
-		out = append(out, foldYAML(raw.String()))
-		s = s[j+1:]
-	}
-}
-
-func foldYAML(raw string) string {
-	lines := strings.Split(raw, "\n")
-	var b strings.Builder
-	b.WriteString(strings.TrimRight(lines[0], " \t"))
-	empty := 0
-	for _, l := range lines[1:] {
-		l = strings.Trim(l, " \t")
-		if l == "" {
-			empty++
-			continue
-		}
-		if empty > 0 {
-			b.WriteString(strings.Repeat("\n", empty))
-		} else {
-			b.WriteByte(' ')
-		}
-		empty = 0
-		b.WriteString(l)
-	}
-	return b.String()
-}
+func cassetteStrings(t *testing.T, name string) []string { return testutil.CassetteStrings(t, name) }
 
 // cassetteJSON returns the non-empty bodies of a cassette; each must be JSON.
 func cassetteJSON(t *testing.T, name string) []string {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/provider"
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 const (
@@ -87,47 +88,15 @@ func answer(status int, body string) func(http.ResponseWriter, *http.Request) {
 
 const okBody = `{"messaging_product":"whatsapp","contacts":[{"input":"79001234567","wa_id":"79001234567"}],"messages":[{"id":"wamid.TEST123","message_status":"accepted"}]}`
 
-// fixtureRequestBody returns the recorded request body of a VCR cassette, decoded. The
-// cassettes are YAML; their body is one single-quoted scalar, folded over lines.
+// fixtureRequestBody returns the recorded request body of a VCR cassette (its first body),
+// decoded.
 func fixtureRequestBody(t *testing.T, name string) map[string]any {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	s := string(raw)
-	req := strings.Index(s, "- request:")
-	start := strings.Index(s[req:], "string: '")
-	if req < 0 || start < 0 {
+	bodies := testutil.CassetteStrings(t, filepath.Base(name))
+	if len(bodies) == 0 || bodies[0] == "" {
 		t.Fatalf("%s: no request body", name)
 	}
-	s = s[req+start+len("string: '"):]
-	var b strings.Builder
-	for i := 0; ; i++ {
-		if i >= len(s) {
-			t.Fatalf("%s: unterminated body", name)
-		}
-		if s[i] == '\'' {
-			if i+1 < len(s) && s[i+1] == '\'' {
-				b.WriteByte('\'')
-				i++
-				continue
-			}
-			break
-		}
-		b.WriteByte(s[i])
-	}
-	// YAML folding: a line break and the next line's indentation become one space.
-	lines := strings.Split(b.String(), "\n")
-	for i := range lines {
-		if i > 0 {
-			lines[i] = strings.TrimLeft(lines[i], " \t")
-		}
-		if i < len(lines)-1 {
-			lines[i] = strings.TrimRight(lines[i], " \t")
-		}
-	}
-	return decodeJSON(t, []byte(strings.Join(lines, " ")))
+	return decodeJSON(t, []byte(bodies[0]))
 }
 
 // decodeJSON decodes a body with numbers normalised to their text, so a fixture's numeric
