@@ -50,6 +50,11 @@ func (w *Worker) waitFor(ctx context.Context, msg jetstream.Msg, j *job.Job, own
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, sm); err != nil {
+		// Not parked: let go of the claim (if this delivery holds one), so the redelivered
+		// copy is not taken for a crash mid-send.
+		if owner != "" {
+			_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
+		}
 		w.retryLater(msg, log, fmt.Errorf("park until %s: %w", release.Format(time.RFC3339), err))
 		return
 	}

@@ -74,6 +74,15 @@ func pairInterval(d time.Duration) time.Duration {
 	return d + min(d/20, 100*time.Millisecond)
 }
 
+// probeStore clears storeDown when Redis answers again.
+func (w *Worker) probeStore(ctx context.Context, log *slog.Logger) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if w.store.Ping(pctx) == nil && w.storeDown.CompareAndSwap(true, false) {
+		log.Info("state store reachable again: resuming")
+	}
+}
+
 // lateSlot is how late after its reserved slot a send on ch may still go: the time the pacing
 // margin buys (1.5% of a second, or one slot at low rates), and at least 10 ms. Later than
 // that, the send could bunch with later slots beyond the margin, so the slot is taken again.
@@ -208,6 +217,13 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			// Redis went away while this job waited: do not send on an old reservation; wait
 			// for Redis to come back and reserve again (fail closed).
 			if w.storeDown.Load() {
+				// Probe here too: the lanes (which also probe) may be blocked for a long time.
+				w.probeStore(ctx, log)
+				if w.storeDown.Load() {
+					if err := w.sleep(ctx, msg, time.Second, bulk); err != nil {
+						return time.Time{}, err
+					}
+				}
 				continue
 			}
 			// A slot this process woke up late for (CPU starved, a GC pause) is given up:

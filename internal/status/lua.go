@@ -62,7 +62,12 @@ if terminal[rec.state] and ARGV[7] == '1' and (rec.state == 'failed' or rec.stat
     rec.reason = 'replayed from the DLQ'
   end
 end
-if ARGV[8] ~= '' and raw and not rec.resume then
+if ARGV[8] ~= '' and not raw then
+  -- A fallback check for a job Redis no longer knows (expired, or data lost): sending it
+  -- from the first channel again could repeat a message that went out. Nothing to do.
+  return {'done', ARGV[3], 0, win}
+end
+if ARGV[8] ~= '' and not rec.resume then
   -- A fallback check (the delivery deadline firing): act only if the attempt it was set for
   -- is still the current one, still not delivered, and nobody is sending the job right now.
   local idx = tonumber(ARGV[8])
@@ -92,6 +97,7 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
   rec.history = rec.history or {}
   table.insert(rec.history, {channel=rec.claim.channel, state='unknown', reason='worker stopped during the provider call; not resent to avoid a duplicate', at=ARGV[6]})
   rec.claim = nil
+  rec.resume = nil
   rec.state = 'sent'
   rec.reason = 'outcome unknown'
   rec.updated_at = ARGV[6]
@@ -206,7 +212,10 @@ if rec.claim and rec.claim.owner ~= ARGV[1] and rec.claim['until'] > nowms() the
 end
 rec.state = ARGV[2]
 if ARGV[3] ~= '' then rec.reason = ARGV[3] end
-rec.claim = nil
+-- Only this delivery's claim (or none) is let go: another delivery's expired claim is the
+-- mark of a worker that died during its provider call, which the next claim turns into
+-- 'unknown' rather than a second send.
+if not rec.claim or rec.claim.owner == ARGV[1] then rec.claim = nil end
 rec.updated_at = ARGV[4]
 rec.created_at = rec.created_at or ARGV[4]
 return {old, save(KEYS[1], rec, tonumber(ARGV[5]), prev), 'ok'}
