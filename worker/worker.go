@@ -548,6 +548,16 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 				return
 			}
 		}
+		// A wait for a slot can be long: an operator may have canceled the campaign meanwhile.
+		if w.canceled(j) {
+			old, rec, err := w.store.Settle(ctx, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade)
+			if err != nil {
+				w.retryLater(msg, log, err)
+				return
+			}
+			w.settled(ctx, msg, old, rec, "canceled")
+			return
+		}
 		res, err := w.send(ctx, ch, j, adm.WindowOpen)
 		if err == nil {
 			old, rec, err := w.recordSent(ctx, msg, j, owner, status.Outcome{
