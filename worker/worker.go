@@ -572,6 +572,16 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 			if old != rec.State {
 				w.events.publish(ctx, rec)
 			}
+			if rec.Resume && rec.ChannelIdx == idx+1 {
+				// The provider reported the message failed before the send was recorded: go
+				// on to the next channel now, under a fresh claim. If that claim cannot be
+				// taken, the parked deadline carries the fallback.
+				if adm2, err := w.store.BeginCheck(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade, status.Check{Idx: idx}); err == nil && adm2.Verdict == status.Claimed {
+					log.Info("failed report came before the record: falling back", "from", ch, "to", cascade[idx+1])
+					attempts = 0
+					continue
+				}
+			}
 			w.parkDeadline(ctx, msg, j, cascade, idx, log)
 			_ = msg.Ack()
 			w.count(ctx, "sent", ch)

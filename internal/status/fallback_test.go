@@ -137,3 +137,32 @@ func TestWindow(t *testing.T) {
 		t.Fatalf("Window = %v until %v, %v", open, until, err)
 	}
 }
+
+// TestEarlyFailedReportFallsBack: the provider reports the message failed before the worker
+// recorded the send; the record then moves to the next channel (resume) instead of failing.
+func TestEarlyFailedReportFallsBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for i, c := range []struct {
+		fallback bool
+		want     string
+		resume   bool
+	}{{true, status.Sent, true}, {false, status.Failed, false}} {
+		j := newJob("early-"+string(rune('a'+i)), 400+i)
+		if adm := e.begin(t, j, "w1", time.Minute); adm.Verdict != status.Claimed {
+			t.Fatalf("Begin = %s", adm.Verdict)
+		}
+		msg := "wamid.early" + j.ID
+		if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: msg, State: status.Failed,
+			Code: "131026", Reason: "not on WhatsApp", Fallback: c.fallback}); err != nil {
+			t.Fatal(err)
+		}
+		_, rec := e.attempt(t, j.ID, "w1", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: msg})
+		if rec.State != c.want || rec.Resume != c.resume || (c.resume && (rec.ChannelIdx != 1 || rec.Channel != "sms")) {
+			t.Fatalf("fallback=%v: record state %s resume %v idx %d channel %s", c.fallback, rec.State, rec.Resume, rec.ChannelIdx, rec.Channel)
+		}
+		if rec.History[0].State != status.Failed {
+			t.Fatalf("attempt %+v, want failed", rec.History[0])
+		}
+	}
+}

@@ -139,8 +139,11 @@ if mode == 'sent' then
   a.state = 'sent'
   -- A status webhook may have come before this record (the provider answers, then reports
   -- at once): apply what was parked for this message id.
+  local fallback = false
   if rec.early and rec.early[ARGV[5]] then
     local e = rec.early[ARGV[5]]
+    -- 'failed+' is a failed report classified as "try the next channel".
+    if e == 'failed+' then e = 'failed'; fallback = true end
     if e == 'failed' or (rank[e] and rank[e] > rank['sent']) then a.state = e end
     rec.early[ARGV[5]] = nil
     if next(rec.early) == nil then rec.early = nil end
@@ -149,7 +152,16 @@ if mode == 'sent' then
   rec.claim = nil
   rec.resume = nil
   rec.reason = nil
-  if a.state == 'failed' then rec.state = 'failed' else rec.state = a.state end
+  local idx = tonumber(ARGV[4])
+  if a.state == 'failed' and fallback and rec.channels and #rec.channels > idx + 1 then
+    -- The provider reported the message failed before this record was written: move on
+    -- to the next channel, as a failed report after it would have.
+    rec.state = 'sent'
+    rec.resume = true
+    rec.channel_idx = idx + 1
+    rec.channel = rec.channels[idx + 2]
+    rec.reason = 'falling back after a failed report'
+  elseif a.state == 'failed' then rec.state = 'failed' else rec.state = a.state end
   redis.call('SET', KEYS[2], ARGV[11], 'PX', ttl)
   if rec.campaign and rec.campaign ~= '' and rec.campaign ~= cjson.null then
     -- Messages per channel (the cost estimate) and the send times (the campaign's rate).
@@ -246,8 +258,11 @@ if not found then
   -- Reported before the worker recorded the send: park it for the attempt to pick up.
   rec.early = rec.early or {}
   local e = rec.early[ARGV[1]]
+  if e == 'failed+' then e = 'failed' end
+  local park = st
+  if st == 'failed' and ARGV[7] == '1' then park = 'failed+' end
   if e == nil or (e ~= 'failed' and (st == 'failed' or (rank[st] or -1) > (rank[e] or -1))) then
-    rec.early[ARGV[1]] = st
+    rec.early[ARGV[1]] = park
     return {old, save(KEYS[1], rec, tonumber(ARGV[6]), old), 'parked'}
   end
   return {old, cjson.encode(rec), 'parked'}
