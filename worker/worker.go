@@ -173,6 +173,7 @@ type JetStream interface {
 	Consumer(ctx context.Context, stream, consumer string) (jetstream.Consumer, error)
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+	PublishAsyncComplete() <-chan struct{}
 }
 
 var _ JetStream = (jetstream.JetStream)(nil)
@@ -276,6 +277,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("worker drain timed out: cancelling in-flight sends; their jobs will be redelivered")
 		hardCancel()
 		<-done
+	}
+	// Status events and delivery deadlines are published without waiting: let the last
+	// ones be acknowledged before the caller closes the connection (bounded).
+	select {
+	case <-w.js.PublishAsyncComplete():
+	case <-time.After(5 * time.Second):
+		w.log.Warn("some status events or delivery deadlines were not acknowledged before stopping")
 	}
 	return nil
 }
