@@ -568,7 +568,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 		}
 		res, err := w.send(ctx, ch, j, adm.WindowOpen)
 		if err == nil {
-			old, rec, err := w.recordSent(ctx, msg, j, owner, status.Outcome{
+			old, rec, err := w.record(ctx, msg, j, owner, status.Outcome{
 				Mode: status.ModeSent, Channel: ch, ChannelIdx: idx, Attempts: attempts + 1, ProviderMessageID: res.MessageID}, log)
 			if err != nil {
 				// Stopping with the send still unrecorded: keep the claim (it expires into
@@ -609,8 +609,8 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 		case provider.Retry:
 			attempts++
 			if attempts < w.cfg.RetryMaxAttempts {
-				if _, _, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{Mode: status.ModeRetry, Channel: ch,
-					ChannelIdx: idx, Attempts: attempts, Code: pe.Code, Reason: pe.Reason}); err != nil {
+				if _, _, err := w.record(ctx, msg, j, owner, status.Outcome{Mode: status.ModeRetry, Channel: ch,
+					ChannelIdx: idx, Attempts: attempts, Code: pe.Code, Reason: pe.Reason}, log); err != nil {
 					w.retryLater(msg, log, err)
 					return
 				}
@@ -630,8 +630,8 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 			if idx == len(cascade)-1 {
 				break
 			}
-			if _, _, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{Mode: status.ModeFallback, Channel: ch,
-				ChannelIdx: idx + 1, Attempts: 0, Code: pe.Code, Reason: pe.Reason, NextChannel: cascade[idx+1]}); err != nil {
+			if _, _, err := w.record(ctx, msg, j, owner, status.Outcome{Mode: status.ModeFallback, Channel: ch,
+				ChannelIdx: idx + 1, Attempts: 0, Code: pe.Code, Reason: pe.Reason, NextChannel: cascade[idx+1]}, log); err != nil {
 				w.retryLater(msg, log, err)
 				return
 			}
@@ -655,10 +655,11 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 	w.fail(ctx, msg, j, owner, last, len(cascade)-1, attempts, lastErr, "exhausted", log)
 }
 
-// recordSent records a send that went out. If Redis does not answer it keeps trying (the
-// message kept alive with InProgress) until it does or the worker stops hard: giving up
-// would leave the attempt to expire into 'unknown' although the provider took it.
-func (w *Worker) recordSent(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, o status.Outcome, log *slog.Logger) (string, *status.Record, error) {
+// record records the outcome of a provider call (sent, retry, fallback, failed). If Redis
+// does not answer it keeps trying (the message kept alive with InProgress) until it does or
+// the worker stops hard: giving up would leave the claim to expire into 'unknown' although
+// the outcome is known.
+func (w *Worker) record(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, o status.Outcome, log *slog.Logger) (string, *status.Record, error) {
 	delay := 200 * time.Millisecond
 	for {
 		old, rec, err := w.store.Attempt(ctx, j.ID, owner, o)
@@ -673,7 +674,7 @@ func (w *Worker) recordSent(ctx context.Context, msg jetstream.Msg, j *job.Job, 
 			}
 		}
 		if w.storeDown.CompareAndSwap(false, true) {
-			log.Warn("sent, but the state store is unavailable: retrying the record", "err", err)
+			log.Warn("state store unavailable: retrying the record of the provider's answer", "mode", string(o.Mode), "err", err)
 		}
 		if err := w.sleep(ctx, msg, delay, false); err != nil {
 			return "", nil, err
@@ -684,8 +685,8 @@ func (w *Worker) recordSent(ctx context.Context, msg jetstream.Msg, j *job.Job, 
 
 // fail records the job as failed, dead-letters it and terminates the message.
 func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, j *job.Job, owner, ch string, idx, attempts int, pe *provider.Error, reason string, log *slog.Logger) {
-	old, rec, err := w.store.Attempt(ctx, j.ID, owner, status.Outcome{Mode: status.ModeFailed, Channel: ch,
-		ChannelIdx: max(idx, 0), Attempts: attempts, Code: pe.Code, Reason: pe.Reason})
+	old, rec, err := w.record(ctx, msg, j, owner, status.Outcome{Mode: status.ModeFailed, Channel: ch,
+		ChannelIdx: max(idx, 0), Attempts: attempts, Code: pe.Code, Reason: pe.Reason}, log)
 	if err != nil {
 		w.retryLater(msg, log, err)
 		return
