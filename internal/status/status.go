@@ -535,75 +535,57 @@ func (s *Store) Campaign(ctx context.Context, name string) (CampaignCounters, er
 func parseRecord(s string) (*Record, bool) {
 	p := recParser{s: s}
 	r := &Record{}
-	if !p.byte('{') {
-		return nil, false
-	}
-	var seen uint32
-	if !p.byte('}') {
-		for {
-			key, ok := p.key()
-			if !ok {
-				return nil, false
-			}
-			bit := uint32(0)
-			switch key {
-			case "id":
-				bit, ok = 1<<0, p.str(&r.ID)
-			case "state":
-				bit, ok = 1<<1, p.str(&r.State)
-			case "reason":
-				bit, ok = 1<<2, p.str(&r.Reason)
-			case "to":
-				bit, ok = 1<<3, p.str(&r.To)
-			case "template":
-				bit, ok = 1<<4, p.str(&r.Template)
-			case "priority":
-				bit, ok = 1<<5, p.str(&r.Priority)
-			case "campaign":
-				bit, ok = 1<<6, p.str(&r.Campaign)
-			case "tenant":
-				bit, ok = 1<<7, p.str(&r.Tenant)
-			case "channels":
-				bit, ok = 1<<8, p.strings(&r.Channels)
-			case "channel":
-				bit, ok = 1<<9, p.str(&r.Channel)
-			case "channel_idx":
-				bit, ok = 1<<10, p.int(&r.ChannelIdx)
-			case "attempts":
-				bit, ok = 1<<11, p.int(&r.Attempts)
-			case "provider_message_id":
-				bit, ok = 1<<12, p.str(&r.ProviderMessageID)
-			case "send_at":
-				bit, ok = 1<<13, p.str(&r.SendAt)
-			case "created_at":
-				bit, ok = 1<<14, p.str(&r.CreatedAt)
-			case "updated_at":
-				bit, ok = 1<<15, p.str(&r.UpdatedAt)
-			case "history":
-				bit, ok = 1<<16, p.history(&r.History)
-			case "metadata":
-				bit, ok = 1<<17, p.strMap(&r.Metadata)
-			case "claim":
-				bit, ok = 1<<18, p.claim(&r.Claim)
-			case "resume":
-				bit, ok = 1<<19, p.bool(&r.Resume)
-			case "early":
-				bit, ok = 1<<20, p.strMap(&r.Early)
-			}
-			// encoding/json matches keys case-insensitively and merges a repeated object
-			// key into the same value: leave both to it.
-			if bit == 0 || seen&bit != 0 || !ok {
-				return nil, false
-			}
-			seen |= bit
-			if p.byte(',') {
-				continue
-			}
-			if !p.byte('}') {
-				return nil, false
-			}
-			break
+	// encoding/json matches keys case-insensitively and merges a repeated object key into
+	// the same value: object leaves both to it (unknown or repeated keys fail).
+	ok := p.object(func(key string) (uint32, bool) {
+		switch key {
+		case "id":
+			return 1 << 0, p.str(&r.ID)
+		case "state":
+			return 1 << 1, p.str(&r.State)
+		case "reason":
+			return 1 << 2, p.str(&r.Reason)
+		case "to":
+			return 1 << 3, p.str(&r.To)
+		case "template":
+			return 1 << 4, p.str(&r.Template)
+		case "priority":
+			return 1 << 5, p.str(&r.Priority)
+		case "campaign":
+			return 1 << 6, p.str(&r.Campaign)
+		case "tenant":
+			return 1 << 7, p.str(&r.Tenant)
+		case "channels":
+			return 1 << 8, p.strings(&r.Channels)
+		case "channel":
+			return 1 << 9, p.str(&r.Channel)
+		case "channel_idx":
+			return 1 << 10, p.int(&r.ChannelIdx)
+		case "attempts":
+			return 1 << 11, p.int(&r.Attempts)
+		case "provider_message_id":
+			return 1 << 12, p.str(&r.ProviderMessageID)
+		case "send_at":
+			return 1 << 13, p.str(&r.SendAt)
+		case "created_at":
+			return 1 << 14, p.str(&r.CreatedAt)
+		case "updated_at":
+			return 1 << 15, p.str(&r.UpdatedAt)
+		case "history":
+			return 1 << 16, p.history(&r.History)
+		case "metadata":
+			return 1 << 17, p.strMap(&r.Metadata)
+		case "claim":
+			return 1 << 18, p.claim(&r.Claim)
+		case "resume":
+			return 1 << 19, p.bool(&r.Resume)
+		case "early":
+			return 1 << 20, p.strMap(&r.Early)
 		}
+		return 0, true
+	})
+	if !ok {
+		return nil, false
 	}
 	return r, p.i == len(p.s)
 }
@@ -832,77 +814,66 @@ func (p *recParser) strMap(dst *map[string]string) bool {
 
 // claim reads a Claim object.
 func (p *recParser) claim(dst **Claim) bool {
-	if !p.byte('{') {
-		return false
-	}
 	c := &Claim{}
-	if p.byte('}') {
-		*dst = c
-		return true
-	}
-	var seen uint8
-	for {
-		k, ok := p.key()
-		if !ok {
-			return false
-		}
-		bit := uint8(0)
+	ok := p.object(func(k string) (uint32, bool) {
 		switch k {
 		case "owner":
-			bit, ok = 1, p.str(&c.Owner)
+			return 1, p.str(&c.Owner)
 		case "until":
-			bit, ok = 2, p.int64(&c.Until)
+			return 2, p.int64(&c.Until)
 		case "channel":
-			bit, ok = 4, p.str(&c.Channel)
+			return 4, p.str(&c.Channel)
 		}
-		if bit == 0 || seen&bit != 0 || !ok {
-			return false
-		}
-		seen |= bit
-		if p.byte(',') {
-			continue
-		}
-		if !p.byte('}') {
-			return false
-		}
+		return 0, true
+	})
+	if ok {
 		*dst = c
-		return true
 	}
+	return ok
 }
 
 // history reads a non-empty array of Attempt objects.
 func (p *recParser) history(dst *[]Attempt) bool { return parseArray(p, dst, 2, p.attempt) }
 
 func (p *recParser) attempt(a *Attempt) bool {
+	return p.object(func(k string) (uint32, bool) {
+		switch k {
+		case "channel":
+			return 1 << 0, p.str(&a.Channel)
+		case "provider_message_id":
+			return 1 << 1, p.str(&a.ProviderMessageID)
+		case "state":
+			return 1 << 2, p.str(&a.State)
+		case "code":
+			return 1 << 3, p.str(&a.Code)
+		case "reason":
+			return 1 << 4, p.str(&a.Reason)
+		case "at":
+			return 1 << 5, p.str(&a.At)
+		case "status_at":
+			return 1 << 6, p.str(&a.StatusAt)
+		}
+		return 0, true
+	})
+}
+
+// object reads {"key":value,...}: field reads the value of key and says which of the
+// object's keys it is (a bit; 0 for an unknown key). An unknown or repeated key, a bad value
+// or malformed JSON fails.
+func (p *recParser) object(field func(key string) (uint32, bool)) bool {
 	if !p.byte('{') {
 		return false
 	}
 	if p.byte('}') {
 		return true
 	}
-	var seen uint8
+	var seen uint32
 	for {
-		k, ok := p.key()
+		key, ok := p.key()
 		if !ok {
 			return false
 		}
-		bit := uint8(0)
-		switch k {
-		case "channel":
-			bit, ok = 1<<0, p.str(&a.Channel)
-		case "provider_message_id":
-			bit, ok = 1<<1, p.str(&a.ProviderMessageID)
-		case "state":
-			bit, ok = 1<<2, p.str(&a.State)
-		case "code":
-			bit, ok = 1<<3, p.str(&a.Code)
-		case "reason":
-			bit, ok = 1<<4, p.str(&a.Reason)
-		case "at":
-			bit, ok = 1<<5, p.str(&a.At)
-		case "status_at":
-			bit, ok = 1<<6, p.str(&a.StatusAt)
-		}
+		bit, ok := field(key)
 		if bit == 0 || seen&bit != 0 || !ok {
 			return false
 		}
