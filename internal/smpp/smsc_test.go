@@ -1,7 +1,6 @@
 package smpp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/fiorix/go-smpp/smpp/smpptest"
 
 	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 const (
@@ -247,23 +247,7 @@ func (r *reports) list() []status.Report {
 	return append([]status.Report(nil), r.got...)
 }
 
-// logBuffer is a goroutine-safe log sink, to check what the driver logs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = testutil.LogBuffer
 
 // dial binds a client to s with short timeouts; cfg fields set by the test win.
 func dial(t *testing.T, s *smsc, cfg Config) (*Client, *logBuffer) {

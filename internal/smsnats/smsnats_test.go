@@ -205,23 +205,7 @@ func TestEnsureStreamKeepsTheIntegrationsStream(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for the subscription's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.LogBuffer
 
 func TestSubscribeDeliversReports(t *testing.T) {
 	t.Parallel()

@@ -1,7 +1,6 @@
 package templates
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,23 +16,7 @@ import (
 
 const wait = 5 * time.Second
 
-// logBuffer is a goroutine-safe log sink, since the catalogue logs from its watch goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer = testutil.LogBuffer
 
 func newLogger() (*slog.Logger, *logBuffer) {
 	b := &logBuffer{}
