@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +24,7 @@ type e2eOpts struct {
 	jobs, workers, concurrency int
 	backlog                    int           // jobs waiting for the backlog RSS figure
 	backlogRun                 time.Duration // how long the worker runs against the backlog
+	profile                    string        // write each worker's CPU profile of round 1 here
 }
 
 // e2eRound is one round of the end-to-end section.
@@ -90,12 +94,18 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	fmt.Fprintf(os.Stderr, "  raw: %.0f msgs/s\n", res.raw)
 
 	var workers []*benchenv.Proc
+	var urls []string
 	for range o.workers {
-		w, _, err := s.startHerald(ctx, "worker", workerEnvThroughput(o.concurrency)...)
+		w, url, err := s.startHerald(ctx, "worker", workerEnvThroughput(o.concurrency)...)
 		if err != nil {
 			return res, err
 		}
-		workers = append(workers, w)
+		workers, urls = append(workers, w), append(urls, url)
+	}
+	if o.profile != "" && round == 1 {
+		for i, url := range urls {
+			go profileCPU(ctx, url, filepath.Join(o.profile, fmt.Sprintf("worker-%d.pprof", i+1)), 15*time.Second)
+		}
 	}
 	before := s.cpu()
 	start := time.Now()
@@ -167,6 +177,42 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	res.herald = float64(o.jobs) / last.Sub(start).Seconds()
 	res.steady = steadyRate(arr)
 	return res, nil
+}
+
+// profileCPU saves the CPU profile of the herald process serving url over the next d, for
+// `go tool pprof`; a failure is reported and otherwise ignored (the figures do not need it).
+func profileCPU(ctx context.Context, url, file string, d time.Duration) {
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/debug/pprof/profile?seconds="+strconv.Itoa(int(d.Seconds())), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", req.URL, resp.Status)
+		}
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "profile: wrote", file)
 }
 
 // steadyRate is the send rate between the 10th and the 90th percentile arrival: the pipeline
