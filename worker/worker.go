@@ -203,6 +203,8 @@ type Worker struct {
 	// storeDown is set while Redis is unreachable: the lanes stop pulling (fail closed)
 	// until it answers again.
 	storeDown atomic.Bool
+	// pool runs the jobs on goroutines that are reused (see gopool).
+	pool *gopool
 }
 
 // New returns a worker. senders maps channel names (white, grey, sms) to their adapters; a
@@ -218,6 +220,7 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 		events:   &events{js: js, log: cfg.Logger, metrics: cfg.Metrics},
 		stopping: make(chan struct{}),
 		parking:  make(chan struct{}, 4*cfg.Concurrency),
+		pool:     newGopool(10 * time.Second),
 	}
 }
 
@@ -355,11 +358,11 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 		}
 		jobs.Add(1)
 		sl := &slot{held: true, acquire: acquire, release: release, parking: w.parking}
-		go func() {
+		w.pool.Go(func() {
 			defer jobs.Done()
 			defer sl.done()
 			w.handle(hard, msg, sl)
-		}()
+		})
 	}
 }
 

@@ -200,7 +200,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	}); err != nil {
 		return err
 	}
-	store := status.NewStore(rdb, cfg.StatusTTL, nil)
+	// Scripts go through go-redis's autopipeliner: the claims, slots and outcomes of
+	// hundreds of concurrent jobs share round trips instead of taking one each. Closed when
+	// every part has stopped (deferred), before the caller closes rdb.
+	ap, err := rdb.AutoPipeline()
+	if err != nil {
+		return fmt.Errorf("redis autopipeline: %w", err)
+	}
+	defer ap.Close()
+	store := status.NewStore(rdb, cfg.StatusTTL, nil).Pipelined(ap)
 	var metrics *telemetry.Metrics
 	if tel != nil {
 		metrics = tel.Metrics
@@ -261,7 +269,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			ShutdownTimeout: cfg.ShutdownTimeout, AckWait: AckWait(cfg),
 			RetryMaxAttempts: cfg.RetryMaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
 			FallbackAfter: cfg.FallbackAfter, QuietHours: cfg.Quiet(), Now: parts.Now,
-			Limiter: ratelimit.New(rdb), Limits: Limits(cfg), Campaigns: camps,
+			Limiter: ratelimit.New(rdb).Pipelined(ap), Limits: Limits(cfg), Campaigns: camps,
 			Jobs: cfg.JobOptions(), Logger: log, Metrics: metrics,
 		})
 		wg.Add(1)

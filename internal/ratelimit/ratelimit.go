@@ -112,13 +112,22 @@ type Decision struct {
 // Limiter enforces [Request] rules across every process sharing its Redis. It is safe for
 // concurrent use and holds no state of its own beyond the client.
 type Limiter struct {
-	rdb    redis.UniversalClient
-	window time.Duration // Window; package tests shorten it
+	sc     redis.Scripter // the client, or an autopipeliner on it (see Pipelined)
+	window time.Duration  // Window; package tests shorten it
 }
 
 // New returns a Limiter on rdb. The client is not closed by the Limiter.
 func New(rdb redis.UniversalClient) *Limiter {
-	return &Limiter{rdb: rdb, window: Window}
+	return &Limiter{sc: rdb, window: Window}
+}
+
+// Pipelined returns a copy of l whose scripts run through sc, normally go-redis's
+// autopipeliner (rdb.AutoPipeline()), so the reservations of many concurrent jobs share
+// round trips. The caller closes sc after the last use of the copy.
+func (l *Limiter) Pipelined(sc redis.Scripter) *Limiter {
+	c := *l
+	c.sc = sc
+	return &c
 }
 
 //go:embed reserve.lua
@@ -155,7 +164,7 @@ func (l *Limiter) Reserve(ctx context.Context, r Request) (Decision, error) {
 		tatKey(r.Sender), slowKey(r.Sender), pairKey(r.Sender, r.Recipient), holdKey(r.Sender, r.Recipient),
 		recipientDailyKey(r.Sender, r.Recipient), senderDailyKey(r.Sender), tierKey(r.Sender),
 	}
-	res, err := reserveScript.Run(ctx, l.rdb, keys,
+	res, err := reserveScript.Run(ctx, l.sc, keys,
 		strconv.FormatFloat(r.Rate, 'g', -1, 64),
 		strconv.FormatFloat(jitter, 'g', -1, 64),
 		r.Horizon.Microseconds(),
@@ -201,7 +210,7 @@ func (l *Limiter) SlowSender(ctx context.Context, sender string, factor float64,
 	if sender == "" || !(factor > 0 && factor <= 1) || d <= 0 {
 		return fmt.Errorf("%w: SlowSender(%q, %v, %v)", ErrInvalidRequest, sender, factor, d)
 	}
-	err := slowScript.Run(ctx, l.rdb, []string{slowKey(sender)},
+	err := slowScript.Run(ctx, l.sc, []string{slowKey(sender)},
 		strconv.FormatFloat(factor, 'g', -1, 64), ceilMillis(d)).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("ratelimit: slow sender %s: %w", sender, err)
@@ -215,7 +224,7 @@ func (l *Limiter) HoldRecipient(ctx context.Context, sender, recipient string, d
 	if sender == "" || recipient == "" || d <= 0 {
 		return fmt.Errorf("%w: HoldRecipient with empty sender or recipient or d %v", ErrInvalidRequest, d)
 	}
-	err := holdScript.Run(ctx, l.rdb, []string{holdKey(sender, recipient)}, d.Microseconds()).Err()
+	err := holdScript.Run(ctx, l.sc, []string{holdKey(sender, recipient)}, d.Microseconds()).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("ratelimit: hold recipient for %s: %w", sender, err)
 	}
