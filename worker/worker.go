@@ -124,6 +124,8 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	// Every job derives a logger with its id and number; most log nothing (see Lazy).
+	c.Logger = slog.New(telemetry.Lazy(c.Logger.Handler()))
 	if c.Now == nil {
 		c.Now = time.Now
 	}

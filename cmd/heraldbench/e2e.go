@@ -104,7 +104,10 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	}
 	if o.profile != "" && round == 1 {
 		for i, url := range urls {
-			go profileCPU(ctx, url, filepath.Join(o.profile, fmt.Sprintf("worker-%d.pprof", i+1)), 15*time.Second)
+			go func() {
+				profileCPU(ctx, url+"/debug/pprof/profile?seconds=15", filepath.Join(o.profile, fmt.Sprintf("worker-%d.pprof", i+1)))
+				profileCPU(ctx, url+"/debug/pprof/allocs", filepath.Join(o.profile, fmt.Sprintf("worker-%d.allocs.pprof", i+1)))
+			}()
 		}
 	}
 	before := s.cpu()
@@ -179,11 +182,11 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	return res, nil
 }
 
-// profileCPU saves the CPU profile of the herald process serving url over the next d, for
+// profileCPU saves the profile at url (a herald process's /debug/pprof/...) into file, for
 // `go tool pprof`; a failure is reported and otherwise ignored (the figures do not need it).
-func profileCPU(ctx context.Context, url, file string, d time.Duration) {
+func profileCPU(ctx context.Context, url, file string) {
 	err := func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/debug/pprof/profile?seconds="+strconv.Itoa(int(d.Seconds())), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}

@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&o.pacing.workers, "pacing-workers", 4, "pacing: worker processes")
 	flag.Float64Var(&o.pacing.mps, "pacing-mps", 500, "pacing: HERALD_WHITE_MPS")
 	flag.IntVar(&o.pacing.repeat, "pacing-repeat", 3, "pacing: consecutive bulk jobs to one recipient (1: every job its own)")
-	flag.StringVar(&o.e2e.profile, "profile", "", "e2e: write each worker's 15 s CPU profile of round 1 into this directory")
+	flag.StringVar(&o.e2e.profile, "profile", "", "e2e: write each worker's 15 s CPU profile of round 1, and its allocations, into this directory")
 	flag.IntVar(&o.importRows, "import-rows", 1_000_000, "import: generated rows")
 	flag.Parse()
 	o.pacing.txnPerSec, o.pacing.pairInterval = 20, 6*time.Second

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -49,7 +50,7 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 type Provider struct {
 	Registry *prometheus.Registry
 	Metrics  *Metrics
-	tp       *sdktrace.TracerProvider
+	tp       *sdktrace.TracerProvider // nil: no exporter, no tracing
 	mp       *sdkmetric.MeterProvider
 }
 
@@ -60,16 +61,18 @@ func Setup(ctx context.Context, service string) (*Provider, error) {
 	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 
-	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	// Without an exporter the global no-op tracer stays: an SDK provider would record every
+	// span only to drop it (its spans were 4% of a busy worker's allocations). Incoming
+	// trace context still propagates through the no-op spans.
+	var tp *sdktrace.TracerProvider
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, err
 		}
-		topts = append(topts, sdktrace.WithBatcher(exp))
+		tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
+		otel.SetTracerProvider(tp)
 	}
-	tp := sdktrace.NewTracerProvider(topts...)
-	otel.SetTracerProvider(tp)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -93,7 +96,11 @@ func (p *Provider) Handler() http.Handler {
 
 // Shutdown flushes and stops the providers.
 func (p *Provider) Shutdown(ctx context.Context) error {
-	return errors.Join(p.tp.Shutdown(ctx), p.mp.Shutdown(ctx))
+	var err error
+	if p.tp != nil {
+		err = p.tp.Shutdown(ctx)
+	}
+	return errors.Join(err, p.mp.Shutdown(ctx))
 }
 
 // Metrics are Herald's instruments. A nil *Metrics records nothing, so packages can be used
@@ -167,13 +174,48 @@ func NewMetrics(meter metric.Meter) (*Metrics, error) {
 	return &m, err
 }
 
-// Attrs builds an attribute set option from key/value pairs.
+// Attrs builds an attribute set option from key/value pairs. Sets of up to three pairs are
+// built once and cached: a busy worker records several measurements per job, and building
+// (sorting, hashing) the set each time was 5% of its allocations. Label values are bounded
+// (channels, codes, reasons), and so is the cache.
 func Attrs(kv ...string) metric.MeasurementOption {
+	if len(kv) > len(attrKey{}) {
+		return buildAttrs(kv)
+	}
+	var k attrKey
+	copy(k[:], kv)
+	attrCache.RLock()
+	o, ok := attrCache.m[k]
+	attrCache.RUnlock()
+	if ok {
+		return o
+	}
+	o = buildAttrs(kv)
+	attrCache.Lock()
+	if len(attrCache.m) < maxAttrSets {
+		attrCache.m[k] = o
+	}
+	attrCache.Unlock()
+	return o
+}
+
+// attrKey is a cached attribute set's pairs, padded with "".
+type attrKey [6]string
+
+// maxAttrSets bounds the cache should a label ever take unbounded values.
+const maxAttrSets = 4096
+
+var attrCache = struct {
+	sync.RWMutex
+	m map[attrKey]metric.MeasurementOption
+}{m: map[attrKey]metric.MeasurementOption{}}
+
+func buildAttrs(kv []string) metric.MeasurementOption {
 	a := make([]attribute.KeyValue, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		a = append(a, attribute.String(kv[i], kv[i+1]))
 	}
-	return metric.WithAttributes(a...)
+	return metric.WithAttributeSet(attribute.NewSet(a...))
 }
 
 // Count adds 1 to c with attributes, tolerating a nil *Metrics.
