@@ -51,7 +51,7 @@ func main() {
 	flag.StringVar(&o.herald, "bin", "", "the herald binary (default: built from ./cmd/herald into a temporary directory)")
 	flag.IntVar(&o.e2e.jobs, "jobs", 200_000, "e2e: jobs per round")
 	flag.IntVar(&o.e2e.workers, "workers", 2, "e2e: worker processes")
-	flag.IntVar(&o.e2e.concurrency, "concurrency", 512, "e2e: HERALD_WORKER_CONCURRENCY of each worker")
+	flag.IntVar(&o.e2e.concurrency, "concurrency", 256, "e2e: HERALD_WORKER_CONCURRENCY of each worker (256 is the default)")
 	flag.IntVar(&o.e2e.backlog, "backlog", 1_000_000, "e2e: jobs waiting while one worker's peak RSS is read")
 	flag.DurationVar(&o.e2e.backlogRun, "backlog-run", 20*time.Second, "e2e: how long that worker runs")
 	flag.IntVar(&o.pacing.bulk, "pacing-bulk", 30_000, "pacing: bulk backlog")
