@@ -397,3 +397,43 @@ func TestSenderErrorStopsChannel(t *testing.T) {
 		t.Fatalf("%d WhatsApp calls while the sender was stopped", after-before)
 	}
 }
+
+// TestSenderStopReachesTheFleet: one worker's account-level error stops the channel in every
+// worker: with two workers sharing the jobs, no WhatsApp call follows the first refusal.
+func TestSenderStopReachesTheFleet(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{NoWorker: true})
+	h.StartWorker()
+	h.StartWorker()
+	h.Sim.AddRule(sim.Rule{Code: 131031})
+	whiteCalls := func() int {
+		n := 0
+		for _, m := range h.Sim.Messages() {
+			if m.Channel == "white" {
+				n++
+			}
+		}
+		return n
+	}
+	first := orderJob(1401)
+	publish(t, h, first)
+	waitState(t, h, first.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "sms" && r.State == status.Delivered }, "SMS")
+	if n := whiteCalls(); n != 1 {
+		t.Fatalf("%d WhatsApp calls for the first job", n)
+	}
+	jobs := make([]string, 0, 20)
+	for i := range 20 {
+		j := orderJob(1410 + i)
+		publish(t, h, j)
+		jobs = append(jobs, j.ID)
+	}
+	for _, id := range jobs {
+		r := waitState(t, h, id, 20*time.Second, func(r *status.Record) bool { return r.Channel == "sms" && r.State == status.Delivered }, "SMS")
+		if r.History[0].Code != "sender_stopped" {
+			t.Fatalf("job %s history: %+v", id, r.History)
+		}
+	}
+	if n := whiteCalls(); n != 1 {
+		t.Fatalf("%d WhatsApp calls in all: a worker kept calling the stopped sender", n)
+	}
+}

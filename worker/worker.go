@@ -80,6 +80,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records the worker's instruments (nil: none).
 	Metrics *telemetry.Metrics
+	// AnnounceStop, when set, is called when this worker stops a channel after an
+	// account-level error, so that the rest of the fleet stops it too (each calls
+	// StopSender); nil keeps the stop in this worker.
+	AnnounceStop func(ctx context.Context, s SenderStop)
 	// FallbackAfter is the delivery deadline (HERALD_FALLBACK_AFTER): a white or grey
 	// message not delivered by then goes out on the next channel. 0 turns it off.
 	FallbackAfter time.Duration
@@ -852,10 +856,43 @@ const senderStop = time.Minute
 // once instead of failing one by one, and operators are alerted (an error log and the
 // herald_fallbacks{reason="sender"} metric). It is tried again after senderStop.
 func (w *Worker) stopSender(ctx context.Context, ch string, pe *provider.Error, log *slog.Logger) {
-	until := time.Now().Add(senderStop)
-	if prev, loaded := w.senderDown.Swap(ch, until); !loaded || time.Now().After(prev.(time.Time)) {
+	if w.markDown(ch, senderStop) {
 		log.Error("ALERT: provider refused the sender; channel stopped for a minute, jobs fall back",
 			"channel", ch, "code", pe.Code, "reason", pe.Reason)
+		if w.cfg.AnnounceStop != nil {
+			w.cfg.AnnounceStop(ctx, SenderStop{Channel: ch, For: senderStop, Code: pe.Code, Origin: w.owner})
+		}
+	}
+}
+
+// markDown stops calling ch for d; true when ch was not stopped already.
+func (w *Worker) markDown(ch string, d time.Duration) bool {
+	until := time.Now().Add(d)
+	prev, loaded := w.senderDown.Swap(ch, until)
+	if loaded && prev.(time.Time).After(until) {
+		w.senderDown.Store(ch, prev) // a longer stop already runs: keep it
+	}
+	return !loaded || time.Now().After(prev.(time.Time))
+}
+
+// SenderStop is a channel stopped by one worker after an account-level error, announced to
+// the fleet (see Config.AnnounceStop).
+type SenderStop struct {
+	Channel string        `json:"channel"`
+	For     time.Duration `json:"for_ns"` // from the moment it is received: no clock is shared
+	Code    string        `json:"code"`
+	Origin  string        `json:"origin"` // the announcing worker, which ignores its own stop
+}
+
+// StopSender applies a stop another worker announced: this worker calls s.Channel no more
+// for s.For, and its jobs fall back at once.
+func (w *Worker) StopSender(s SenderStop) {
+	if s.Origin == w.owner || s.For <= 0 {
+		return
+	}
+	if w.markDown(s.Channel, min(s.For, 10*senderStop)) {
+		w.log.Warn("channel stopped by another worker after an account error; jobs fall back",
+			"channel", s.Channel, "code", s.Code, "for", s.For)
 	}
 }
 

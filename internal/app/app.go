@@ -174,6 +174,10 @@ type Parts struct {
 	Now func() time.Time
 }
 
+// SenderStopSubject carries, over core NATS, a channel one worker stopped after an
+// account-level error (worker.SenderStop), so that every worker stops it.
+const SenderStopSubject = "herald.control.sender_stop"
+
 // Run provisions JetStream and runs the selected parts until ctx is cancelled, then stops
 // them in the documented order. The caller owns nc and rdb.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Provider, nc *nats.Conn, rdb redis.UniversalClient, parts Parts) error {
@@ -271,7 +275,26 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			FallbackAfter: cfg.FallbackAfter, QuietHours: cfg.Quiet(), Now: parts.Now,
 			Limiter: ratelimit.New(rdb).Pipelined(ap), Limits: Limits(cfg), Campaigns: camps,
 			Jobs: cfg.JobOptions(), Logger: log, Metrics: metrics,
+			AnnounceStop: func(_ context.Context, s worker.SenderStop) {
+				if b, err := json.Marshal(s); err == nil {
+					if err := nc.Publish(SenderStopSubject, b); err != nil {
+						log.Warn("sender stop not announced to the fleet", "channel", s.Channel, "err", err)
+					}
+				}
+			},
 		})
+		// Stops announced by the other workers (core NATS: a worker that misses one finds the
+		// account error itself on its next call).
+		stopSub, err := nc.Subscribe(SenderStopSubject, func(m *nats.Msg) {
+			var s worker.SenderStop
+			if json.Unmarshal(m.Data, &s) == nil && s.Channel != "" {
+				w.StopSender(s)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", SenderStopSubject, err)
+		}
+		defer func() { _ = stopSub.Unsubscribe() }()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
