@@ -36,7 +36,7 @@ type Store interface {
 	Create(ctx context.Context, rec *status.Record) (bool, *status.Record, error)
 	CreateMany(ctx context.Context, recs []*status.Record) error
 	Apply(ctx context.Context, r status.Report) (string, *status.Record, bool, error)
-	OpenWindow(ctx context.Context, to string, d time.Duration) error
+	OpenWindow(ctx context.Context, business, to string, d time.Duration) error
 	Campaign(ctx context.Context, name string) (status.CampaignCounters, error)
 	Window(ctx context.Context, to string) (bool, time.Time, error)
 	Ping(ctx context.Context) error

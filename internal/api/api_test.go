@@ -882,14 +882,14 @@ func TestInbound(t *testing.T) {
 			t.Fatalf("delivery %d: %d %s", i, code, out)
 		}
 	}
-	ttl, err := h.RDB.TTL(ctx, status.WindowKey("+79001234567")).Result()
+	ttl, err := h.RDB.TTL(ctx, status.WindowKey("1122334455667", "+79001234567") /* the fixture's business number */).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ttl < api.WindowDuration-time.Minute || ttl > api.WindowDuration {
 		t.Fatalf("window TTL %v, want about %v", ttl, api.WindowDuration)
 	}
-	if n, err := h.RDB.Exists(ctx, "herald:win:+79001234567").Result(); err != nil || n != 1 {
+	if n, err := h.RDB.Exists(ctx, "herald:win:1122334455667:+79001234567").Result(); err != nil || n != 1 {
 		t.Fatalf("window key: %d %v", n, err)
 	}
 
@@ -1064,7 +1064,7 @@ func TestRedisOutage(t *testing.T) {
 	if code, out := postSigned(t, h, inbound); code != http.StatusOK {
 		t.Fatalf("inbound retry: %d %s", code, out)
 	}
-	if n, err := h.RDB.Exists(context.Background(), status.WindowKey("+79001236002")).Result(); err != nil || n != 1 {
+	if n, err := h.RDB.Exists(context.Background(), status.WindowKey("1122334455667", "+79001236002")).Result(); err != nil || n != 1 {
 		t.Fatalf("window after the retry: %d %v", n, err)
 	}
 }
@@ -1086,7 +1086,7 @@ func TestInboundFromNumberUnknownToLibphonenumber(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	if n, _ := h.RDB.Exists(context.Background(), "herald:win:+972987654321").Result(); n != 1 {
+	if n, _ := h.RDB.Exists(context.Background(), status.WindowKey(harness.PhoneNumberID, "+972987654321")).Result(); n != 1 {
 		t.Fatal("window not opened for a wa_id libphonenumber does not know")
 	}
 }

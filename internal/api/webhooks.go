@@ -148,7 +148,7 @@ func (s *Server) inbound(r *http.Request, channel string, in webhook.Inbound) bo
 		from = "+" + d
 	}
 	if channel == "white" {
-		if err := s.cfg.Store.OpenWindow(r.Context(), from, WindowDuration); err != nil {
+		if err := s.cfg.Store.OpenWindow(r.Context(), in.PhoneNumberID, from, WindowDuration); err != nil {
 			s.log.Warn("window not recorded", "from", phone.Mask(from), "err", err)
 			return false
 		}

@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		return fmt.Errorf("redis autopipeline: %w", err)
 	}
 	defer ap.Close()
-	store := status.NewStore(rdb, cfg.StatusTTL, nil).Pipelined(ap)
+	store := status.NewStore(rdb, cfg.StatusTTL, nil).Pipelined(ap).ForBusiness(cfg.WhitePhoneNumberID)
 	var metrics *telemetry.Metrics
 	if tel != nil {
 		metrics = tel.Metrics

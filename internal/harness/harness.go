@@ -33,8 +33,10 @@ import (
 // Secrets the harness configures.
 const (
 	AppSecret = "harness-app-secret"
-	APIKey    = "harness-key-0001"
-	Token     = "harness-token"
+	// PhoneNumberID is the business number the workers send from (the Cloud API id).
+	PhoneNumberID = "100200300"
+	APIKey        = "harness-key-0001"
+	Token         = "harness-token"
 	// GreyInstance is the simulated grey gateway instance.
 	GreyInstance = "1101000001"
 )
@@ -99,7 +101,7 @@ func Start(tb testing.TB, o Options) *Herald {
 	h.APIURL = "http://" + ln.Addr().String()
 
 	scfg := sim.Config{
-		PhoneNumberID: "100200300", Token: Token, AppSecret: AppSecret,
+		PhoneNumberID: PhoneNumberID, Token: Token, AppSecret: AppSecret,
 		WebhookURL: h.APIURL + "/webhooks/whatsapp", Statuses: []string{"sent", "delivered"},
 		GreyInstanceID: GreyInstance, GreyToken: Token, GreyWebhookURL: h.APIURL + "/webhooks/grey",
 		Logger: h.Log,
@@ -121,7 +123,7 @@ func Start(tb testing.TB, o Options) *Herald {
 	cfg.HTTPAddr = ln.Addr().String()
 	cfg.APIKeys = "test:" + APIKey
 	cfg.WhiteBaseURL = srv.URL
-	cfg.WhitePhoneNumberID = "100200300"
+	cfg.WhitePhoneNumberID = PhoneNumberID
 	cfg.WhiteToken = Token
 	cfg.WhiteAppSecret = AppSecret
 	cfg.WhiteVerifyToken = "verify-me"
@@ -148,7 +150,7 @@ func Start(tb testing.TB, o Options) *Herald {
 
 	h.NC, h.JS = h.NATS.Connect(tb)
 	h.RDB = h.Redis.Client(tb)
-	h.Store = status.NewStore(h.RDB, cfg.StatusTTL, nil)
+	h.Store = status.NewStore(h.RDB, cfg.StatusTTL, nil).ForBusiness(PhoneNumberID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := streams.Ensure(ctx, h.JS, app.StreamOptions(cfg)); err != nil {

@@ -129,7 +129,7 @@ func TestWindow(t *testing.T) {
 	if err != nil || open {
 		t.Fatalf("Window before any inbound = %v, %v", open, err)
 	}
-	if err := e.store.OpenWindow(t.Context(), "+79000000901", 24*time.Hour); err != nil {
+	if err := e.store.OpenWindow(t.Context(), "", "+79000000901", 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	open, until, err := e.store.Window(t.Context(), "+79000000901")
@@ -164,5 +164,29 @@ func TestEarlyFailedReportFallsBack(t *testing.T) {
 		if rec.History[0].State != status.Failed {
 			t.Fatalf("attempt %+v, want failed", rec.History[0])
 		}
+	}
+}
+
+// TestWindowPerBusinessNumber: a window belongs to the conversation with one business number:
+// a customer writing to another number of the same company opens nothing for this one.
+func TestWindowPerBusinessNumber(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ours, theirs := e.store.ForBusiness("100200300"), e.store.ForBusiness("555000111")
+	const to = "+79000000902"
+	if err := ours.OpenWindow(t.Context(), "555000111", to, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if open, _, err := ours.Window(t.Context(), to); err != nil || open {
+		t.Fatalf("our window after an inbound to another number = %v, %v", open, err)
+	}
+	if open, _, err := theirs.Window(t.Context(), to); err != nil || !open {
+		t.Fatalf("the other number's window = %v, %v", open, err)
+	}
+	if err := ours.OpenWindow(t.Context(), "", to, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if open, _, err := ours.Window(t.Context(), to); err != nil || !open {
+		t.Fatalf("our window after an inbound to us = %v, %v", open, err)
 	}
 }

@@ -146,13 +146,22 @@ const (
 // RecordKey returns the Redis key of a notification record.
 func RecordKey(id string) string { return fmt.Sprintf(keyRecord, id) }
 
-// WindowKey returns the Redis key marking an open 24-hour window with a recipient.
-func WindowKey(to string) string { return fmt.Sprintf(keyWindow, to) }
+// WindowKey returns the Redis key marking an open 24-hour window between a business number
+// (its Cloud API phone number id; "" for a store that serves no particular number) and a
+// recipient: the window belongs to the conversation with that number, not to the customer.
+func WindowKey(business, to string) string {
+	if business == "" {
+		return fmt.Sprintf(keyWindow, to)
+	}
+	return fmt.Sprintf(keyWindow, business+":"+to)
+}
 
 // Store reads and changes records.
 type Store struct {
 	rdb redis.UniversalClient
 	sc  redis.Scripter // runs the scripts: rdb, or an autopipeliner on it (see Pipelined)
+	// business is the WhatsApp number (phone number id) whose windows the claim reads.
+	business string
 	ttl time.Duration
 	now func() time.Time
 }
@@ -164,6 +173,14 @@ func NewStore(rdb redis.UniversalClient, ttl time.Duration, now func() time.Time
 		now = time.Now
 	}
 	return &Store{rdb: rdb, sc: rdb, ttl: ttl, now: now}
+}
+
+// ForBusiness returns a copy of s whose claims and Window read the 24-hour windows with the
+// business number id (the Cloud API phone number id the workers send from).
+func (s *Store) ForBusiness(id string) *Store {
+	c := *s
+	c.business = id
+	return &c
 }
 
 // Pipelined returns a copy of s whose scripts run through sc, normally go-redis's
@@ -272,7 +289,7 @@ func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.
 	}
 	initial := marshalRecord(NewRecord(j, Queued, channels, s.now()))
 	res, err := scriptBegin.Run(ctx, s.sc,
-		[]string{RecordKey(j.ID), KeySuppressed, WindowKey(j.To)},
+		[]string{RecordKey(j.ID), KeySuppressed, WindowKey(s.business, j.To)},
 		owner, lease.Milliseconds(), initial, j.To, s.ttlMS(), s.stamp(), rp, idx, deadline, reason).Slice()
 	if err != nil {
 		return Admission{}, fmt.Errorf("status begin: %w", err)
@@ -474,15 +491,20 @@ func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
 	return nil
 }
 
-// OpenWindow marks the 24-hour customer-service window with to as open for d (an inbound
-// message opens or renews it).
-func (s *Store) OpenWindow(ctx context.Context, to string, d time.Duration) error {
-	return s.rdb.Set(ctx, WindowKey(to), s.stamp(), d).Err()
+// OpenWindow marks the 24-hour customer-service window between the business number id
+// ("" for the store's own, see ForBusiness) and to as open for d (an inbound message to that
+// number opens or renews it).
+func (s *Store) OpenWindow(ctx context.Context, business, to string, d time.Duration) error {
+	if business == "" {
+		business = s.business
+	}
+	return s.rdb.Set(ctx, WindowKey(business, to), s.stamp(), d).Err()
 }
 
-// Window tells whether the 24-hour customer-service window with to is open, and until when.
+// Window tells whether the 24-hour customer-service window between the store's business
+// number and to is open, and until when.
 func (s *Store) Window(ctx context.Context, to string) (open bool, until time.Time, err error) {
-	ttl, err := s.rdb.PTTL(ctx, WindowKey(to)).Result()
+	ttl, err := s.rdb.PTTL(ctx, WindowKey(s.business, to)).Result()
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("status window: %w", err)
 	}

@@ -215,7 +215,7 @@ func TestBegin(t *testing.T) {
 		t.Parallel()
 		j := newJob("begin-window", 6)
 		other := newJob("begin-no-window", 7)
-		if err := e.store.OpenWindow(t.Context(), j.To, 24*time.Hour); err != nil {
+		if err := e.store.OpenWindow(t.Context(), "", j.To, 24*time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if adm := e.begin(t, j, "owner-a", time.Minute); !adm.WindowOpen || adm.Verdict != status.Claimed {
@@ -224,7 +224,7 @@ func TestBegin(t *testing.T) {
 		if adm := e.begin(t, other, "owner-a", time.Minute); adm.WindowOpen {
 			t.Fatal("window open for a recipient who never wrote")
 		}
-		d, err := e.rdb.PTTL(t.Context(), status.WindowKey(j.To)).Result()
+		d, err := e.rdb.PTTL(t.Context(), status.WindowKey("", j.To)).Result()
 		if err != nil || d <= 23*time.Hour || d > 24*time.Hour {
 			t.Fatalf("window PTTL = %s, %v; want about 24h", d, err)
 		}
