@@ -535,3 +535,23 @@ func TestProviderRateFeedback(t *testing.T) {
 		t.Errorf("sends %s apart on average after a 130429, want about %s (the slowed rate), not %s", mean, want, time.Second/mps)
 	}
 }
+
+// TestTierSparesOpenWindow: the messaging tier counts business-initiated conversations only:
+// with the tier used up, a template to a customer whose 24-hour window is open still goes out
+// at once, while one to a customer outside it waits.
+func TestTierSparesOpenWindow(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{Config: func(c *config.Config) { c.WhiteDailyUnique = 1 }})
+	first := pacingJob("tier-open-0", "+79070000000", true)
+	publishAll(t, h, []*producer.Job{first})
+	testutil.Eventually(t, 20*time.Second, func() bool { return h.SentPerJob()["white:"+first.ID] == 1 }, "the first job uses the tier")
+	if err := h.Store.OpenWindow(context.Background(), "", "+79070000001", 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	inWindow, outside := pacingJob("tier-open-1", "+79070000001", true), pacingJob("tier-open-2", "+79070000002", true)
+	publishAll(t, h, []*producer.Job{inWindow, outside})
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		r := h.Record(outside.ID)
+		return h.SentPerJob()["white:"+inWindow.ID] == 1 && r != nil && r.State == status.Scheduled
+	}, "the job in the window sent, the other held for the tier")
+}

@@ -161,6 +161,7 @@ type Store interface {
 	Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error)
 	Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error)
 	Ping(ctx context.Context) error
+	Window(ctx context.Context, to string) (open bool, until time.Time, err error)
 }
 
 var _ Store = (*status.Store)(nil)
@@ -469,7 +470,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		}
 		if len(cascade) > 0 && w.senders[cascade[0]] != nil {
 			var err error
-			switch due, err = w.pace(ctx, msg, cascade[0], j, false, "", cascade, log, false); {
+			switch due, err = w.pace(ctx, msg, cascade[0], j, w.windowForTier(ctx, cascade[0], j), "", cascade, log, false); {
 			case err == nil:
 			case errors.Is(err, errHeld):
 				return
@@ -543,6 +544,19 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		paced = 0
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
+}
+
+// windowForTier tells, before the claim, whether the customer's 24-hour window is open, when
+// it matters to the first channel's slot: with a messaging tier configured, a template to a
+// customer in the window is not business-initiated and must not count against it. Without a
+// tier nothing asks Redis (the claim reads the window anyway). An error counts as closed: the
+// tier is then over-counted, never exceeded.
+func (w *Worker) windowForTier(ctx context.Context, ch string, j *job.Job) bool {
+	if ch != job.ChannelWhite || j.Template == "" || w.cfg.Limits[ch].UniqueDailyMax <= 0 {
+		return false
+	}
+	open, _, err := w.store.Window(ctx, j.To)
+	return err == nil && open
 }
 
 // deliver walks the cascade from the record's current channel.
