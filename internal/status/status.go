@@ -162,8 +162,8 @@ type Store struct {
 	sc  redis.Scripter // runs the scripts: rdb, or an autopipeliner on it (see Pipelined)
 	// business is the WhatsApp number (phone number id) whose windows the claim reads.
 	business string
-	ttl time.Duration
-	now func() time.Time
+	ttl      time.Duration
+	now      func() time.Time
 }
 
 // NewStore returns a Store keeping records for ttl. now is the clock for record times
