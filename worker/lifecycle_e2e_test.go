@@ -16,6 +16,7 @@ import (
 
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/harness"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
@@ -435,5 +436,84 @@ func TestSenderStopReachesTheFleet(t *testing.T) {
 	}
 	if n := whiteCalls(); n != 1 {
 		t.Fatalf("%d WhatsApp calls in all: a worker kept calling the stopped sender", n)
+	}
+}
+
+// TestUnknownOutcomeIsNotLost: a worker dies during the WhatsApp call (here: a claim taken by
+// a "dead" owner that never records an outcome). The next delivery does not resend on
+// WhatsApp; it parks the delivery deadline. If the provider never reports the message (it
+// never left), the job goes out as SMS at the deadline; if the provider reports it delivered
+// (by job id: the worker never learnt the message id), the record adopts the report and the
+// deadline is cancelled.
+func TestUnknownOutcomeIsNotLost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		reported bool
+	}{{"never reported: SMS at the deadline", false}, {"reported delivered: no SMS", true}}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
+			ctx := context.Background()
+			pj := orderJob(1501 + i)
+			data, err := json.Marshal(pj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := job.Decode(data, job.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if adm, err := h.Store.Begin(ctx, j, "dead-worker", 300*time.Millisecond, []string{"white", "sms"}); err != nil || adm.Verdict != status.Claimed {
+				t.Fatalf("claim by the dead worker: %+v %v", adm, err)
+			}
+			publish(t, h, pj)
+			h.StartWorker()
+			rec := waitState(t, h, pj.ID, 20*time.Second, func(r *status.Record) bool {
+				return len(r.History) > 0 && r.History[0].State == "unknown"
+			}, "the attempt in doubt recorded as unknown")
+			if rec.State != status.Sent {
+				t.Fatalf("record after the verdict: %+v", rec)
+			}
+			if !tt.reported {
+				rec = waitState(t, h, pj.ID, 30*time.Second, func(r *status.Record) bool {
+					return r.Channel == "sms" && r.State == status.Delivered
+				}, "SMS after the deadline")
+				if sent := h.SentPerJob(); sent["white:"+pj.ID] != 0 || sent["sms:"+pj.ID] != 1 {
+					t.Fatalf("sends: %v", sent)
+				}
+				return
+			}
+			body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{` +
+				`"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"` + harness.PhoneNumberID + `"},` +
+				`"statuses":[{"id":"wamid.in-doubt-` + pj.ID + `","status":"delivered","timestamp":"1700000000","recipient_id":"` +
+				strings.TrimPrefix(pj.To, "+") + `","biz_opaque_callback_data":"` + pj.ID + `"}]}}]}]}`)
+			req, _ := http.NewRequest(http.MethodPost, h.APIURL+"/webhooks/whatsapp", bytes.NewReader(body))
+			req.Header.Set("X-Hub-Signature-256", webhook.Sign(harness.AppSecret, body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("webhook: %d", resp.StatusCode)
+			}
+			rec = waitState(t, h, pj.ID, 10*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered")
+			if a := rec.History[0]; a.ProviderMessageID != "wamid.in-doubt-"+pj.ID || a.State != status.Delivered {
+				t.Fatalf("attempt in doubt after the report: %+v", a)
+			}
+			st, err := h.JS.Stream(ctx, streams.JobsStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, 10*time.Second, func() bool {
+				_, err := st.GetLastMsgForSubject(ctx, streams.DeadlineSubject(pj.ID))
+				return errors.Is(err, jetstream.ErrMsgNotFound)
+			}, "the report cancels the deadline")
+			if sent := h.SentPerJob(); sent["white:"+pj.ID] != 0 || sent["sms:"+pj.ID] != 0 {
+				t.Fatalf("sends: %v", sent)
+			}
+		})
 	}
 }

@@ -500,6 +500,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	case status.Ambiguous:
 		log.Warn("previous delivery died during its provider call: not resending", "channel", adm.Record.Channel)
 		w.events.publish(ctx, adm.Record)
+		if adm.Record.State == status.Sent {
+			// Never resent, but not given up either: if the provider does not report the
+			// message delivered (a report by job id names the attempt in doubt) within
+			// HERALD_FALLBACK_AFTER, the deadline moves the job to its next channel, exactly
+			// as for a message whose send was recorded. A message that never left is then
+			// not lost.
+			w.parkDeadline(ctx, msg, j, cascade, adm.Record.ChannelIdx, log)
+		}
 		_ = msg.Ack()
 		w.count(ctx, "unknown", adm.Record.Channel)
 		return

@@ -95,12 +95,29 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
   -- provider call. The provider may have accepted the message, so it is never sent again on
   -- this channel; the attempt is kept as 'unknown'.
   rec.history = rec.history or {}
-  table.insert(rec.history, {channel=rec.claim.channel, state='unknown', reason='worker stopped during the provider call; not resent to avoid a duplicate', at=ARGV[6]})
+  local u = {channel=rec.claim.channel, state='unknown', reason='worker stopped during the provider call; not resent to avoid a duplicate', at=ARGV[6]}
+  table.insert(rec.history, u)
   rec.claim = nil
   rec.resume = nil
   rec.state = 'sent'
   rec.reason = 'outcome unknown'
   rec.updated_at = ARGV[6]
+  -- The provider may have reported the message already (parked in early, keyed by its id):
+  -- a single positive report tells the outcome. A failed one stays parked; the delivery
+  -- deadline then moves the job on.
+  if rec.early then
+    local id, st, n = nil, nil, 0
+    for k, v in pairs(rec.early) do id, st, n = k, v, n + 1 end
+    if n == 1 and rank[st] and rank[st] >= 2 then
+      u.provider_message_id = id
+      u.state = st
+      u.reason = 'worker stopped during the provider call; the provider reported the message'
+      rec.provider_message_id = id
+      rec.state = st
+      rec.reason = nil
+      rec.early = nil
+    end
+  end
   return {'ambiguous', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then
@@ -252,6 +269,25 @@ if rec.history then
     local a = rec.history[i]
     if a.provider_message_id == ARGV[1] then found = a; break end
     if a.state ~= 'retry' then latest = false end
+  end
+end
+if not found and rec.history then
+  -- A report by job id (biz_opaque_callback_data) for a message this record has no id for,
+  -- while its latest attempt is one whose worker died during the provider call: the report
+  -- tells what became of that attempt.
+  for i = #rec.history, 1, -1 do
+    local a = rec.history[i]
+    if a.state ~= 'retry' then
+      if a.state == 'unknown' and (a.provider_message_id == nil or a.provider_message_id == '') then
+        found = a
+        a.provider_message_id = ARGV[1]
+        a.reason = 'worker stopped during the provider call; the provider reported the message'
+        rec.provider_message_id = ARGV[1]
+        rec.reason = nil
+        latest = true
+      end
+      break
+    end
   end
 end
 if not found then

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -845,4 +847,70 @@ func TestRecordJSON(t *testing.T) {
 			t.Fatalf("Get = %+v", got)
 		}
 	})
+}
+
+// TestUnknownResolvedByReport: an attempt whose worker died during the provider call is
+// 'unknown'; the provider's report, found by job id, tells what became of it, whether it
+// comes after the claim ran out or came before (parked) and is picked up when it runs out.
+func TestUnknownResolvedByReport(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ambiguous := func(t *testing.T, j *job.Job) status.Admission {
+		t.Helper()
+		var adm status.Admission
+		testutil.Eventually(t, 5*time.Second, func() bool {
+			adm = e.begin(t, j, "w2", time.Minute)
+			return adm.Verdict != status.Busy
+		}, "lease never ran out")
+		if adm.Verdict != status.Ambiguous {
+			t.Fatalf("verdict = %s, want ambiguous", adm.Verdict)
+		}
+		return adm
+	}
+	tests := []struct {
+		name        string
+		early       string // a report parked while the claim was live ("" none)
+		report      string // a report after the claim ran out ("" none)
+		wantUnknown bool   // the attempt stays unknown after the ambiguous verdict
+		wantState   string // the record's state at the end
+		wantIdx     int    // the record's channel index at the end
+	}{
+		{"delivered after", "", status.Delivered, true, status.Delivered, 0},
+		{"sent after", "", status.Sent, true, status.Sent, 0},
+		{"failed after falls back", "", status.Failed, true, status.Sent, 1},
+		{"delivered before", status.Delivered, "", false, status.Delivered, 0},
+		{"failed before stays parked", status.Failed, "", true, status.Sent, 0},
+		{"no report", "", "", true, status.Sent, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			j := newJob("unknown-"+strings.ReplaceAll(tt.name, " ", "-"), 40+i)
+			e.begin(t, j, "w1", 50*time.Millisecond)
+			wamid := "wamid.unknown-" + strconv.Itoa(i)
+			if tt.early != "" {
+				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.early, Fallback: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			adm := ambiguous(t, j)
+			last := adm.Record.History[len(adm.Record.History)-1]
+			if (last.State == "unknown") != tt.wantUnknown {
+				t.Fatalf("attempt after the verdict = %+v", last)
+			}
+			if tt.report != "" {
+				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.report, Code: "131026", Fallback: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := e.get(t, j.ID)
+			if r.State != tt.wantState || r.ChannelIdx != tt.wantIdx {
+				t.Fatalf("record state %s channel_idx %d, want %s %d (history %+v)", r.State, r.ChannelIdx, tt.wantState, tt.wantIdx, r.History)
+			}
+			a := r.History[0]
+			if resolved := tt.early == status.Delivered || tt.report != ""; resolved != (a.ProviderMessageID == wamid) {
+				t.Fatalf("attempt %+v: provider message id adopted = %v, want %v", a, a.ProviderMessageID == wamid, resolved)
+			}
+		})
+	}
 }
