@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +102,7 @@ type Options struct {
 	// when no row was rejected, so a stale one never outlives a clean re-run.
 	RejectFile string
 	// InFlight bounds the asynchronous publishes waiting for an acknowledgement (default
-	// DefaultInFlight).
+	// DefaultInFlight, at most 1<<20).
 	InFlight int
 	// Workers is how many goroutines validate, encode and publish rows (default GOMAXPROCS).
 	Workers int
@@ -163,34 +164,52 @@ func (s Summary) String() string {
 // name, so a cut never makes two campaigns share ids. 96 bits of hash make a collision
 // within even a billion rows vanishingly unlikely.
 func JobID(campaign, key string) string {
-	sum := sha256.New()
-	sum.Write([]byte(campaign))
-	sum.Write([]byte{0})
-	sum.Write([]byte(key))
-	var h [sha256.Size]byte
-	const maxSlug = job.MaxIDLen - len("cmp-") - 1 - 24
-	var b strings.Builder
-	b.Grow(len("cmp-") + min(len(campaign), maxSlug) + 1 + 24)
-	b.WriteString("cmp-")
+	h := idHasher{prefix: idPrefix(campaign), campaign: campaign}
+	return string(h.appendID(nil, key))
+}
+
+// idHexLen is how many hex digits of the hash end a job id.
+const idHexLen = 24
+
+// idPrefix is what every job id of campaign starts with: "cmp-" + the campaign as an id
+// slug + "-".
+func idPrefix(campaign string) string {
+	const maxSlug = job.MaxIDLen - len("cmp-") - 1 - idHexLen
+	b := make([]byte, 0, len("cmp-")+min(len(campaign), maxSlug)+1)
+	b = append(b, "cmp-"...)
 	for i := 0; i < len(campaign) && i < maxSlug; i++ {
 		c := campaign[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
-			b.WriteByte(c)
+			b = append(b, c)
 		default:
-			b.WriteByte('-')
+			b = append(b, '-')
 		}
 	}
-	b.WriteByte('-')
-	b.WriteString(hex.EncodeToString(sum.Sum(h[:0])[:12]))
-	return b.String()
+	return string(append(b, '-'))
+}
+
+// idHasher computes the job ids of one campaign: the slug is made once, and the hash input
+// is built in a buffer reused from row to row (one per goroutine).
+type idHasher struct {
+	prefix, campaign string
+	buf              []byte
+}
+
+// appendID appends the id of the row whose key is key to b.
+func (h *idHasher) appendID(b []byte, key string) []byte {
+	h.buf = append(append(append(h.buf[:0], h.campaign...), 0), key...)
+	sum := sha256.Sum256(h.buf)
+	b = append(b, h.prefix...)
+	return hex.AppendEncode(b, sum[:idHexLen/2])
 }
 
 // Run imports opts.File into JetStream through js (the HERALD_JOBS stream must exist) and
 // returns what it did. Rejected rows are not errors. When ctx is cancelled it stops reading,
 // waits (at most DrainTimeout) for the acknowledgements in flight and returns the summary so
 // far with ctx.Err(); re-running the same import then queues only the rest. A publish error
-// stops the import the same way and is returned.
+// stops the import the same way and is returned; so does a lost connection, which fails the
+// publishes in flight with nats.ErrDisconnected.
 func Run(ctx context.Context, js jetstream.JetStream, opts Options) (Summary, error) {
 	start := time.Now()
 	if err := opts.setDefaults(); err != nil {
@@ -218,7 +237,7 @@ func Run(ctx context.Context, js jetstream.JetStream, opts Options) (Summary, er
 		"template", opts.Template, "bytes", total)
 	opts.Progress.Start(total)
 
-	sum, runErr := im.run(ctx, js, src, counted, rej)
+	sum, runErr := im.run(ctx, js.Conn(), src, counted, rej)
 	sum.Elapsed = time.Since(start)
 	if err := rej.close(); err != nil && runErr == nil {
 		runErr = err
@@ -348,11 +367,17 @@ type importer struct {
 	keyIsTo     bool
 	to, key     int // CSV column indexes
 	sendAt      int // CSV column index, -1 when the file has none
+	ncols       int // CSV columns (0 for JSON Lines)
 	defaultSend *time.Time
+	idPrefix    string
+	// placeholder stands for the id while the job is validated when the key is the
+	// normalised number: valid, and as long as every id of the campaign.
+	placeholder string
 }
 
 func newImporter(src source, opts Options) (*importer, error) {
-	im := &importer{opts: opts, keyIsTo: opts.Key == opts.To, to: -1, key: -1, sendAt: -1}
+	im := &importer{opts: opts, keyIsTo: opts.Key == opts.To, to: -1, key: -1, sendAt: -1, idPrefix: idPrefix(opts.Campaign)}
+	im.placeholder = im.idPrefix + strings.Repeat("0", idHexLen)
 	for name, col := range opts.Map {
 		im.params = append(im.params, param{name: name, column: col, index: -1})
 	}
@@ -365,6 +390,7 @@ func newImporter(src source, opts Options) (*importer, error) {
 	if cols == nil { // JSON Lines: no header, a missing key is a row's problem
 		return im, nil
 	}
+	im.ncols = len(cols)
 	idx := func(col string) (int, error) {
 		for i, c := range cols {
 			if c == col {
@@ -389,12 +415,6 @@ func newImporter(src source, opts Options) (*importer, error) {
 	return im, nil
 }
 
-// pending is a publish waiting for its acknowledgement.
-type pending struct {
-	f    jetstream.PubAckFuture
-	line int
-}
-
 type counters struct {
 	rows, queued, dup, rejected, unconfirmed atomic.Int64
 }
@@ -402,29 +422,34 @@ type counters struct {
 // batchSize rows travel together from the reader to a worker, to keep channel traffic low.
 const batchSize = 256
 
+// batch is rows read together; the CSV records' fields share one slice.
+type batch struct {
+	rows   []row
+	fields []string
+}
+
 // run is the pipeline: this goroutine reads batches of rows, Workers goroutines turn them
-// into jobs and publish them asynchronously, one collector waits for the acknowledgements in
-// publish order. The collector's channel holds InFlight futures, which bounds the publishes in
-// flight; the rows channel bounds what is read ahead. Memory is thus flat in the file size.
-func (im *importer) run(parent context.Context, js jetstream.JetStream, src source, counted *countingReader, rej *rejectWriter) (Summary, error) {
+// into jobs and publish them asynchronously, and the acknowledgements are counted as they
+// arrive. At most InFlight publishes are unacknowledged and the rows channel bounds what is
+// read ahead, so memory is flat in the file size.
+func (im *importer) run(parent context.Context, nc *nats.Conn, src source, counted *countingReader, rej *rejectWriter) (Summary, error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	var c counters
-	rowsCh := make(chan []row, im.opts.Workers*2)
-	acks := make(chan pending, im.opts.InFlight)
-
-	var collected sync.WaitGroup
-	collected.Go(func() { im.collect(ctx, acks, &c, cancel) })
+	pub, err := newPublisher(nc, im.opts.InFlight, &c, cancel)
+	if err != nil {
+		return Summary{}, err
+	}
+	batches := make(chan *batch, im.opts.Workers*2)
 	var workers sync.WaitGroup
 	for range im.opts.Workers {
-		workers.Go(func() { im.work(ctx, js, rowsCh, acks, rej, &c, cancel) })
+		workers.Go(func() { im.work(ctx, pub, batches, rej, &c, cancel) })
 	}
 
-	readErr := im.read(ctx, src, counted, rowsCh)
-	close(rowsCh)
+	readErr := im.read(ctx, src, counted, batches)
+	close(batches)
 	workers.Wait()
-	close(acks)
-	collected.Wait()
+	pub.drain(ctx, im.opts.DrainTimeout)
 
 	sum := Summary{Rows: c.rows.Load(), Queued: c.queued.Load(), AlreadyQueued: c.dup.Load(),
 		Rejected: c.rejected.Load(), Unconfirmed: c.unconfirmed.Load()}
@@ -441,26 +466,26 @@ func (im *importer) run(parent context.Context, js jetstream.JetStream, src sour
 
 // read feeds batches of rows to the workers and reports progress, until the input ends or
 // ctx is done.
-func (im *importer) read(ctx context.Context, src source, counted *countingReader, out chan<- []row) error {
+func (im *importer) read(ctx context.Context, src source, counted *countingReader, out chan<- *batch) error {
 	var lastBytes int64
 	for {
-		batch := make([]row, 0, batchSize)
+		b := &batch{rows: make([]row, 0, batchSize), fields: make([]string, 0, batchSize*im.ncols)}
 		var err error
-		for len(batch) < batchSize {
+		for len(b.rows) < batchSize {
 			var r row
-			if r, err = src.next(); err != nil {
+			if r, b.fields, err = src.next(b.fields); err != nil {
 				break
 			}
-			batch = append(batch, r)
+			b.rows = append(b.rows, r)
 		}
-		if len(batch) > 0 {
+		if len(b.rows) > 0 {
 			select {
-			case out <- batch:
+			case out <- b:
 			case <-ctx.Done():
 				return nil
 			}
 			n := counted.n.Load()
-			im.opts.Progress.Add(int64(len(batch)), n-lastBytes)
+			im.opts.Progress.Add(int64(len(b.rows)), n-lastBytes)
 			lastBytes = n
 		}
 		if errors.Is(err, io.EOF) {
@@ -477,92 +502,112 @@ func (im *importer) read(ctx context.Context, src source, counted *countingReade
 
 // work turns rows into jobs and publishes them. Once ctx is done it only drains the rows
 // channel, so that the reader is never left blocked.
-func (im *importer) work(ctx context.Context, js jetstream.JetStream, in <-chan []row, acks chan<- pending,
-	rej *rejectWriter, c *counters, cancel context.CancelCauseFunc) {
-	// A full jetstream publisher (its own cap on pending acks) stalls rather than fails:
-	// our InFlight bound is what throttles.
-	stall := jetstream.WithStallWait(time.Minute)
+func (im *importer) work(ctx context.Context, pub *publisher, in <-chan *batch, rej *rejectWriter, c *counters,
+	cancel context.CancelCauseFunc) {
+	b := im.newBuilder()
+	var stall *time.Timer
+	var rows, rejected int64
+	defer func() {
+		c.rows.Add(rows)
+		c.rejected.Add(rejected)
+	}()
 	for batch := range in {
-		for i := range batch {
+		for i := range batch.rows {
 			if ctx.Err() != nil {
 				break
 			}
-			r := &batch[i]
-			msg, reason := im.message(r)
+			r := &batch.rows[i]
+			out, reason := b.message(r)
 			if reason != "" {
 				if err := rej.write(r, reason); err != nil {
 					cancel(err)
 					break
 				}
-				c.rows.Add(1)
-				c.rejected.Add(1)
+				rows++
+				rejected++
 				continue
 			}
-			f, err := js.PublishMsgAsync(msg, stall)
-			c.rows.Add(1)
+			s, slot, err := pub.acquire(ctx, &stall)
 			if err != nil {
+				if ctx.Err() != nil {
+					break // the row is not handled: a re-run imports it
+				}
+				rows++
 				c.unconfirmed.Add(1)
 				cancel(fmt.Errorf("publish line %d: %w", r.line, err))
 				break
 			}
-			// Always handed over, even after a cancel: the collector drains every future.
-			acks <- pending{f: f, line: r.line}
-		}
-	}
-}
-
-// collect waits for each acknowledgement and counts it. After a cancel it keeps waiting for
-// at most DrainTimeout; whatever is still unacknowledged then is counted as unconfirmed
-// without waiting further.
-func (im *importer) collect(ctx context.Context, acks <-chan pending, c *counters, cancel context.CancelCauseFunc) {
-	var deadline <-chan time.Time // armed once ctx is done
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	expired := false
-	for p := range acks {
-		if expired {
-			select {
-			case ack := <-p.f.Ok():
-				count(c, ack)
-			default:
-				c.unconfirmed.Add(1)
-			}
-			continue
-		}
-		for settled := false; !settled; {
-			done := ctx.Done()
-			if deadline != nil {
-				done = nil
-			}
-			select {
-			case ack := <-p.f.Ok():
-				count(c, ack)
-				settled = true
-			case err := <-p.f.Err():
-				c.unconfirmed.Add(1)
-				cancel(fmt.Errorf("publish line %d: %w", p.line, err))
-				settled = true
-			case <-done:
-				timer = time.NewTimer(im.opts.DrainTimeout)
-				deadline = timer.C
-			case <-deadline:
-				c.unconfirmed.Add(1)
-				expired, settled = true, true
+			out.fill(&s.msg)
+			rows++
+			if err := pub.publish(s, slot, r.line); err != nil {
+				cancel(fmt.Errorf("publish line %d: %w", r.line, err))
+				break
 			}
 		}
 	}
 }
 
-func count(c *counters, ack *jetstream.PubAck) {
-	if ack.Duplicate {
-		c.dup.Add(1)
+// builder turns rows into jobs for one worker, reusing its job, parameter map and buffers
+// from row to row.
+type builder struct {
+	im     *importer
+	job    job.Job
+	params map[string]string
+	ids    idHasher
+	idBuf  []byte
+	obj    map[string]json.RawMessage // the JSON Lines row
+}
+
+func (im *importer) newBuilder() *builder {
+	b := &builder{im: im, ids: idHasher{prefix: im.idPrefix, campaign: im.opts.Campaign}}
+	if len(im.params) > 0 {
+		b.params = make(map[string]string, len(im.params))
+	}
+	return b
+}
+
+// outMsg is a row's job as published.
+type outMsg struct {
+	subject, id string
+	data        []byte
+	at          string // the schedule time, "" to queue at once
+	target      string // the schedule's target subject
+}
+
+// fill sets m (a publisher slot's message, reused) to o.
+func (o *outMsg) fill(m *nats.Msg) {
+	m.Subject, m.Data = o.subject, o.data
+	h := m.Header
+	if ids := h[streams.HeaderMsgID]; len(ids) == 1 {
+		ids[0] = o.id
 	} else {
-		c.queued.Add(1)
+		h[streams.HeaderMsgID] = []string{o.id}
 	}
+	if o.at == "" {
+		if len(h) > 1 {
+			delete(h, streams.HeaderSchedule)
+			delete(h, streams.HeaderScheduleTarget)
+		}
+		return
+	}
+	h[streams.HeaderSchedule] = []string{"@at " + o.at}
+	h[streams.HeaderScheduleTarget] = []string{o.target}
+}
+
+// get reads column col (index idx in a CSV record, where a negative index is a column the
+// file does not have) of r.
+func (b *builder) get(r *row, col string, idx int) (string, error) {
+	if r.raw == nil {
+		if idx < 0 {
+			return "", fmt.Errorf("column %q is %w", col, errMissing)
+		}
+		return strings.TrimSpace(r.fields[idx]), nil
+	}
+	v, ok := b.obj[col]
+	if !ok {
+		return "", fmt.Errorf("column %q is %w", col, errMissing)
+	}
+	return jsonValue(col, v)
 }
 
 // message builds the JetStream message of a row's job, or returns why the row is rejected.
@@ -570,34 +615,46 @@ func count(c *counters, ack *jetstream.PubAck) {
 // priority's subject with Nats-Msg-Id = job id, or for a send_at in the future a message
 // schedule on herald.delayed.<id> targeting that subject. Unlike the producer no trace
 // context is injected: a million jobs would otherwise all hang off the import's one trace.
-func (im *importer) message(r *row) (*nats.Msg, string) {
+func (b *builder) message(r *row) (outMsg, string) {
+	im := b.im
 	if r.err != "" {
-		return nil, r.err
+		return outMsg{}, r.err
 	}
-	get, err := im.getter(r)
-	if err != nil {
-		return nil, err.Error()
+	if r.raw != nil {
+		clear(b.obj)
+		if err := json.Unmarshal(r.raw, &b.obj); err != nil || b.obj == nil {
+			reason := "row: not a JSON object"
+			if err != nil {
+				reason += ": " + strings.TrimPrefix(err.Error(), "json: ")
+			}
+			return outMsg{}, reason
+		}
 	}
 	var bad []job.FieldError
-	to, err := get(im.opts.To, im.to)
+	to, err := b.get(r, im.opts.To, im.to)
 	if err != nil {
 		bad = append(bad, job.FieldError{Field: "to", Reason: err.Error()})
 	}
-	key := ""
+	id := im.placeholder
 	if !im.keyIsTo {
-		if key, err = get(im.opts.Key, im.key); err == nil && key == "" {
+		key, err := b.get(r, im.opts.Key, im.key)
+		if err == nil && key == "" {
 			err = fmt.Errorf("key column %q is empty", im.opts.Key)
 		}
 		if err != nil {
 			bad = append(bad, job.FieldError{Field: "id", Reason: err.Error()})
 		}
+		b.idBuf = b.ids.appendID(b.idBuf[:0], key)
+		id = string(b.idBuf)
 	}
-	j := &job.Job{ID: JobID(im.opts.Campaign, key), To: to, Template: im.opts.Template, Language: im.opts.Language,
+	b.job = job.Job{ID: id, To: to, Template: im.opts.Template, Language: im.opts.Language,
 		Priority: im.opts.Priority, Campaign: im.opts.Campaign, Tenant: im.opts.Tenant, SendAt: im.defaultSend}
+	j := &b.job
 	if len(im.params) > 0 {
-		j.Params = make(map[string]string, len(im.params))
+		clear(b.params)
+		j.Params = b.params
 		for _, p := range im.params {
-			v, err := get(p.column, p.index)
+			v, err := b.get(r, p.column, p.index)
 			if err == nil && v == "" {
 				err = fmt.Errorf("column %q is empty", p.column)
 			}
@@ -608,15 +665,17 @@ func (im *importer) message(r *row) (*nats.Msg, string) {
 			j.Params[p.name] = v
 		}
 	}
-	if s, err := get(SendAtColumn, im.sendAt); err == nil && s != "" {
-		t, perr := time.Parse(time.RFC3339, strings.TrimSpace(s))
-		if perr != nil {
-			bad = append(bad, job.FieldError{Field: "send_at", Reason: fmt.Sprintf("must be an RFC 3339 time such as 2026-11-25T09:00:00+03:00, got %q", s)})
-		} else {
-			j.SendAt = &t
+	if r.raw != nil || im.sendAt >= 0 { // a CSV without the column has no send_at to read
+		if s, err := b.get(r, SendAtColumn, im.sendAt); err == nil && s != "" {
+			t, perr := time.Parse(time.RFC3339, strings.TrimSpace(s))
+			if perr != nil {
+				bad = append(bad, job.FieldError{Field: "send_at", Reason: fmt.Sprintf("must be an RFC 3339 time such as 2026-11-25T09:00:00+03:00, got %q", s)})
+			} else {
+				j.SendAt = &t
+			}
+		} else if err != nil && !errors.Is(err, errMissing) {
+			bad = append(bad, job.FieldError{Field: "send_at", Reason: err.Error()})
 		}
-	} else if err != nil && !errors.Is(err, errMissing) {
-		bad = append(bad, job.FieldError{Field: "send_at", Reason: err.Error()})
 	}
 	data, err := j.ValidateEncode(im.opts.Jobs)
 	var verr *job.ValidationError
@@ -631,28 +690,30 @@ func (im *importer) message(r *row) (*nats.Msg, string) {
 	}
 	if len(bad) > 0 {
 		slices.SortStableFunc(bad, func(a, b job.FieldError) int { return strings.Compare(a.Field, b.Field) })
-		return nil, (&job.ValidationError{Fields: bad}).Error()
+		return outMsg{}, (&job.ValidationError{Fields: bad}).Error()
 	}
 	if im.keyIsTo {
 		// The key is the normalised number, known only after validation. The id has the
 		// same length whatever the key and is the first field of the encoding, so it is
 		// replaced in place rather than by encoding the job a second time.
 		const head = `{"id":"`
-		placeholder := j.ID
-		j.ID = JobID(im.opts.Campaign, j.To)
-		if end := len(head) + len(placeholder); len(j.ID) == len(placeholder) && len(data) > end &&
-			string(data[:len(head)]) == head && string(data[len(head):end]) == placeholder && data[end] == '"' {
-			copy(data[len(head):], j.ID)
-		} else if data, err = j.Encode(); err != nil {
-			return nil, "$: " + err.Error()
+		b.idBuf = b.ids.appendID(b.idBuf[:0], j.To)
+		if end := len(head) + len(id); len(b.idBuf) == len(id) && len(data) > end &&
+			string(data[:len(head)]) == head && string(data[len(head):end]) == id && data[end] == '"' {
+			copy(data[len(head):], b.idBuf)
+			j.ID = string(b.idBuf)
+		} else {
+			j.ID = string(b.idBuf)
+			if data, err = j.Encode(); err != nil {
+				return outMsg{}, "$: " + err.Error()
+			}
 		}
 	}
-	subject := streams.SubjectFor(j.Priority)
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{streams.HeaderMsgID: []string{j.ID}}}
+	out := outMsg{subject: streams.SubjectFor(j.Priority), id: j.ID, data: data}
 	if j.SendAt != nil && j.SendAt.After(im.opts.now()) {
-		msg.Subject = streams.SubjectDelayedPrefix + j.ID
-		msg.Header[streams.HeaderSchedule] = []string{"@at " + j.SendAt.UTC().Format(time.RFC3339)}
-		msg.Header[streams.HeaderScheduleTarget] = []string{subject}
+		out.target = out.subject
+		out.subject = streams.SubjectDelayedPrefix + j.ID
+		out.at = j.SendAt.UTC().Format(time.RFC3339)
 	}
-	return msg, ""
+	return out, ""
 }

@@ -544,10 +544,51 @@ func TestRunPublishError(t *testing.T) {
 	_, js := n.Connect(t)
 	sum, err := importer.Run(t.Context(), js, importer.Options{File: writeFile(t, "base.csv", "phone\n+79001234567\n+79012345678\n"),
 		Campaign: "c", Template: "t", Jobs: jobOpts})
-	if err == nil || errors.Is(err, importer.ErrUsage) || errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want the publish error", err)
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("err = %v, want the publish error (%v)", err, jetstream.ErrNoStreamResponse)
 	}
 	if sum.Queued != 0 || sum.Unconfirmed == 0 || sum.Rejected != 0 {
+		t.Fatalf("summary = %+v", sum)
+	}
+}
+
+// shutdownAfter shuts the server down once the import has read rows rows.
+type shutdownAfter struct {
+	rows, read int64
+	n          *testutil.NATS
+}
+
+func (p *shutdownAfter) Start(int64) {}
+func (p *shutdownAfter) Add(rows, _ int64) {
+	if p.read < p.rows && p.read+rows >= p.rows {
+		p.n.Shutdown()
+	}
+	p.read += rows
+}
+func (p *shutdownAfter) Done(importer.Summary) {}
+
+// A server lost half way fails the import (nats.ErrDisconnected for the publishes in flight,
+// or the write error of a publish) instead of waiting for acknowledgements that will never
+// come while the client keeps trying to reconnect, and every row handled is accounted for.
+func TestRunServerLost(t *testing.T) {
+	t.Parallel()
+	const rows = 20_000
+	n := testutil.StartNATS(t)
+	_, js := n.Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "base.csv")
+	if err := importer.WriteBenchCSV(file, rows); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := importer.Run(t.Context(), js, importer.Options{File: file, Campaign: "lost", Template: "order_ready",
+		Jobs: jobOpts, DrainTimeout: 100 * time.Millisecond, Progress: &shutdownAfter{rows: rows / 2, n: n}})
+	if err == nil || errors.Is(err, importer.ErrUsage) || errors.Is(err, context.Canceled) ||
+		!strings.HasPrefix(err.Error(), "publish line ") {
+		t.Fatalf("err = %v, want the publish error", err)
+	}
+	if sum.Unconfirmed == 0 || sum.Rows != sum.Queued+sum.Unconfirmed || sum.Rows >= rows || sum.Rejected != 0 {
 		t.Fatalf("summary = %+v", sum)
 	}
 }

@@ -35,8 +35,9 @@ type row struct {
 
 // source yields the rows of the input.
 type source interface {
-	// next returns the next row; io.EOF at the end, any other error is fatal.
-	next() (row, error)
+	// next returns the next row; io.EOF at the end, any other error is fatal. A CSV row's
+	// fields are appended to fields (one slice for a batch of rows), which is returned.
+	next(fields []string) (row, []string, error)
 	// columns is the CSV header; nil for JSON Lines, whose rows name their own keys.
 	columns() []string
 	// header is the reject file's header row.
@@ -101,22 +102,24 @@ func (s *csvSource) columns() []string { return s.hdr }
 
 func (s *csvSource) header() []string { return append([]string{"line", "reason"}, s.hdr...) }
 
-func (s *csvSource) next() (row, error) {
+func (s *csvSource) next(fields []string) (row, []string, error) {
 	rec, err := s.r.Read()
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			// The reader resumes at the next line: one bad row is one reject.
-			return row{line: pe.StartLine, fields: slices.Clone(rec), err: "row: " + pe.Err.Error()}, nil
+			return row{line: pe.StartLine, fields: slices.Clone(rec), err: "row: " + pe.Err.Error()}, fields, nil
 		}
-		return row{}, err
+		return row{}, fields, err
 	}
 	line, _ := s.r.FieldPos(0)
-	r := row{line: line, fields: slices.Clone(rec)}
+	n := len(fields)
+	fields = append(fields, rec...)
+	r := row{line: line, fields: fields[n:len(fields):len(fields)]}
 	if len(rec) != len(s.hdr) {
 		r.err = fmt.Sprintf("row: has %d fields, the header has %d", len(rec), len(s.hdr))
 	}
-	return r, nil
+	return r, fields, nil
 }
 
 type jsonlSource struct {
@@ -129,21 +132,21 @@ func (s *jsonlSource) columns() []string { return nil }
 
 func (s *jsonlSource) header() []string { return []string{"line", "reason", "row"} }
 
-func (s *jsonlSource) next() (row, error) {
+func (s *jsonlSource) next(fields []string) (row, []string, error) {
 	for {
 		line, tooLong, err := s.readLine()
 		if err != nil {
-			return row{}, err
+			return row{}, fields, err
 		}
 		s.line++
 		if tooLong {
-			return row{line: s.line, err: fmt.Sprintf("row: longer than %d bytes", MaxLineBytes)}, nil
+			return row{line: s.line, err: fmt.Sprintf("row: longer than %d bytes", MaxLineBytes)}, fields, nil
 		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		return row{line: s.line, raw: bytes.Clone(line)}, nil
+		return row{line: s.line, raw: bytes.Clone(line)}, fields, nil
 	}
 }
 
@@ -172,34 +175,6 @@ func (s *jsonlSource) readLine() (line []byte, tooLong bool, err error) {
 		}
 		return s.buf, tooLong, nil
 	}
-}
-
-// getter returns how to read a column of r (by name for JSON Lines, by index for CSV, where
-// a negative index is a column the file does not have).
-func (im *importer) getter(r *row) (func(col string, idx int) (string, error), error) {
-	if r.raw == nil {
-		return func(col string, idx int) (string, error) {
-			if idx < 0 {
-				return "", fmt.Errorf("column %q is %w", col, errMissing)
-			}
-			return strings.TrimSpace(r.fields[idx]), nil
-		}, nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(r.raw, &obj); err != nil || obj == nil {
-		reason := "row: not a JSON object"
-		if err != nil {
-			reason += ": " + strings.TrimPrefix(err.Error(), "json: ")
-		}
-		return nil, errors.New(reason)
-	}
-	return func(col string, _ int) (string, error) {
-		v, ok := obj[col]
-		if !ok {
-			return "", fmt.Errorf("column %q is %w", col, errMissing)
-		}
-		return jsonValue(col, v)
-	}, nil
 }
 
 // jsonValue is a JSON value as a column's text: strings as they are, numbers and booleans
