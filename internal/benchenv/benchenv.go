@@ -176,22 +176,6 @@ func (p *Proc) Wait(ctx context.Context) error {
 	}
 }
 
-// ExitMaxRSS returns the peak resident set size, in bytes, of a process that has exited (the
-// kernel's rusage ru_maxrss, exact even for a short-lived process whose /proc entry is gone);
-// false while it runs.
-func (p *Proc) ExitMaxRSS() (int64, bool) {
-	select {
-	case <-p.done:
-	default:
-		return 0, false
-	}
-	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, false
-	}
-	return ru.Maxrss << 10, true // KiB on Linux
-}
-
 // Elapsed is the time since the process started.
 func (p *Proc) Elapsed() time.Duration { return time.Since(p.start) }
 

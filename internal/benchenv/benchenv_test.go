@@ -171,7 +171,7 @@ func TestStopKillsWhatIgnoresSIGINT(t *testing.T) {
 	}
 }
 
-func TestWaitAndExitMaxRSS(t *testing.T) {
+func TestWait(t *testing.T) {
 	t.Parallel()
 	env, err := New(t.TempDir())
 	if err != nil {
@@ -182,19 +182,10 @@ func TestWaitAndExitMaxRSS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := p.ExitMaxRSS(); ok {
-		// It may already have ended; only a running process must say false.
-		if exited, _ := p.Exited(); !exited {
-			t.Error("ExitMaxRSS ok on a running process")
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Wait(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if rss, ok := p.ExitMaxRSS(); !ok || rss < 64<<10 {
-		t.Errorf("ExitMaxRSS = %d, %v; want a few hundred KiB at least", rss, ok)
 	}
 	if got := p.Tail(1); got != "from-env" {
 		t.Errorf("log = %q, want the env variable echoed", got)

@@ -1,10 +1,12 @@
 package importer_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/herald-notify/herald/internal/importer"
 	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // BenchmarkImport imports 200,000 generated rows per iteration into an in-process JetStream
@@ -29,4 +31,15 @@ func BenchmarkImport(b *testing.B) {
 	b.ReportMetric(raw, "raw-msgs/s")
 	b.ReportMetric(imp/raw, "ratio")
 	b.ReportMetric(heap/(1<<20), "peak-heap-MiB")
+}
+
+// TestRawRates: both baselines store every message they count (no duplicates).
+func TestRawRates(t *testing.T) {
+	t.Parallel()
+	_, js := testutil.StartNATS(t).Connect(t)
+	for _, f := range []func(context.Context, jetstream.JetStream, int) (float64, error){importer.RawRate, importer.RawRateWithIDs} {
+		if r, err := f(t.Context(), js, 2000); err != nil || r <= 0 {
+			t.Fatalf("rate %v, %v", r, err)
+		}
+	}
 }
