@@ -36,6 +36,8 @@ rows go to a reject file with their line number and reason.
 Examples:
   herald import customers.csv --campaign bonus-2026-11 --template bonus_expiring \
       --map name=first_name --map amount=bonus --map date=expires
+  herald import orders.csv --campaign pickup-11-25 --template order_ready \
+      --map order=order_no --map address=point --map until=keep_until --button 0=order_no
   herald import base.jsonl --campaign outage-42 --template outage --to msisdn --send-at 2026-11-25T10:00:00+03:00
 
 Flags:
@@ -60,6 +62,8 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	output := fs.String("output", "text", "text or json (the summary)")
 	maps := kvFlag{}
 	fs.Var(maps, "map", "template parameter from a column: param=column (repeatable)")
+	buttons := kvFlag{}
+	fs.Var(buttons, "button", "template button parameter from a column: index=column, e.g. 0=order (repeatable)")
 	// Flags may follow the file name, as the examples show.
 	var file string
 	rest := args
@@ -120,7 +124,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opts := importer.Options{
 		File: file, Format: *format, Campaign: *name, Template: *tpl, Language: *lang, To: *to, Key: *key,
-		Map: maps, Priority: *prio, Tenant: *tenant, SendAt: at, RejectFile: *rejects,
+		Map: maps, Buttons: buttons, Priority: *prio, Tenant: *tenant, SendAt: at, RejectFile: *rejects,
 		Progress: importer.NewProgress(stderr, isTTY), Jobs: cfg.JobOptions(),
 	}
 	sum, runErr := importer.Run(ctx, js, opts)

@@ -90,6 +90,9 @@ type Options struct {
 	Key string
 	// Map maps template parameter names to columns ("order" -> "order_no").
 	Map map[string]string
+	// Buttons maps template button indexes to the columns holding their parameter (the
+	// variable part of a URL button, a quick-reply payload): "0" -> "order_no".
+	Buttons map[string]string
 	// Priority is the job priority (default bulk).
 	Priority string
 	// Tenant is the tenant of every job (optional).
@@ -317,6 +320,15 @@ func (o *Options) setDefaults() error {
 			probe.Params[p] = "x"
 		}
 	}
+	if len(o.Buttons) > 0 {
+		probe.Buttons = make(map[string]string, len(o.Buttons))
+		for b, col := range o.Buttons {
+			if col == "" {
+				return fmt.Errorf("%w: --button %s= names no column", ErrUsage, b)
+			}
+			probe.Buttons[b] = "x"
+		}
+	}
 	if err := probe.Validate(o.Jobs); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
@@ -364,6 +376,7 @@ type param struct {
 type importer struct {
 	opts        Options
 	params      []param // sorted by name, so that reasons list fields in a stable order
+	buttons     []param // button index -> column, sorted by index
 	keyIsTo     bool
 	to, key     int // CSV column indexes
 	sendAt      int // CSV column index, -1 when the file has none
@@ -382,6 +395,10 @@ func newImporter(src source, opts Options) (*importer, error) {
 		im.params = append(im.params, param{name: name, column: col, index: -1})
 	}
 	slices.SortFunc(im.params, func(a, b param) int { return strings.Compare(a.name, b.name) })
+	for index, col := range opts.Buttons {
+		im.buttons = append(im.buttons, param{name: index, column: col, index: -1})
+	}
+	slices.SortFunc(im.buttons, func(a, b param) int { return strings.Compare(a.name, b.name) })
 	if !opts.SendAt.IsZero() {
 		t := opts.SendAt
 		im.defaultSend = &t
@@ -406,9 +423,11 @@ func newImporter(src source, opts Options) (*importer, error) {
 	if im.key, err = idx(opts.Key); err != nil {
 		return nil, err
 	}
-	for i := range im.params {
-		if im.params[i].index, err = idx(im.params[i].column); err != nil {
-			return nil, err
+	for _, ps := range [][]param{im.params, im.buttons} {
+		for i := range ps {
+			if ps[i].index, err = idx(ps[i].column); err != nil {
+				return nil, err
+			}
 		}
 	}
 	im.sendAt, _ = idx(SendAtColumn)
@@ -553,6 +572,7 @@ type builder struct {
 	im     *importer
 	job    job.Job
 	params map[string]string
+	btns   map[string]string
 	ids    idHasher
 	idBuf  []byte
 	obj    map[string]json.RawMessage // the JSON Lines row
@@ -562,6 +582,9 @@ func (im *importer) newBuilder() *builder {
 	b := &builder{im: im, ids: idHasher{prefix: im.idPrefix, campaign: im.opts.Campaign}}
 	if len(im.params) > 0 {
 		b.params = make(map[string]string, len(im.params))
+	}
+	if len(im.buttons) > 0 {
+		b.btns = make(map[string]string, len(im.buttons))
 	}
 	return b
 }
@@ -663,6 +686,21 @@ func (b *builder) message(r *row) (outMsg, string) {
 				continue
 			}
 			j.Params[p.name] = v
+		}
+	}
+	if len(im.buttons) > 0 {
+		clear(b.btns)
+		j.Buttons = b.btns
+		for _, p := range im.buttons {
+			v, err := b.get(r, p.column, p.index)
+			if err == nil && v == "" {
+				err = fmt.Errorf("column %q is empty", p.column)
+			}
+			if err != nil {
+				bad = append(bad, job.FieldError{Field: "buttons." + p.name, Reason: err.Error()})
+				continue
+			}
+			j.Buttons[p.name] = v
 		}
 	}
 	if r.raw != nil || im.sendAt >= 0 { // a CSV without the column has no send_at to read

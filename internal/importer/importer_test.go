@@ -140,8 +140,9 @@ func writeFile(t *testing.T, name, content string) string {
 func TestRunHappyPath(t *testing.T) {
 	t.Parallel()
 	type want struct {
-		to     string
-		params map[string]string
+		to      string
+		params  map[string]string
+		buttons map[string]string
 	}
 	for _, tc := range []struct {
 		name, file, content string
@@ -157,8 +158,18 @@ func TestRunHappyPath(t *testing.T) {
 			opts: importer.Options{Map: map[string]string{"name": "name", "order": "order_no"}},
 			keys: []string{"+79001234567", "+79012345678"},
 			want: []want{
-				{"+79001234567", map[string]string{"name": "Анна", "order": "100"}},
-				{"+79012345678", map[string]string{"name": "Борис, мл.", "order": "101"}},
+				{"+79001234567", map[string]string{"name": "Анна", "order": "100"}, nil},
+				{"+79012345678", map[string]string{"name": "Борис, мл.", "order": "101"}, nil},
+			},
+		},
+		{
+			name: "csv buttons", file: "orders.csv",
+			content: "phone,order_no\n+79001234567,100\n+79012345678,101\n",
+			opts:    importer.Options{Map: map[string]string{"order": "order_no"}, Buttons: map[string]string{"0": "order_no"}},
+			keys:    []string{"+79001234567", "+79012345678"},
+			want: []want{
+				{"+79001234567", map[string]string{"order": "100"}, map[string]string{"0": "100"}},
+				{"+79012345678", map[string]string{"order": "101"}, map[string]string{"0": "101"}},
 			},
 		},
 		{
@@ -169,8 +180,8 @@ func TestRunHappyPath(t *testing.T) {
 			opts:    importer.Options{To: "телефон", Map: map[string]string{"1": "имя"}},
 			keys:    []string{"+79001234567", "+79012345678"},
 			want: []want{
-				{"+79001234567", map[string]string{"1": "Анна"}},
-				{"+79012345678", map[string]string{"1": "Борис"}},
+				{"+79001234567", map[string]string{"1": "Анна"}, nil},
+				{"+79012345678", map[string]string{"1": "Борис"}, nil},
 			},
 		},
 		{
@@ -179,8 +190,8 @@ func TestRunHappyPath(t *testing.T) {
 			opts:    importer.Options{Key: "customer", Map: map[string]string{"name": "name"}},
 			keys:    []string{"c-1", "c-2"},
 			want: []want{
-				{"+79001234567", map[string]string{"name": "Анна"}},
-				{"+79001234567", map[string]string{"name": "Анна"}},
+				{"+79001234567", map[string]string{"name": "Анна"}, nil},
+				{"+79001234567", map[string]string{"name": "Анна"}, nil},
 			},
 		},
 		{
@@ -192,9 +203,9 @@ func TestRunHappyPath(t *testing.T) {
 			opts: importer.Options{Map: map[string]string{"name": "name", "order": "order"}},
 			keys: []string{"+79001234567", "+79012345678", "+79023456789"},
 			want: []want{
-				{"+79001234567", map[string]string{"name": "Анна", "order": "100"}},
-				{"+79012345678", map[string]string{"name": "Борис", "order": "101"}},
-				{"+79023456789", map[string]string{"name": "Вера", "order": "102.5"}},
+				{"+79001234567", map[string]string{"name": "Анна", "order": "100"}, nil},
+				{"+79012345678", map[string]string{"name": "Борис", "order": "101"}, nil},
+				{"+79023456789", map[string]string{"name": "Вера", "order": "102.5"}, nil},
 			},
 		},
 	} {
@@ -228,8 +239,8 @@ func TestRunHappyPath(t *testing.T) {
 				j := s.job
 				if s.subject != streams.SubjectBulk || j.ID != id || j.To != w.to || j.Template != "order_ready" ||
 					j.Language != "ru" || j.Priority != job.PriorityBulk || j.Campaign != "spring-2026" || j.Tenant != "shop" ||
-					j.SendAt != nil || !maps.Equal(j.Params, w.params) {
-					t.Fatalf("row %d stored on %s as %+v, want to %s params %v", i, s.subject, j, w.to, w.params)
+					j.SendAt != nil || !maps.Equal(j.Params, w.params) || !maps.Equal(j.Buttons, w.buttons) {
+					t.Fatalf("row %d stored on %s as %+v, want to %s params %v buttons %v", i, s.subject, j, w.to, w.params, w.buttons)
 				}
 			}
 			// The same file again queues nobody: every row is already queued.
@@ -297,6 +308,16 @@ func TestRunRejects(t *testing.T) {
 				{"6", []string{"send_at: must be an RFC 3339 time", `"tomorrow"`}, []string{"+79034567890", "Глеб", "103", "tomorrow"}},
 				{"7", []string{"to: required"}, []string{"", "Дина", "104", ""}},
 				{"8", []string{`row: bare " in non-quoted-field`}, nil},
+			},
+		},
+		{
+			name: "csv button column empty", file: "orders.csv",
+			content: "phone,order\n+79001234567,100\n+79012345678,\n",
+			opts:    importer.Options{Buttons: map[string]string{"0": "order"}},
+			queued:  1,
+			header:  []string{"line", "reason", "phone", "order"},
+			rejects: []reject{
+				{"3", []string{`buttons.0: column "order" is empty`}, []string{"+79012345678", ""}},
 			},
 		},
 		{
