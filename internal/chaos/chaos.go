@@ -17,8 +17,11 @@
 //   - A worker killed after the provider accepted the message and before Redis recorded it:
 //     the claim outlives the worker (lease = ack wait + 10 s), every redelivery meanwhile
 //     answers busy, and when the lease ends the next delivery records the attempt as
-//     'unknown' and does NOT resend. No duplicate, but the message may never have gone out:
-//     the report counts these as unknown (and how many of them the provider never saw).
+//     'unknown' and does NOT resend on that channel. No duplicate. The provider's status
+//     report (matched by job id) resolves the attempt, and the delivery deadline falls back
+//     to the next channel unless a report says delivered, so a message that never went out
+//     is not lost either; the report counts what is still unknown at the end (and how many
+//     of those the provider never saw).
 //   - A worker that is alive but stalled (GC pause, SIGSTOP, a network partition from Redis)
 //     for longer than the lease during its provider call: the next delivery takes the job as
 //     'unknown' (not resent), so still no duplicate; only a provider call that outlasts the
@@ -835,7 +838,11 @@ that never settled, or a record saying sent that the provider never received.
 Where a duplicate can still come from, and how small the window is:
   - worker killed after the provider accepted a message and before Redis recorded it: the
     claim outlives the worker (ack wait + 10 s); the next delivery records 'unknown' and does
-    not resend. No duplicate; the cost is the unknown count above (some never went out).
+    not resend on that channel. No duplicate. The provider's status report, found by job id,
+    then tells the outcome (the attempt takes its state), and the delivery deadline
+    (HERALD_FALLBACK_AFTER, 1 h in this run) sends the next channel if no report says
+    delivered, so a message that never went out is not lost; what stays 'unknown' here had no
+    report within the run.
   - Redis losing acknowledged writes: closed here by appendfsync always (fsync before the
     reply); with everysec a Redis crash may forget up to 1 s of claims, and a redelivered job
     without its record would be sent again. A failover to an asynchronous replica re-opens it.
