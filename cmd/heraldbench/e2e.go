@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,8 +104,8 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	if o.profile != "" && round == 1 {
 		for i, url := range urls {
 			go func() {
-				profileCPU(ctx, url+"/debug/pprof/profile?seconds=15", filepath.Join(o.profile, fmt.Sprintf("worker-%d.pprof", i+1)))
-				profileCPU(ctx, url+"/debug/pprof/allocs", filepath.Join(o.profile, fmt.Sprintf("worker-%d.allocs.pprof", i+1)))
+				saveProfile(ctx, url+"/debug/pprof/profile?seconds=15", filepath.Join(o.profile, fmt.Sprintf("worker-%d.pprof", i+1)))
+				saveProfile(ctx, url+"/debug/pprof/allocs", filepath.Join(o.profile, fmt.Sprintf("worker-%d.allocs.pprof", i+1)))
 			}()
 		}
 	}
@@ -182,35 +181,24 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	return res, nil
 }
 
-// profileCPU saves the profile at url (a herald process's /debug/pprof/...) into file, for
+// saveProfile saves the profile at url (a herald process's /debug/pprof/...) into file, for
 // `go tool pprof`; a failure is reported and otherwise ignored (the figures do not need it).
-func profileCPU(ctx context.Context, url, file string) {
-	err := func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", req.URL, resp.Status)
-		}
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			return err
-		}
+func saveProfile(ctx context.Context, url, file string) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	err := benchenv.Get(ctx, url, func(r io.Reader) error {
 		f, err := os.Create(file)
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(f, resp.Body); err != nil {
+		if _, err := io.Copy(f, r); err != nil {
 			f.Close()
 			return err
 		}
 		return f.Close()
-	}()
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		return
