@@ -54,6 +54,17 @@ func postWhatsApp(t *testing.T, h *harness.Herald, payload string) int {
 	return resp.StatusCode
 }
 
+// calls counts the provider calls the simulator received on channel, failed ones included.
+func calls(h *harness.Herald, channel string) int {
+	n := 0
+	for _, m := range h.Sim.Messages() {
+		if m.Channel == channel {
+			n++
+		}
+	}
+	return n
+}
+
 func inboundPayload(from, id, text string) string {
 	return fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"field":"messages","value":{
 "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550000000","phone_number_id":"100200300"},
@@ -317,15 +328,7 @@ func TestGreyBreakerMovesJobsToSMS(t *testing.T) {
 	}
 	// The breaker opens when the state webhook arrives; jobs published after that never
 	// reach the grey gateway.
-	greyCalls := func() int {
-		n := 0
-		for _, m := range h.Sim.Messages() {
-			if m.Channel == "grey" {
-				n++
-			}
-		}
-		return n
-	}
+	greyCalls := func() int { return calls(h, "grey") }
 	testutil.Eventually(t, 40*time.Second, func() bool {
 		probe := orderJob(1002)
 		probe.ID = fmt.Sprintf("probe-%d", time.Now().UnixNano())
@@ -376,15 +379,7 @@ func TestSenderErrorStopsChannel(t *testing.T) {
 	if rec.History[0].Code != "131031" {
 		t.Fatalf("history: %+v", rec.History)
 	}
-	whiteCalls := func() int {
-		n := 0
-		for _, m := range h.Sim.Messages() {
-			if m.Channel == "white" {
-				n++
-			}
-		}
-		return n
-	}
+	whiteCalls := func() int { return calls(h, "white") }
 	before := whiteCalls()
 	for i := range 10 {
 		j := orderJob(1310 + i)
@@ -407,15 +402,7 @@ func TestSenderStopReachesTheFleet(t *testing.T) {
 	h.StartWorker()
 	h.StartWorker()
 	h.Sim.AddRule(sim.Rule{Code: 131031})
-	whiteCalls := func() int {
-		n := 0
-		for _, m := range h.Sim.Messages() {
-			if m.Channel == "white" {
-				n++
-			}
-		}
-		return n
-	}
+	whiteCalls := func() int { return calls(h, "white") }
 	first := orderJob(1401)
 	publish(t, h, first)
 	waitState(t, h, first.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "sms" && r.State == status.Delivered }, "SMS")
@@ -485,19 +472,12 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 				}
 				return
 			}
-			body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{` +
+			body := `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{` +
 				`"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"` + harness.PhoneNumberID + `"},` +
 				`"statuses":[{"id":"wamid.in-doubt-` + pj.ID + `","status":"delivered","timestamp":"1700000000","recipient_id":"` +
-				strings.TrimPrefix(pj.To, "+") + `","biz_opaque_callback_data":"` + pj.ID + `"}]}}]}]}`)
-			req, _ := http.NewRequest(http.MethodPost, h.APIURL+"/webhooks/whatsapp", bytes.NewReader(body))
-			req.Header.Set("X-Hub-Signature-256", webhook.Sign(harness.AppSecret, body))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("webhook: %d", resp.StatusCode)
+				strings.TrimPrefix(pj.To, "+") + `","biz_opaque_callback_data":"` + pj.ID + `"}]}}]}]}`
+			if code := postWhatsApp(t, h, body); code != http.StatusOK {
+				t.Fatalf("webhook: %d", code)
 			}
 			rec = waitState(t, h, pj.ID, 10*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered")
 			if a := rec.History[0]; a.ProviderMessageID != "wamid.in-doubt-"+pj.ID || a.State != status.Delivered {
