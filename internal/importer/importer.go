@@ -589,6 +589,23 @@ func (im *importer) newBuilder() *builder {
 	return b
 }
 
+// mapped reads the columns ps map into dst (a template's parameters or button parameters),
+// appending to bad a field error named prefix+name for each missing or empty one.
+func (b *builder) mapped(r *row, ps []param, dst map[string]string, prefix string, bad []job.FieldError) []job.FieldError {
+	for _, p := range ps {
+		v, err := b.get(r, p.column, p.index)
+		if err == nil && v == "" {
+			err = fmt.Errorf("column %q is empty", p.column)
+		}
+		if err != nil {
+			bad = append(bad, job.FieldError{Field: prefix + p.name, Reason: err.Error()})
+			continue
+		}
+		dst[p.name] = v
+	}
+	return bad
+}
+
 // outMsg is a row's job as published.
 type outMsg struct {
 	subject, id string
@@ -676,32 +693,12 @@ func (b *builder) message(r *row) (outMsg, string) {
 	if len(im.params) > 0 {
 		clear(b.params)
 		j.Params = b.params
-		for _, p := range im.params {
-			v, err := b.get(r, p.column, p.index)
-			if err == nil && v == "" {
-				err = fmt.Errorf("column %q is empty", p.column)
-			}
-			if err != nil {
-				bad = append(bad, job.FieldError{Field: "params." + p.name, Reason: err.Error()})
-				continue
-			}
-			j.Params[p.name] = v
-		}
+		bad = b.mapped(r, im.params, b.params, "params.", bad)
 	}
 	if len(im.buttons) > 0 {
 		clear(b.btns)
 		j.Buttons = b.btns
-		for _, p := range im.buttons {
-			v, err := b.get(r, p.column, p.index)
-			if err == nil && v == "" {
-				err = fmt.Errorf("column %q is empty", p.column)
-			}
-			if err != nil {
-				bad = append(bad, job.FieldError{Field: "buttons." + p.name, Reason: err.Error()})
-				continue
-			}
-			j.Buttons[p.name] = v
-		}
+		bad = b.mapped(r, im.buttons, b.btns, "buttons.", bad)
 	}
 	if r.raw != nil || im.sendAt >= 0 { // a CSV without the column has no send_at to read
 		if s, err := b.get(r, SendAtColumn, im.sendAt); err == nil && s != "" {

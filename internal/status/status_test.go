@@ -156,14 +156,7 @@ func TestBegin(t *testing.T) {
 		t.Parallel()
 		j := newJob("begin-ambiguous", 3)
 		e.begin(t, j, "owner-a", 50*time.Millisecond)
-		var adm status.Admission
-		testutil.Eventually(t, 5*time.Second, func() bool {
-			adm = e.begin(t, j, "owner-b", time.Minute)
-			return adm.Verdict != status.Busy
-		}, "lease of owner-a never ran out")
-		if adm.Verdict != status.Ambiguous {
-			t.Fatalf("verdict after the lease ran out = %s, want ambiguous", adm.Verdict)
-		}
+		adm := e.afterLease(t, j, "owner-b")
 		r := adm.Record
 		if r.State != status.Sent || r.Claim != nil || r.Reason == "" {
 			t.Fatalf("record = %+v, want sent, unclaimed, with a reason", r)
@@ -387,14 +380,7 @@ func TestAmbiguousAfterFallbackNamesTheChannelInDoubt(t *testing.T) {
 	if rec.ChannelIdx != 1 {
 		t.Fatalf("channel_idx = %d, want 1", rec.ChannelIdx)
 	}
-	var adm status.Admission
-	testutil.Eventually(t, 5*time.Second, func() bool {
-		adm = e.begin(t, j, "w2", time.Minute)
-		return adm.Verdict != status.Busy
-	}, "lease never ran out")
-	if adm.Verdict != status.Ambiguous {
-		t.Fatalf("verdict = %s, want ambiguous", adm.Verdict)
-	}
+	adm := e.afterLease(t, j, "w2")
 	last := adm.Record.History[len(adm.Record.History)-1]
 	if last.State != "unknown" || last.Channel != "sms" {
 		t.Errorf("attempt in doubt = %+v, want unknown on sms (the channel being sent when the worker died)", last)
@@ -855,18 +841,6 @@ func TestRecordJSON(t *testing.T) {
 func TestUnknownResolvedByReport(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ambiguous := func(t *testing.T, j *job.Job) status.Admission {
-		t.Helper()
-		var adm status.Admission
-		testutil.Eventually(t, 5*time.Second, func() bool {
-			adm = e.begin(t, j, "w2", time.Minute)
-			return adm.Verdict != status.Busy
-		}, "lease never ran out")
-		if adm.Verdict != status.Ambiguous {
-			t.Fatalf("verdict = %s, want ambiguous", adm.Verdict)
-		}
-		return adm
-	}
 	tests := []struct {
 		name        string
 		early       string // a report parked while the claim was live ("" none)
@@ -893,7 +867,7 @@ func TestUnknownResolvedByReport(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			adm := ambiguous(t, j)
+			adm := e.afterLease(t, j, "w2")
 			last := adm.Record.History[len(adm.Record.History)-1]
 			if (last.State == "unknown") != tt.wantUnknown {
 				t.Fatalf("attempt after the verdict = %+v", last)
@@ -913,4 +887,19 @@ func TestUnknownResolvedByReport(t *testing.T) {
 			}
 		})
 	}
+}
+
+// afterLease waits until j's claim has run out and begins it as owner, which must find the
+// outcome ambiguous (the first owner died during its provider call).
+func (e *env) afterLease(t *testing.T, j *job.Job, owner string) status.Admission {
+	t.Helper()
+	var adm status.Admission
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		adm = e.begin(t, j, owner, time.Minute)
+		return adm.Verdict != status.Busy
+	}, "the first claim's lease never ran out")
+	if adm.Verdict != status.Ambiguous {
+		t.Fatalf("verdict after the lease ran out = %s, want ambiguous", adm.Verdict)
+	}
+	return adm
 }
