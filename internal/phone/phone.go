@@ -20,9 +20,21 @@ var ErrInvalid = errors.New("invalid phone number")
 // given default region) and returns it in E.164 form ("+79001234567").
 func Normalize(raw, region string) (string, error) {
 	// Jobs from the producer and the API are already in E.164: check those without
-	// libphonenumber's parser, whose extension and punctuation regexps were most of the cost.
-	if n, ok := parseE164(raw); ok && phonenumbers.IsValidNumber(n) {
-		return phonenumbers.Format(n, phonenumbers.E164), nil
+	// libphonenumber's parser, whose extension and punctuation regexps were most of the
+	// cost, and without IsValidNumber's per-call pattern building (see validNSN).
+	if cc, nsn, ok := splitE164(raw); ok {
+		valid, decided := validNSN(cc, nsn)
+		if !decided {
+			n, _ := parseE164(raw)
+			valid = phonenumbers.IsValidNumber(n)
+		}
+		if valid {
+			// Format(E164) is "+", the code and the national significant number: raw itself.
+			return raw, nil
+		}
+		// What normalizeSlow says: Parse reads raw as splitE164 does, and the number is
+		// not valid.
+		return "", fmt.Errorf("%w: %q is not a valid number", ErrInvalid, Mask(raw))
 	}
 	return normalizeSlow(raw, region)
 }
@@ -128,37 +140,9 @@ var nationalPrefixes = sync.OnceValue(func() *[1000][]*regexp.Regexp {
 // separator, a plus sign makes the default region irrelevant, and the length rules are
 // Parse's own.
 func parseE164(s string) (*phonenumbers.PhoneNumber, bool) {
-	if len(s) < 1+minNSN+1 || len(s) > 1+maxCCLen+maxNSN || s[0] != '+' || s[1] == '0' {
+	cc, national, ok := splitE164(s)
+	if !ok {
 		return nil, false
-	}
-	for i := 1; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return nil, false
-		}
-	}
-	t := nationalPrefixes()
-	if t == nil {
-		return nil, false
-	}
-	// The country code is the shortest prefix that is a known code, as in Parse.
-	cc, n := 0, 0
-	for n = 1; n <= maxCCLen; n++ {
-		cc = cc*10 + int(s[n]-'0')
-		if t[cc] != nil || len(phonenumbers.GetRegionCodesForCountryCode(cc)) > 0 {
-			break
-		}
-	}
-	if n > maxCCLen || t[cc] == nil {
-		return nil, false
-	}
-	national := s[1+n:]
-	if len(national) < minNSN || len(national) > maxNSN {
-		return nil, false
-	}
-	for _, re := range t[cc] {
-		if re.MatchString(national) {
-			return nil, false
-		}
 	}
 	nn, err := strconv.ParseUint(national, 10, 64)
 	if err != nil {
@@ -177,4 +161,43 @@ func parseE164(s string) (*phonenumbers.PhoneNumber, bool) {
 		}
 	}
 	return num, true
+}
+
+// splitE164 is parseE164 without building the PhoneNumber: the country calling code and
+// the national part, which is the number's national significant number, leading zeros
+// included (phonenumbers.GetNationalSignificantNumber of parseE164's result).
+func splitE164(s string) (cc int, national string, ok bool) {
+	if len(s) < 1+minNSN+1 || len(s) > 1+maxCCLen+maxNSN || s[0] != '+' || s[1] == '0' {
+		return 0, "", false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, "", false
+		}
+	}
+	t := nationalPrefixes()
+	if t == nil {
+		return 0, "", false
+	}
+	// The country code is the shortest prefix that is a known code, as in Parse.
+	cc, n := 0, 0
+	for n = 1; n <= maxCCLen; n++ {
+		cc = cc*10 + int(s[n]-'0')
+		if t[cc] != nil || len(phonenumbers.GetRegionCodesForCountryCode(cc)) > 0 {
+			break
+		}
+	}
+	if n > maxCCLen || t[cc] == nil {
+		return 0, "", false
+	}
+	national = s[1+n:]
+	if len(national) < minNSN || len(national) > maxNSN {
+		return 0, "", false
+	}
+	for _, re := range t[cc] {
+		if re.MatchString(national) {
+			return 0, "", false
+		}
+	}
+	return cc, national, true
 }
