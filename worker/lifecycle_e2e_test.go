@@ -141,7 +141,7 @@ func TestDeliveryDeadline(t *testing.T) {
 	})
 	t.Run("cancelled by delivered", func(t *testing.T) {
 		t.Parallel()
-		h := harness.Start(t, harness.Options{Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
+		h := harness.Start(t, harness.Options{Config: func(c *config.Config) { c.FallbackAfter = 5 * time.Second }})
 		j := orderJob(503)
 		publish(t, h, j)
 		waitState(t, h, j.ID, 30*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered")
@@ -278,11 +278,15 @@ func TestPausedTemplateFallsBack(t *testing.T) {
 func TestQuietHoursHoldAndRelease(t *testing.T) {
 	t.Parallel()
 	msk := time.FixedZone("MSK", 3*3600)
-	start := time.Now()
 	fake := time.Date(2026, 11, 25, 8, 59, 57, 0, msk)
+	// The fake clock starts once Herald is up: a slow start must not carry it past 09:00
+	// before the bulk job is even published (the test would then prove nothing).
+	var start atomic.Int64
+	start.Store(time.Now().UnixNano())
 	var calls atomic.Int64
-	now := func() time.Time { calls.Add(1); return fake.Add(time.Since(start)) }
+	now := func() time.Time { calls.Add(1); return fake.Add(time.Duration(time.Now().UnixNano() - start.Load())) }
 	h := harness.Start(t, harness.Options{Now: now, Config: func(c *config.Config) { c.QuietHours = "21:00-09:00" }})
+	start.Store(time.Now().UnixNano())
 	bulk := orderJob(901)
 	bulk.Priority = "bulk"
 	trans := orderJob(902)
@@ -305,7 +309,7 @@ func TestQuietHoursHoldAndRelease(t *testing.T) {
 			sentAt = m.At
 		}
 	}
-	if local := fake.Add(sentAt.Sub(start)); local.Before(time.Date(2026, 11, 25, 9, 0, 0, 0, msk)) {
+	if local := fake.Add(sentAt.Sub(time.Unix(0, start.Load()))); local.Before(time.Date(2026, 11, 25, 9, 0, 0, 0, msk)) {
 		t.Fatalf("bulk job reached the provider at %s Moscow time, inside quiet hours", local.Format("15:04:05"))
 	}
 	if n := h.SentPerJob()["white:"+bulk.ID]; n != 1 {
@@ -441,7 +445,13 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
+			// Only the report may settle the reported case: its deadline must not race the
+			// test's own webhook.
+			fallback := 2 * time.Second
+			if tt.reported {
+				fallback = time.Minute
+			}
+			h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = fallback }})
 			ctx := context.Background()
 			pj := orderJob(1501 + i)
 			data, err := json.Marshal(pj)

@@ -88,10 +88,10 @@ func bulkDeliveries(t *testing.T, h *harness.Herald) uint64 {
 
 // pairTolerance absorbs the jitter between the limiter's slot (on Redis's clock) and the
 // arrival at the simulator: the claim round trip, rendering and a loopback HTTP call, which
-// take a few ms but can stretch to tens under -race on a loaded machine. A real violation
-// (a second send to a recipient without a pair wait) shows as a gap of a few tens of ms at
-// 50/s, far below PairInterval-pairTolerance.
-const pairTolerance = 50 * time.Millisecond
+// take a few ms but can stretch to a hundred or more under -race on a loaded machine. A real
+// violation (a second send to a recipient without a pair wait) shows as a gap of a few tens
+// of ms at 50/s, far below PairInterval-pairTolerance.
+const pairTolerance = 250 * time.Millisecond
 
 // TestFleetPacing: three worker processes share one Redis and one stream and drain a bulk
 // backlog. The simulator's own arrival log shows the fleet never above the throughput cap in
@@ -160,8 +160,9 @@ func TestFleetPacing(t *testing.T) {
 	most, at := maxInWindow(sent, time.Second)
 	t.Logf("highest count in a calendar second: %d; in any sliding 1 s window: %d (cap %d), window starting %s after the first send",
 		mostCal, most, mps, at.Sub(sent[0].At).Round(time.Millisecond))
-	if mostCal > mps {
-		t.Errorf("%d white messages in one calendar second (cap %d)", mostCal, mps)
+	// A calendar second is one sliding window: the same jitter allowance of 1 applies.
+	if mostCal > mps+1 {
+		t.Errorf("%d white messages in one calendar second (cap %d, jitter allowance 1)", mostCal, mps)
 	}
 	if most > mps+1 {
 		t.Errorf("%d white messages within one sliding second (cap %d, jitter allowance 1), window starting %s after the first send",
@@ -277,7 +278,9 @@ func TestTransactionalNotStuckBehindBulk(t *testing.T) {
 		t.Fatal("the bulk backlog was drained before the transactional jobs went: the test proves nothing")
 	}
 	for id, m := range got {
-		if d := m.At.Sub(published[id]); d > time.Second {
+		// Stuck behind the bulk backlog would mean about 9 s; 3 s leaves room for a loaded
+		// machine (250 ms of bulk booked ahead, the transactional jobs' own pacing, late slots).
+		if d := m.At.Sub(published[id]); d > 3*time.Second {
 			t.Errorf("transactional %s reached the provider %s after its publish, behind bulk", id, d.Round(time.Millisecond))
 		}
 	}
@@ -294,8 +297,8 @@ func TestRedisOutageNothingLost(t *testing.T) {
 	const (
 		mps   = 100
 		n     = 500
-		grace = 500 * time.Millisecond
-		down  = 2 * time.Second
+		grace = time.Second
+		down  = 3 * time.Second
 	)
 	h := harness.Start(t, harness.Options{NoWorker: true, PersistentRedis: true, Config: func(c *config.Config) { c.WhiteMPS = mps }})
 	jobs := make([]*producer.Job, n)

@@ -863,6 +863,8 @@ func TestStatusFlow(t *testing.T) {
 			t.Fatalf("webhook %d (%s) changed the record: %+v, was %+v", i, st, r, afterRead)
 		}
 	}
+	// Events are published without waiting for JetStream's acknowledgement.
+	testutil.Eventually(t, 10*time.Second, func() bool { return readEvents() >= 1 }, "the read event stored")
 	if n := readEvents(); n != 1 {
 		t.Fatalf("%d read events, want 1", n)
 	}
@@ -897,10 +899,11 @@ func TestInbound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := events.GetLastMsgForSubject(ctx, streams.SubjectInbound)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var m *jetstream.RawStreamMsg
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		m, err = events.GetLastMsgForSubject(ctx, streams.SubjectInbound)
+		return err == nil
+	}, "the inbound event stored")
 	ev := decode[api.InboundEvent](t, m.Data)
 	want := api.InboundEvent{Channel: "white", From: "+79001234567", ID: "wamid.xyzxyz", Type: "text", Text: "Body Text",
 		Name: "Test Name", At: time.Unix(1697043223, 0).UTC()}
