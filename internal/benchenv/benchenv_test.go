@@ -95,7 +95,7 @@ func TestWaitFailures(t *testing.T) {
 			}, ErrExited, "boom-exit"},
 		{"never ready", "echo boom-hang; exec sleep 30",
 			func(ctx context.Context, p *Proc) error {
-				return WaitTCP(ctx, p, "127.0.0.1:"+strconv.Itoa(port), 300*time.Millisecond)
+				return WaitTCP(ctx, p, "127.0.0.1:"+strconv.Itoa(port), 2*time.Second) // time for sh to start and print
 			}, context.DeadlineExceeded, "boom-hang"},
 	}
 	for _, tt := range tests {

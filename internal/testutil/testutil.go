@@ -184,9 +184,14 @@ func (r *Redis) waitReady(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
+		info, err := c.Info(ctx, "server").Result()
 		cancel()
 		if err == nil {
+			// The port was free when chosen, but another test's redis-server may have taken
+			// it since: make sure the one answering is ours, or two tests would share data.
+			if !strings.Contains(info, "process_id:"+strconv.Itoa(r.cmd.Process.Pid)+"\r\n") {
+				return fmt.Errorf("%s is served by another redis-server", r.Addr)
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
