@@ -81,6 +81,9 @@ func within(t testing.TB, what string, got, want, slack time.Duration) {
 func TestReserveThroughput(t *testing.T) {
 	t.Parallel()
 	rdb := testutil.StartRedis(t).Client(t)
+	// A slot is booked at max(now, TAT) on Redis's clock, so exact spacing and the denial
+	// assume the calls of a row take less than T and than wantGrants*T - horizon: T is
+	// hundreds of milliseconds, and no row waits for it.
 	tests := []struct {
 		name       string
 		rate       float64
@@ -88,9 +91,9 @@ func TestReserveThroughput(t *testing.T) {
 		wantT      time.Duration // spacing of consecutive slots
 		wantGrants int           // slots granted back to back before the horizon is reached
 	}{
-		{"50/s within 90ms", 50, 90 * time.Millisecond, 20 * time.Millisecond, 5},
-		{"fractional interval rounds up", 3, 500 * time.Millisecond, 333334 * time.Microsecond, 2},
-		{"zero horizon: only a free slot now", 50, 0, 20 * time.Millisecond, 1},
+		{"2/s within 2.1s", 2, 2100 * time.Millisecond, 500 * time.Millisecond, 5},
+		{"fractional interval rounds up", 1.5, 700 * time.Millisecond, 666667 * time.Microsecond, 2},
+		{"zero horizon: only a free slot now", 1, 0, time.Second, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,14 +118,17 @@ func TestReserveThroughput(t *testing.T) {
 				prev = d.At
 			}
 			before := snapshot(t, rdb, req.Sender)
+			start := time.Now()
 			d := mustReserve(t, l, req)
+			end := time.Now()
 			if d.Allowed || d.Reason != ReasonRate {
 				t.Fatalf("beyond horizon: %+v, want denied for rate", d)
 			}
-			// The next slot is prev+T; it fits once now >= prev+T-horizon.
-			want := time.Until(prev.Add(tt.wantT).Add(-tt.horizon)) // local clock only bounds it
-			if d.RetryAfter < time.Millisecond || d.RetryAfter > max(want+50*time.Millisecond, time.Millisecond) {
-				t.Fatalf("RetryAfter = %v, want about %v", d.RetryAfter, want)
+			// The next slot is prev+T; it fits once now >= prev+T-horizon. Redis and the test
+			// share the host's clock, so the script's now lies between start and end.
+			fits := prev.Add(tt.wantT).Add(-tt.horizon)
+			if lo, hi := fits.Sub(end), fits.Sub(start)+time.Microsecond; d.RetryAfter < lo || d.RetryAfter > hi {
+				t.Fatalf("RetryAfter = %v, want in [%v, %v]", d.RetryAfter, lo, hi)
 			}
 			if after := snapshot(t, rdb, req.Sender); !maps(before, after) {
 				t.Fatalf("denial changed state:\nbefore %v\nafter  %v", before, after)
@@ -146,19 +152,20 @@ func TestReserveRetryAfterRate(t *testing.T) {
 	t.Parallel()
 	rdb := testutil.StartRedis(t).Client(t)
 	l := New(rdb)
-	req := Request{Sender: "white:retry", Rate: 10, Horizon: 250 * time.Millisecond} // T = 100ms
-	for range 3 {                                                                    // slots now, +100ms, +200ms
+	// T = 500ms: the four calls take far less, so the slots are TAT-spaced, not now-spaced.
+	req := Request{Sender: "white:retry", Rate: 2, Horizon: 1250 * time.Millisecond}
+	for range 3 { // slots now, +500ms, +1s
 		if d := mustReserve(t, l, req); !d.Allowed {
 			t.Fatalf("denied: %+v", d)
 		}
 	}
 	d := mustReserve(t, l, req)
-	// Next slot is first+300ms: 50ms beyond the horizon, less the time spent since.
+	// Next slot is first+1.5s: 250ms beyond the horizon, less the time spent since.
 	if d.Allowed || d.Reason != ReasonRate {
 		t.Fatalf("got %+v, want denied for rate", d)
 	}
-	within(t, "RetryAfter", d.RetryAfter, 50*time.Millisecond, 40*time.Millisecond)
-	testutil.Eventually(t, 2*time.Second, func() bool { return mustReserve(t, l, req).Allowed },
+	within(t, "RetryAfter", d.RetryAfter, 250*time.Millisecond, 200*time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, func() bool { return mustReserve(t, l, req).Allowed },
 		"a slot frees within the horizon after RetryAfter")
 }
 
@@ -237,17 +244,18 @@ func TestSlowSender(t *testing.T) {
 	tests := []struct {
 		name    string
 		factors []float64
-		want    time.Duration // spacing at 100/s
+		want    time.Duration // spacing at 1/s
 	}{
-		{"none", nil, 10 * time.Millisecond},
-		{"half", []float64{0.5}, 20 * time.Millisecond},
-		{"overlapping keep the smaller", []float64{0.25, 0.5}, 40 * time.Millisecond},
+		{"none", nil, time.Second},
+		{"half", []float64{0.5}, 2 * time.Second},
+		{"overlapping keep the smaller", []float64{0.25, 0.5}, 4 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := New(rdb)
-			req := Request{Sender: "white:slow-" + tt.name, Rate: 100, Horizon: time.Second}
+			// T of a second or more: b is booked at a's TAT even if the calls are slow.
+			req := Request{Sender: "white:slow-" + tt.name, Rate: 1, Horizon: 10 * time.Second}
 			for _, f := range tt.factors {
 				if err := l.SlowSender(context.Background(), req.Sender, f, time.Minute); err != nil {
 					t.Fatal(err)
@@ -279,7 +287,9 @@ func TestReserveJitter(t *testing.T) {
 	t.Parallel()
 	rdb := testutil.StartRedis(t).Client(t)
 	l := New(rdb)
-	req := Request{Sender: "grey:jitter", Rate: 1000, Jitter: 1, Horizon: time.Hour}
+	// T = 100ms, far longer than a call: every slot is booked at the TAT, so a gap is this
+	// send's stretched interval and not the time the call took.
+	req := Request{Sender: "grey:jitter", Rate: 10, Jitter: 1, Horizon: time.Hour}
 	var at []time.Time
 	for range 50 {
 		at = append(at, mustReserve(t, l, req).At)
@@ -287,8 +297,8 @@ func TestReserveJitter(t *testing.T) {
 	distinct := map[time.Duration]bool{}
 	for i := 1; i < len(at); i++ {
 		gap := at[i].Sub(at[i-1])
-		if gap < time.Millisecond || gap > 2*time.Millisecond {
-			t.Fatalf("gap %v outside [T, 2T] = [1ms, 2ms]", gap)
+		if gap < 100*time.Millisecond || gap > 200*time.Millisecond {
+			t.Fatalf("gap %v outside [T, 2T] = [100ms, 200ms]", gap)
 		}
 		distinct[gap] = true
 	}
@@ -432,9 +442,11 @@ func TestReserveHorizonPriority(t *testing.T) {
 	t.Parallel()
 	rdb := testutil.StartRedis(t).Client(t)
 	l := New(rdb)
-	const rate = 200
+	// T = 250ms: the last two calls (tx, then bulk) must come within T of the bulk denial for
+	// the final bulk request to find the horizon still full.
+	const rate = 4
 	tInterval := time.Second / rate
-	bulk := Request{Sender: "white:lanes", Rate: rate, Horizon: 250 * time.Millisecond}
+	bulk := Request{Sender: "white:lanes", Rate: rate, Horizon: 2 * time.Second}
 	tx := bulk
 	tx.Horizon = 5 * time.Second
 
@@ -451,8 +463,8 @@ func TestReserveHorizonPriority(t *testing.T) {
 			t.Fatalf("bulk never reached its horizon")
 		}
 	}
-	if grants < 250*rate/1000 {
-		t.Fatalf("bulk got %d slots before the horizon, want >= %d", grants, 250*rate/1000)
+	if want := int(bulk.Horizon.Seconds() * rate); grants < want {
+		t.Fatalf("bulk got %d slots before the horizon, want >= %d", grants, want)
 	}
 	d := mustReserve(t, l, tx)
 	if !d.Allowed {
@@ -491,11 +503,24 @@ func TestReserveFleet(t *testing.T) {
 		mu     sync.Mutex
 		grants []grant
 		wg     sync.WaitGroup
+		ready  sync.WaitGroup
+		start  = make(chan struct{})
 		errs   = make(chan error, workers)
 	)
+	ready.Add(workers)
 	for w := range workers {
 		wg.Go(func() {
+			// Dialing and loading the script can take longer than T; inside the run they
+			// would leave the shared TAT behind now and show as wasted capacity. Warm the
+			// connection on another sender, then start together.
 			l := New(srv.Client(t))
+			_, err := l.Reserve(ctx, Request{Sender: "white:fleet-warm-" + strconv.Itoa(w), Rate: 1})
+			ready.Done()
+			if err != nil {
+				errs <- err
+				return
+			}
+			<-start
 			for i := 0; ; i++ {
 				to := "+7900000" + strconv.Itoa(1000+(w*7+i)%recipients)
 				d, err := l.Reserve(ctx, Request{Sender: "white:fleet", Rate: rate, Horizon: horizon, Recipient: to, PairInterval: pair})
@@ -519,6 +544,8 @@ func TestReserveFleet(t *testing.T) {
 			}
 		})
 	}
+	ready.Wait()
+	close(start)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -618,7 +645,9 @@ func TestKeysExpire(t *testing.T) {
 	t.Parallel()
 	rdb := testutil.StartRedis(t).Client(t)
 	l := New(rdb)
-	req := Request{Sender: "white:ttl", Rate: 80, Horizon: time.Second, Recipient: "+79001234567",
+	// The tat key lives one interval: at 0.1/s that is 10s, far longer than the ~24 calls
+	// below, so it is still there to be checked.
+	req := Request{Sender: "white:ttl", Rate: 0.1, Horizon: time.Second, Recipient: "+79001234567",
 		PairInterval: 6 * time.Second, RecipientDailyMax: 5, SenderDailyMax: 1000, UniqueDailyMax: 250, CountsUnique: true}
 	if d := mustReserve(t, l, req); !d.Allowed {
 		t.Fatalf("denied: %+v", d)
