@@ -480,6 +480,9 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 				if sent := h.SentPerJob(); sent["white:"+pj.ID] != 0 || sent["sms:"+pj.ID] != 1 {
 					t.Fatalf("sends: %v", sent)
 				}
+				if n := len(rec.History); rec.History[0].State != "unknown" || rec.History[n-1].Channel != "sms" || rec.History[n-2].Code != "deadline" {
+					t.Fatalf("history: %+v", rec.History)
+				}
 				return
 			}
 			body := `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{` +
