@@ -61,10 +61,12 @@ lint: ## go vet and staticcheck (installed on first use)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 
 .PHONY: fuzz
-fuzz: ## fuzz the job decoder, template parser and webhook parser for a while each
+fuzz: ## fuzz the job decoder, template renderer, webhook parser, event encoder and phone check for a while each
 	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=30s ./internal/job
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=30s ./internal/webhook
 	$(GO) test -run=^$$ -fuzz=FuzzRender -fuzztime=30s ./internal/templates
+	$(GO) test -run=^$$ -fuzz=FuzzEventJSON -fuzztime=30s ./worker
+	$(GO) test -run=^$$ -fuzz=FuzzValid -fuzztime=30s ./internal/phone
 
 .PHONY: clean
 clean: ## remove build output and the dev data directory
