@@ -325,14 +325,23 @@ func (r *chaosRun) run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	kv, err := r.js.KeyValue(ctx, streams.TemplatesKV)
-	if err != nil {
-		return err
-	}
-	for _, d := range templates.SampleDefinitions() {
-		if _, err := templates.Put(ctx, kv, d); err != nil {
+	// A bucket just created on R3 may not have elected its leader yet ("no responders"):
+	// seeding is retried like provisioning (a repeated Put only bumps the version).
+	if err := benchenv.Poll(ctx, nil, time.Minute, "templates seeded", func(ctx context.Context) error {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		kv, err := r.js.KeyValue(ectx, streams.TemplatesKV)
+		if err != nil {
 			return err
 		}
+		for _, d := range templates.SampleDefinitions() {
+			if _, err := templates.Put(ectx, kv, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 
 	cfg.Log.Info("streams provisioned (R3)")
