@@ -68,7 +68,7 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	failed := false
 	for _, st := range b.Statuses {
-		rep := status.Report{JobID: st.BizOpaque, MessageID: st.MessageID, State: st.State}
+		rep := status.Report{JobID: st.BizOpaque, MessageID: st.MessageID, State: st.State, Channel: "white"}
 		if len(st.Errors) > 0 {
 			rep.Code = strconv.Itoa(st.Errors[0].Code)
 			rep.Reason = strings.TrimSpace(st.Errors[0].Title + ": " + st.Errors[0].Details)
@@ -191,7 +191,7 @@ func (s *Server) smsReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
 		return
 	}
-	rep := status.Report{JobID: d.JobID, MessageID: "kannel:" + d.JobID, State: state}
+	rep := status.Report{JobID: d.JobID, MessageID: "kannel:" + d.JobID, State: state, Channel: "sms"}
 	if state == status.Failed {
 		rep.Code, rep.Reason = "dlr_"+strconv.Itoa(d.Type), "SMS not delivered: "+d.Reply
 	}

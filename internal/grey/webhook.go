@@ -154,7 +154,7 @@ func ParseWebhook(body []byte) (Event, error) {
 
 // report maps an outgoingMessageStatus to a status report; nil for an unknown status.
 func report(id, st, description string) (*status.Report, provider.Kind) {
-	r := &status.Report{MessageID: id}
+	r := &status.Report{MessageID: id, Channel: "grey"}
 	desc := provider.Sanitize(description, maxReason)
 	fail := func(code, reason string, kind provider.Kind) (*status.Report, provider.Kind) {
 		r.State, r.Code, r.Reason = status.Failed, code, reason

@@ -29,17 +29,17 @@ func TestParseWebhookSamples(t *testing.T) {
 	}{
 		{"outgoing_status_delivered.json", grey.Event{
 			Type: grey.TypeOutgoingMessageStatus, Instance: "1101000001", At: time.Unix(1588091580, 0).UTC(),
-			Status: &status.Report{MessageID: "BAE5F4886F6F2D05", State: status.Delivered},
+			Status: &status.Report{Channel: "grey", MessageID: "BAE5F4886F6F2D05", State: status.Delivered},
 		}},
 		{"outgoing_status_noaccount.json", grey.Event{
 			Type: grey.TypeOutgoingMessageStatus, Instance: "1101000001", At: time.Unix(1588091581, 0).UTC(),
-			Status: &status.Report{MessageID: "BAE5F4886F6F2D06", State: status.Failed, Code: grey.CodeNoAccount,
+			Status: &status.Report{Channel: "grey", MessageID: "BAE5F4886F6F2D06", State: status.Failed, Code: grey.CodeNoAccount,
 				Reason: "the recipient has no WhatsApp account: The phone number " + phone.Mask("79001234568") + " does not have a WhatsApp account"},
 			FailKind: provider.Channel,
 		}},
 		{"outgoing_status_yellowcard.json", grey.Event{
 			Type: grey.TypeOutgoingMessageStatus, Instance: "1101000001", At: time.Unix(1588091582, 0).UTC(),
-			Status: &status.Report{MessageID: "BAE5F4886F6F2D07", State: status.Failed, Code: grey.CodeYellowCard,
+			Status: &status.Report{Channel: "grey", MessageID: "BAE5F4886F6F2D07", State: status.Failed, Code: grey.CodeYellowCard,
 				Reason: "the instance is suspended for spam (yellow card)"},
 			FailKind: provider.Sender,
 		}},
@@ -106,7 +106,7 @@ func TestParseWebhookEdges(t *testing.T) {
 			}},
 		{name: "failed with a description", body: `{"typeWebhook":"outgoingMessageStatus","idMessage":"X","status":"failed","description":"  upstream\nerror "}`,
 			check: func(t *testing.T, ev grey.Event) {
-				want := status.Report{MessageID: "X", State: status.Failed, Code: grey.CodeFailed, Reason: "the gateway could not send the message: upstream error"}
+				want := status.Report{Channel: "grey", MessageID: "X", State: status.Failed, Code: grey.CodeFailed, Reason: "the gateway could not send the message: upstream error"}
 				if ev.Status == nil || *ev.Status != want || ev.FailKind != provider.Channel {
 					t.Errorf("got %+v %+v", ev, ev.Status)
 				}

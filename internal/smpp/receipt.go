@@ -114,7 +114,7 @@ var messageStates = map[byte]string{
 //	DELIVRD                                     delivered
 //	UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN failed, Code "smpp_<stat>"
 func (r Receipt) report() (status.Report, bool) {
-	rep := status.Report{MessageID: "smpp:" + r.ID}
+	rep := status.Report{MessageID: "smpp:" + r.ID, Channel: "sms"}
 	switch r.Stat {
 	case "DELIVRD":
 		rep.State = status.Delivered

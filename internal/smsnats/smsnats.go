@@ -299,7 +299,7 @@ func ParseReport(data []byte) (status.Report, error) {
 	default:
 		return status.Report{}, fmt.Errorf("%w: unknown state %q", ErrInvalidReport, provider.Sanitize(r.State, 40))
 	}
-	rep := status.Report{JobID: r.JobID, MessageID: MessageIDPrefix + r.JobID, State: state}
+	rep := status.Report{JobID: r.JobID, MessageID: MessageIDPrefix + r.JobID, State: state, Channel: "sms"}
 	if state == status.Failed {
 		rep.Code = provider.Sanitize(r.Code, 40)
 		rep.Reason = "SMS not delivered"

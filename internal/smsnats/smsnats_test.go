@@ -248,9 +248,9 @@ func TestSubscribeDeliversReports(t *testing.T) {
 		}
 	}
 	want := []status.Report{
-		{JobID: "j1", MessageID: "nats:j1", State: status.Delivered},
-		{JobID: "j2", MessageID: "nats:j2", State: status.Failed, Code: "err_001", Reason: "SMS not delivered: absent subscriber " + phone.Mask("+79001234567")},
-		{JobID: "j3", MessageID: "nats:j3", State: status.Sent},
+		{Channel: "sms", JobID: "j1", MessageID: "nats:j1", State: status.Delivered},
+		{Channel: "sms", JobID: "j2", MessageID: "nats:j2", State: status.Failed, Code: "err_001", Reason: "SMS not delivered: absent subscriber " + phone.Mask("+79001234567")},
+		{Channel: "sms", JobID: "j3", MessageID: "nats:j3", State: status.Sent},
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool { return len(received()) >= len(want) }, "reports not handled")
 	handled := received()

@@ -86,6 +86,13 @@ if ARGV[8] ~= '' and not rec.resume then
   end
 end
 if terminal[rec.state] then return {'done', cjson.encode(rec), 0, win} end
+if rec.state == 'sent' and not rec.resume and not rec.claim and rec.history and #rec.history > 0
+    and rec.history[#rec.history].state == 'unknown' then
+  -- Still in doubt: the delivery that found it so may have died before its deadline was
+  -- parked (or its acknowledgement was lost). Say so again: the deadline is parked again,
+  -- under the same Nats-Msg-Id, so a repeat changes nothing.
+  return {'ambiguous', cjson.encode(rec), 0, win}
+end
 if rank[rec.state] and rank[rec.state] >= 2 and not rec.resume then return {'done', cjson.encode(rec), 0, win} end
 if rec.claim and rec.claim.owner ~= ARGV[1] then
   if rec.claim['until'] > now then
@@ -108,7 +115,7 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
   if rec.early then
     local id, st, n = nil, nil, 0
     for k, v in pairs(rec.early) do id, st, n = k, v, n + 1 end
-    if n == 1 and rank[st] and rank[st] >= 2 then
+    if n == 1 and rank[st] and rank[st] >= 2 and rec.early_ch and rec.early_ch[id] == u.channel then
       u.provider_message_id = id
       u.state = st
       u.reason = 'worker stopped during the provider call; the provider reported the message'
@@ -116,6 +123,7 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
       rec.state = st
       rec.reason = nil
       rec.early = nil
+      rec.early_ch = nil
     end
   end
   return {'ambiguous', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
@@ -163,7 +171,8 @@ if mode == 'sent' then
     if e == 'failed+' then e = 'failed'; fallback = true end
     if e == 'failed' or (rank[e] and rank[e] > rank['sent']) then a.state = e end
     rec.early[ARGV[5]] = nil
-    if next(rec.early) == nil then rec.early = nil end
+    if rec.early_ch then rec.early_ch[ARGV[5]] = nil end
+    if next(rec.early) == nil then rec.early = nil; rec.early_ch = nil end
   end
   rec.provider_message_id = ARGV[5]
   rec.claim = nil
@@ -253,7 +262,8 @@ return {old, save(KEYS[1], rec, tonumber(ARGV[5]), prev), 'ok'}
 // status applies a provider status report to the attempt with that message id, forward only
 // (sent < delivered < read; failed is final for the attempt). KEYS: record.
 // ARGV: provider message id, state, code, reason, now, ttl ms, fallback ('1': a failed report
-// moves the job to its next channel when it has one, rather than failing it).
+// moves the job to its next channel when it has one, rather than failing it), channel of the
+// reported message ('' unknown: never adopted by an attempt in doubt).
 // Returns {old record state, record JSON, 'changed'|'same'|'parked'}. A fallback leaves the
 // record with resume set and the next channel current, for the next delivery to send.
 var scriptStatus = redis.NewScript(luaCommon + `
@@ -271,14 +281,14 @@ if rec.history then
     if a.state ~= 'retry' then latest = false end
   end
 end
-if not found and rec.history then
+if not found and rec.history and ARGV[8] ~= '' then
   -- A report by job id (biz_opaque_callback_data) for a message this record has no id for,
-  -- while its latest attempt is one whose worker died during the provider call: the report
-  -- tells what became of that attempt.
+  -- while its latest attempt, on the same channel, is one whose worker died during the
+  -- provider call: the report tells what became of that attempt.
   for i = #rec.history, 1, -1 do
     local a = rec.history[i]
     if a.state ~= 'retry' then
-      if a.state == 'unknown' and (a.provider_message_id == nil or a.provider_message_id == '') then
+      if a.state == 'unknown' and a.channel == ARGV[8] and (a.provider_message_id == nil or a.provider_message_id == '') then
         found = a
         a.provider_message_id = ARGV[1]
         a.reason = 'worker stopped during the provider call; the provider reported the message'
@@ -299,6 +309,11 @@ if not found then
   if st == 'failed' and ARGV[7] == '1' then park = 'failed+' end
   if e == nil or (e ~= 'failed' and (st == 'failed' or (rank[st] or -1) > (rank[e] or -1))) then
     rec.early[ARGV[1]] = park
+    if ARGV[8] ~= '' then
+      -- The channel it came from: an attempt in doubt adopts only its own channel's report.
+      rec.early_ch = rec.early_ch or {}
+      rec.early_ch[ARGV[1]] = ARGV[8]
+    end
     return {old, save(KEYS[1], rec, tonumber(ARGV[6]), old), 'parked'}
   end
   return {old, cjson.encode(rec), 'parked'}

@@ -93,6 +93,8 @@ type Record struct {
 	Claim             *Claim            `json:"claim,omitempty"`
 	Resume            bool              `json:"resume,omitempty"`
 	Early             map[string]string `json:"early,omitempty"`
+	// EarlyChannels names the channel of each parked report in Early (by message id).
+	EarlyChannels map[string]string `json:"early_ch,omitempty"`
 }
 
 // UnmarshalJSON accepts the empty object cjson writes for an empty Lua table in place of an
@@ -114,6 +116,7 @@ func (r *Record) unmarshalSlow(b []byte) error {
 		History  json.RawMessage `json:"history,omitempty"`
 		Channels json.RawMessage `json:"channels,omitempty"`
 		Early    json.RawMessage `json:"early,omitempty"`
+		EarlyCh  json.RawMessage `json:"early_ch,omitempty"`
 		Metadata json.RawMessage `json:"metadata,omitempty"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
@@ -123,7 +126,7 @@ func (r *Record) unmarshalSlow(b []byte) error {
 	for _, f := range []struct {
 		raw json.RawMessage
 		dst any
-	}{{aux.History, &r.History}, {aux.Channels, &r.Channels}, {aux.Early, &r.Early}, {aux.Metadata, &r.Metadata}} {
+	}{{aux.History, &r.History}, {aux.Channels, &r.Channels}, {aux.Early, &r.Early}, {aux.EarlyCh, &r.EarlyChannels}, {aux.Metadata, &r.Metadata}} {
 		if len(f.raw) == 0 || string(f.raw) == "{}" || string(f.raw) == "[]" || string(f.raw) == "null" {
 			continue
 		}
@@ -423,6 +426,9 @@ type Report struct {
 	// Fallback: a failed report moves the job on to its next channel (the record gets
 	// Resume set) instead of failing it, when the cascade has one.
 	Fallback bool
+	// Channel is the channel the reported message went out on (white, grey, sms). A report
+	// is only ever applied to an attempt on that channel.
+	Channel string
 }
 
 // Apply records a provider status report, forward only. It returns the record state before
@@ -435,7 +441,7 @@ func (s *Store) Apply(ctx context.Context, r Report) (old string, rec *Record, c
 		}
 	}
 	res, err := scriptStatus.Run(ctx, s.sc, []string{RecordKey(id)},
-		r.MessageID, r.State, r.Code, r.Reason, s.stamp(), s.ttlMS(), boolArg(r.Fallback)).StringSlice()
+		r.MessageID, r.State, r.Code, r.Reason, s.stamp(), s.ttlMS(), boolArg(r.Fallback), r.Channel).StringSlice()
 	if err != nil {
 		return "", nil, false, fmt.Errorf("status apply: %w", err)
 	}
@@ -615,6 +621,8 @@ func parseRecord(s string) (*Record, bool) {
 			return 1 << 19, p.bool(&r.Resume)
 		case "early":
 			return 1 << 20, p.strMap(&r.Early)
+		case "early_ch":
+			return 1 << 21, p.strMap(&r.EarlyChannels)
 		}
 		return 0, true
 	})
@@ -986,5 +994,6 @@ func marshalRecord(r *Record) []byte {
 		b = append(b, `,"resume":true`...)
 	}
 	b = jsonw.MapHTML(b, "early", r.Early)
+	b = jsonw.MapHTML(b, "early_ch", r.EarlyChannels)
 	return append(b, '}')
 }

@@ -168,13 +168,16 @@ func TestBegin(t *testing.T) {
 			t.Fatalf("stored record = %+v", got)
 		}
 		// At most once: no later delivery, not even the original owner's, claims it again.
+		// While the outcome is still in doubt each one hears "ambiguous" again (so that the
+		// delivery deadline is parked even if the first one died before parking it), and
+		// nothing changes.
 		for _, owner := range []string{"owner-c", "owner-a", "owner-b"} {
-			if adm := e.begin(t, j, owner, time.Minute); adm.Verdict != status.Done {
-				t.Fatalf("Begin(%s) after ambiguous = %s, want done", owner, adm.Verdict)
+			if adm := e.begin(t, j, owner, time.Minute); adm.Verdict != status.Ambiguous || adm.Record.Claim != nil {
+				t.Fatalf("Begin(%s) after ambiguous = %s (claim %+v), want ambiguous again, unclaimed", owner, adm.Verdict, adm.Record.Claim)
 			}
 		}
 		if got := e.get(t, j.ID); len(got.History) != 1 || got.Claim != nil {
-			t.Fatalf("record changed after done verdicts: %+v", got)
+			t.Fatalf("record changed after repeated verdicts: %+v", got)
 		}
 	})
 
@@ -843,18 +846,24 @@ func TestUnknownResolvedByReport(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
 		name        string
+		channel     string // the reported message's channel (the attempt in doubt is on white)
 		early       string // a report parked while the claim was live ("" none)
 		report      string // a report after the claim ran out ("" none)
 		wantUnknown bool   // the attempt stays unknown after the ambiguous verdict
 		wantState   string // the record's state at the end
 		wantIdx     int    // the record's channel index at the end
+		adopted     bool   // the attempt in doubt takes the report's message id
 	}{
-		{"delivered after", "", status.Delivered, true, status.Delivered, 0},
-		{"sent after", "", status.Sent, true, status.Sent, 0},
-		{"failed after falls back", "", status.Failed, true, status.Sent, 1},
-		{"delivered before", status.Delivered, "", false, status.Delivered, 0},
-		{"failed before stays parked", status.Failed, "", true, status.Sent, 0},
-		{"no report", "", "", true, status.Sent, 0},
+		{"delivered after", "white", "", status.Delivered, true, status.Delivered, 0, true},
+		{"sent after", "white", "", status.Sent, true, status.Sent, 0, true},
+		{"failed after falls back", "white", "", status.Failed, true, status.Sent, 1, true},
+		{"delivered before", "white", status.Delivered, "", false, status.Delivered, 0, true},
+		{"failed before stays parked", "white", status.Failed, "", true, status.Sent, 0, false},
+		{"no report", "white", "", "", true, status.Sent, 0, false},
+		// Another channel's report never speaks for the attempt in doubt.
+		{"sms report after", "sms", "", status.Failed, true, status.Sent, 0, false},
+		{"grey report before", "grey", status.Delivered, "", true, status.Sent, 0, false},
+		{"report of no channel", "", "", status.Delivered, true, status.Sent, 0, false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -863,7 +872,7 @@ func TestUnknownResolvedByReport(t *testing.T) {
 			e.begin(t, j, "w1", 50*time.Millisecond)
 			wamid := "wamid.unknown-" + strconv.Itoa(i)
 			if tt.early != "" {
-				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.early, Fallback: true}); err != nil {
+				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.early, Fallback: true, Channel: tt.channel}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -873,7 +882,7 @@ func TestUnknownResolvedByReport(t *testing.T) {
 				t.Fatalf("attempt after the verdict = %+v", last)
 			}
 			if tt.report != "" {
-				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.report, Code: "131026", Fallback: true}); err != nil {
+				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.report, Code: "131026", Fallback: true, Channel: tt.channel}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -882,8 +891,8 @@ func TestUnknownResolvedByReport(t *testing.T) {
 				t.Fatalf("record state %s channel_idx %d, want %s %d (history %+v)", r.State, r.ChannelIdx, tt.wantState, tt.wantIdx, r.History)
 			}
 			a := r.History[0]
-			if resolved := tt.early == status.Delivered || tt.report != ""; resolved != (a.ProviderMessageID == wamid) {
-				t.Fatalf("attempt %+v: provider message id adopted = %v, want %v", a, a.ProviderMessageID == wamid, resolved)
+			if tt.adopted != (a.ProviderMessageID == wamid) {
+				t.Fatalf("attempt %+v: provider message id adopted = %v, want %v", a, a.ProviderMessageID == wamid, tt.adopted)
 			}
 		})
 	}
