@@ -556,9 +556,8 @@ func (im *importer) work(ctx context.Context, pub *publisher, in <-chan *batch, 
 				cancel(fmt.Errorf("publish line %d: %w", r.line, err))
 				break
 			}
-			out.fill(&s.msg)
 			rows++
-			if err := pub.publish(s, slot, r.line); err != nil {
+			if err := pub.publish(s, slot, r.line, out.fill); err != nil {
 				cancel(fmt.Errorf("publish line %d: %w", r.line, err))
 				break
 			}

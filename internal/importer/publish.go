@@ -54,6 +54,7 @@ type publisher struct {
 // slot is one publish in flight. The worker that took it from free owns its fields until it
 // stores the token in state; from then on whoever swaps state back to 0 settles the publish.
 type slot struct {
+	mu    sync.Mutex    // held while msg is written (publish) or copied (a retry in onAck)
 	state atomic.Uint64 // the reply token while in flight, 0 when settled
 	gen   uint64
 	line  int
@@ -97,6 +98,9 @@ const stallWait = time.Minute
 // ctx's error when ctx is done first, and jetstream.ErrTooManyStalledMsgs after stallWait.
 // The worker's timer t is created on its first wait and reused.
 func (p *publisher) acquire(ctx context.Context, t **time.Timer) (*slot, uint32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
 	select {
 	case i := <-p.free:
 		return &p.slots[i], i, nil
@@ -118,9 +122,14 @@ func (p *publisher) acquire(ctx context.Context, t **time.Timer) (*slot, uint32,
 	}
 }
 
-// publish sends the message the caller built in s.msg (all but its reply subject). On an
-// error the slot is settled as unconfirmed and the error returned.
-func (p *publisher) publish(s *slot, i uint32, line int) error {
+// publish has fill build the message in s.msg (all but its reply subject) and sends it. On
+// an error the slot is settled as unconfirmed and the error returned. The slot's lock keeps
+// a "no responders" retry of the slot's previous publish (onAck) from copying the message
+// while it is rewritten.
+func (p *publisher) publish(s *slot, i uint32, line int, fill func(*nats.Msg)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fill(&s.msg)
 	s.gen++
 	tok := s.gen<<slotBits | uint64(i)
 	s.line, s.tries = line, 0
@@ -150,11 +159,18 @@ func (p *publisher) onAck(m *nats.Msg) {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		if s.tries < noRespondersRetries {
 			s.tries++
-			// A copy: the slot may be settled (a disconnect) and reused before the retry.
+			// A copy: the slot may be settled (a disconnect) and reused before the retry. The
+			// lock and a second look at the token make sure it is this publish's message.
+			s.mu.Lock()
+			if s.state.Load() != tok {
+				s.mu.Unlock()
+				return
+			}
 			retry := nats.Msg{Subject: s.msg.Subject, Reply: s.msg.Reply, Data: s.msg.Data, Header: make(nats.Header, len(s.msg.Header))}
 			for k, v := range s.msg.Header {
 				retry.Header[k] = slices.Clone(v)
 			}
+			s.mu.Unlock()
 			time.AfterFunc(noRespondersWait, func() {
 				if s.state.Load() != tok {
 					return
