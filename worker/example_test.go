@@ -84,7 +84,7 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	w := worker.New(js, worker.NewRedisStore(rdb, 24*time.Hour), catalogue,
+	w := worker.New(js, worker.NewRedisStore(rdb, 24*time.Hour, "1"), catalogue,
 		map[string]worker.Sender{
 			"white": worker.White{Client: white.New(white.Config{BaseURL: simSrv.URL, PhoneNumberID: "1", Token: "t"}, nil)},
 		},

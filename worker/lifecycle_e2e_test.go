@@ -229,6 +229,12 @@ func TestWindowOpensOnInbound(t *testing.T) {
 	if code != 200 || out["open"] != true || time.Until(until) < 23*time.Hour {
 		t.Fatalf("window after inbound: %d %v", code, out)
 	}
+	// The window is the conversation with this business number, not with another of the
+	// company's numbers.
+	code, out = call(t, http.MethodGet, h.APIURL+"/v1/windows/+79000000701?phone_number_id=555000111", nil)
+	if code != 200 || out["open"] != false {
+		t.Fatalf("another number's window after an inbound to ours: %d %v", code, out)
+	}
 	text2 := &producer.Job{ID: "text-701-open", To: "+79000000701", Text: "Курьер будет в 15:00"}
 	publish(t, h, text2)
 	waitState(t, h, text2.ID, 20*time.Second, func(r *status.Record) bool { return r.Channel == "white" && r.State == status.Delivered }, "WhatsApp inside the window")

@@ -161,7 +161,7 @@ type Store interface {
 	Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error)
 	Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error)
 	Ping(ctx context.Context) error
-	Window(ctx context.Context, to string) (open bool, until time.Time, err error)
+	Window(ctx context.Context, business, to string) (open bool, until time.Time, err error)
 }
 
 var _ Store = (*status.Store)(nil)
@@ -232,9 +232,10 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 }
 
 // NewRedisStore returns the Redis status store for workers and the API; ttl bounds how long
-// records (and so the idempotency of a job id) are kept.
-func NewRedisStore(rdb redis.UniversalClient, ttl time.Duration) *status.Store {
-	return status.NewStore(rdb, ttl, nil)
+// records (and so the idempotency of a job id) are kept, and phoneNumberID is the WhatsApp
+// business number (Cloud API phone number id) whose 24-hour windows with customers it reads.
+func NewRedisStore(rdb redis.UniversalClient, ttl time.Duration, phoneNumberID string) *status.Store {
+	return status.NewStore(rdb, ttl, nil).ForBusiness(phoneNumberID)
 }
 
 // Run consumes both priority lanes until ctx is cancelled, then drains (see the package
@@ -563,7 +564,7 @@ func (w *Worker) windowForTier(ctx context.Context, ch string, j *job.Job) bool 
 	if ch != job.ChannelWhite || j.Template == "" || w.cfg.Limits[ch].UniqueDailyMax <= 0 {
 		return false
 	}
-	open, _, err := w.store.Window(ctx, j.To)
+	open, _, err := w.store.Window(ctx, "", j.To)
 	return err == nil && open
 }
 

@@ -38,7 +38,7 @@ type Store interface {
 	Apply(ctx context.Context, r status.Report) (string, *status.Record, bool, error)
 	OpenWindow(ctx context.Context, business, to string, d time.Duration) error
 	Campaign(ctx context.Context, name string) (status.CampaignCounters, error)
-	Window(ctx context.Context, to string) (bool, time.Time, error)
+	Window(ctx context.Context, business, to string) (bool, time.Time, error)
 	Ping(ctx context.Context) error
 }
 

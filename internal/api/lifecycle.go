@@ -217,7 +217,9 @@ func (s *Server) getWindow(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	open, until, err := s.cfg.Store.Window(r.Context(), p)
+	// ?phone_number_id= names another business number of the account; default: this
+	// deployment's (HERALD_WHITE_PHONE_NUMBER_ID).
+	open, until, err := s.cfg.Store.Window(r.Context(), r.URL.Query().Get("phone_number_id"), p)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "window store unavailable")
 		return

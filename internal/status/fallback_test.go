@@ -125,14 +125,14 @@ func TestDeadlineCheck(t *testing.T) {
 func TestWindow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	open, _, err := e.store.Window(t.Context(), "+79000000901")
+	open, _, err := e.store.Window(t.Context(), "", "+79000000901")
 	if err != nil || open {
 		t.Fatalf("Window before any inbound = %v, %v", open, err)
 	}
 	if err := e.store.OpenWindow(t.Context(), "", "+79000000901", 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	open, until, err := e.store.Window(t.Context(), "+79000000901")
+	open, until, err := e.store.Window(t.Context(), "", "+79000000901")
 	if err != nil || !open || time.Until(until) < 23*time.Hour || time.Until(until) > 24*time.Hour+time.Second {
 		t.Fatalf("Window = %v until %v, %v", open, until, err)
 	}
@@ -177,16 +177,19 @@ func TestWindowPerBusinessNumber(t *testing.T) {
 	if err := ours.OpenWindow(t.Context(), "555000111", to, 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if open, _, err := ours.Window(t.Context(), to); err != nil || open {
+	if open, _, err := ours.Window(t.Context(), "", to); err != nil || open {
 		t.Fatalf("our window after an inbound to another number = %v, %v", open, err)
 	}
-	if open, _, err := theirs.Window(t.Context(), to); err != nil || !open {
+	if open, _, err := theirs.Window(t.Context(), "", to); err != nil || !open {
 		t.Fatalf("the other number's window = %v, %v", open, err)
+	}
+	if open, _, err := ours.Window(t.Context(), "555000111", to); err != nil || !open {
+		t.Fatalf("the other number's window, asked by id = %v, %v", open, err)
 	}
 	if err := ours.OpenWindow(t.Context(), "", to, 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if open, _, err := ours.Window(t.Context(), to); err != nil || !open {
+	if open, _, err := ours.Window(t.Context(), "", to); err != nil || !open {
 		t.Fatalf("our window after an inbound to us = %v, %v", open, err)
 	}
 }

@@ -507,10 +507,13 @@ func (s *Store) OpenWindow(ctx context.Context, business, to string, d time.Dura
 	return s.rdb.Set(ctx, WindowKey(business, to), s.stamp(), d).Err()
 }
 
-// Window tells whether the 24-hour customer-service window between the store's business
-// number and to is open, and until when.
-func (s *Store) Window(ctx context.Context, to string) (open bool, until time.Time, err error) {
-	ttl, err := s.rdb.PTTL(ctx, WindowKey(s.business, to)).Result()
+// Window tells whether the 24-hour customer-service window between the business number id
+// ("" for the store's own, see ForBusiness) and to is open, and until when.
+func (s *Store) Window(ctx context.Context, business, to string) (open bool, until time.Time, err error) {
+	if business == "" {
+		business = s.business
+	}
+	ttl, err := s.rdb.PTTL(ctx, WindowKey(business, to)).Result()
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("status window: %w", err)
 	}
