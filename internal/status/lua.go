@@ -143,12 +143,17 @@ return {'claimed', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 // attempt records the outcome of one send attempt. KEYS: record, provider message index.
 // ARGV: owner, mode (sent|retry|fallback|failed), channel, channel index, provider message id,
 // code, reason, now, ttl ms, attempts on this channel, job id, next channel (fallback).
-// Returns {old state, record JSON}.
+// Returns {old state, record JSON}. The same outcome of the same delivery recorded twice (a
+// client retry after a lost reply) changes nothing the second time and answers as the first.
 var scriptAttempt = redis.NewScript(luaCommon + `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'', ''} end
 local rec = cjson.decode(raw)
+local op = ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[4] .. '|' .. ARGV[10]
+if rec.op == op then return {rec.op_old or rec.state, raw} end
 local old = rec.state
+rec.op = op
+rec.op_old = old
 local mode = ARGV[2]
 local ttl = tonumber(ARGV[9])
 rec.history = rec.history or {}

@@ -214,7 +214,7 @@ func TestParseRecordScriptOutput(t *testing.T) {
 		`{"id":"a","state":"sent","claim":{"owner":"w:1:1","until":1795000000000,"channel":"white"},"resume":true,` +
 			`"history":[{"channel":"white","state":"failed","code":"deadline","reason":"not delivered in 1m","at":"2026-11-24T22:17:28Z"}],` +
 			`"reason":"https:\/\/x.example\/\u00e9 \"q\"","early":{"wamid.1":"delivered"},"channel_idx":1,"attempts":0}`,
-		`{"id":"b","state":"sent","early":{"wamid.2":"failed+","kannel:b":"delivered"},"early_ch":{"wamid.2":"white","kannel:b":"sms"}}`,
+		`{"id":"b","state":"sent","early":{"wamid.2":"failed+","kannel:b":"delivered"},"early_ch":{"wamid.2":"white","kannel:b":"sms"},"op":"w:1:1|sent|0|1","op_old":"queued"}`,
 		`{}`,
 	} {
 		if !checkSame(t, s) {

@@ -95,6 +95,10 @@ type Record struct {
 	Early             map[string]string `json:"early,omitempty"`
 	// EarlyChannels names the channel of each parked report in Early (by message id).
 	EarlyChannels map[string]string `json:"early_ch,omitempty"`
+	// Op names the last outcome recorded (delivery, mode, channel index, attempts) and OpOld
+	// the state before it, so that recording it again answers as the first time.
+	Op    string `json:"op,omitempty"`
+	OpOld string `json:"op_old,omitempty"`
 }
 
 // UnmarshalJSON accepts the empty object cjson writes for an empty Lua table in place of an
@@ -626,6 +630,10 @@ func parseRecord(s string) (*Record, bool) {
 			return 1 << 20, p.strMap(&r.Early)
 		case "early_ch":
 			return 1 << 21, p.strMap(&r.EarlyChannels)
+		case "op":
+			return 1 << 22, p.str(&r.Op)
+		case "op_old":
+			return 1 << 23, p.str(&r.OpOld)
 		}
 		return 0, true
 	})
@@ -998,5 +1006,7 @@ func marshalRecord(r *Record) []byte {
 	}
 	b = jsonw.MapHTML(b, "early", r.Early)
 	b = jsonw.MapHTML(b, "early_ch", r.EarlyChannels)
+	b = jsonw.FieldHTML(b, "op", r.Op)
+	b = jsonw.FieldHTML(b, "op_old", r.OpOld)
 	return append(b, '}')
 }

@@ -912,3 +912,30 @@ func (e *env) afterLease(t *testing.T, j *job.Job, owner string) status.Admissio
 	}
 	return adm
 }
+
+// TestAttemptRecordedTwice: a client that records the same outcome again (its first reply
+// was lost, or a batch was retried) changes nothing and hears what the first call heard, so
+// the worker still publishes the change; another outcome of the same delivery is recorded.
+func TestAttemptRecordedTwice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	j := newJob("attempt-twice", 7)
+	e.begin(t, j, "w1", time.Minute)
+	sent := status.Outcome{Mode: status.ModeSent, Channel: "white", ChannelIdx: 0, Attempts: 1, ProviderMessageID: "wamid.twice"}
+	old1, rec1 := e.attempt(t, j.ID, "w1", sent)
+	old2, rec2 := e.attempt(t, j.ID, "w1", sent)
+	if old1 != status.Queued || old2 != old1 || rec2.State != rec1.State {
+		t.Fatalf("old states %q then %q, states %q then %q", old1, old2, rec1.State, rec2.State)
+	}
+	if got := e.get(t, j.ID); len(got.History) != 1 {
+		t.Fatalf("history after recording twice: %+v", got.History)
+	}
+	// A different delivery's outcome is not a repeat.
+	j2 := newJob("attempt-twice-2", 8)
+	e.begin(t, j2, "w1", time.Minute)
+	e.attempt(t, j2.ID, "w1", status.Outcome{Mode: status.ModeFallback, Channel: "white", ChannelIdx: 1, Reason: "131026", NextChannel: "sms"})
+	e.attempt(t, j2.ID, "w1", status.Outcome{Mode: status.ModeSent, Channel: "sms", ChannelIdx: 1, Attempts: 1, ProviderMessageID: "kannel:x"})
+	if got := e.get(t, j2.ID); len(got.History) != 2 || got.Channel != "sms" {
+		t.Fatalf("fallback then send: %+v", got)
+	}
+}
