@@ -268,7 +268,7 @@ return {old, save(KEYS[1], rec, tonumber(ARGV[5]), prev), 'ok'}
 // (sent < delivered < read; failed is final for the attempt). KEYS: record.
 // ARGV: provider message id, state, code, reason, now, ttl ms, fallback ('1': a failed report
 // moves the job to its next channel when it has one, rather than failing it), channel of the
-// reported message ('' unknown: never adopted by an attempt in doubt).
+// reported message (empty when unknown: then never adopted by an attempt in doubt).
 // Returns {old record state, record JSON, 'changed'|'same'|'parked'}. A fallback leaves the
 // record with resume set and the next channel current, for the next delivery to send.
 var scriptStatus = redis.NewScript(luaCommon + `
