@@ -83,16 +83,18 @@ func (w *Worker) probeStore(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// lateSlot is how late after its reserved slot a send on ch may still go: the time the pacing
-// margin buys (1.5% of a second, or one slot at low rates), and at least 10 ms. Later than
-// that, the send could bunch with later slots beyond the margin, so the slot is taken again.
+// lateSlot is how late after its reserved slot a send on ch may still go: half the time the
+// pacing margin buys (1.5% of a second, or one slot at low rates), and at least 5 ms. Sends
+// up to that late bunch at most half the margin's worth of messages into a second; the other
+// half absorbs the jitter of the path from the worker to the provider (the claim, the HTTP
+// call), which the slot cannot see. Later than that, the slot is taken again.
 func (w *Worker) lateSlot(ch string) time.Duration {
 	l, ok := w.cfg.Limits[ch]
 	if !ok || l.Rate <= 0 {
 		return time.Hour
 	}
 	margin := time.Duration((1 - paceRate(l.Rate)/l.Rate) * float64(time.Second))
-	return max(10*time.Millisecond, margin)
+	return max(5*time.Millisecond, margin/2)
 }
 
 // errHeld means pace parked the job (a long wait): the delivery is finished.
