@@ -311,28 +311,33 @@ func (o *Options) setDefaults() error {
 	// the same reason: report it once, as a usage error.
 	probe := job.Job{ID: JobID(o.Campaign, "probe"), To: "+79001234567", Template: o.Template, Language: o.Language,
 		Priority: o.Priority, Campaign: o.Campaign, Tenant: o.Tenant}
-	if len(o.Map) > 0 {
-		probe.Params = make(map[string]string, len(o.Map))
-		for p, col := range o.Map {
-			if col == "" {
-				return fmt.Errorf("%w: --map %s= names no column", ErrUsage, p)
-			}
-			probe.Params[p] = "x"
-		}
+	var err error
+	if probe.Params, err = probeValues(o.Map, "--map"); err != nil {
+		return err
 	}
-	if len(o.Buttons) > 0 {
-		probe.Buttons = make(map[string]string, len(o.Buttons))
-		for b, col := range o.Buttons {
-			if col == "" {
-				return fmt.Errorf("%w: --button %s= names no column", ErrUsage, b)
-			}
-			probe.Buttons[b] = "x"
-		}
+	if probe.Buttons, err = probeValues(o.Buttons, "--button"); err != nil {
+		return err
 	}
 	if err := probe.Validate(o.Jobs); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	return nil
+}
+
+// probeValues stands a placeholder value in for each mapped column (nil for no mapping), or
+// names the flag whose mapping has no column.
+func probeValues(m map[string]string, flag string) (map[string]string, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(m))
+	for k, col := range m {
+		if col == "" {
+			return nil, fmt.Errorf("%w: %s %s= names no column", ErrUsage, flag, k)
+		}
+		out[k] = "x"
+	}
+	return out, nil
 }
 
 // open returns the input, its size (-1 when unknown) and how to close it.
