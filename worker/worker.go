@@ -519,23 +519,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	// Cancellation and expiry are decided while holding the claim, so they never race a
 	// delivery that is sending the same job.
 	if w.canceled(j) {
-		old, rec, err := w.store.Settle(ctx, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade)
-		if err != nil {
-			w.retryLater(msg, log, err)
-			return
-		}
-		w.settled(ctx, msg, old, rec, "canceled")
+		w.settleUnsent(ctx, msg, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade, log)
 		return
 	}
-	// Expiry is decided while holding the claim, so it never races a delivery that is
-	// sending the same job.
 	if j.Expired(w.cfg.Now()) {
-		old, rec, err := w.store.Settle(ctx, j, owner, status.Expired, "expires_at passed before sending", cascade)
-		if err != nil {
-			w.retryLater(msg, log, err)
-			return
-		}
-		w.settled(ctx, msg, old, rec, "expired")
+		w.settleUnsent(ctx, msg, j, owner, status.Expired, "expires_at passed before sending", cascade, log)
 		return
 	}
 	if !plain && w.quietApplies(j) {
@@ -590,12 +578,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 		}
 		// A wait for a slot can be long: an operator may have canceled the campaign meanwhile.
 		if w.canceled(j) {
-			old, rec, err := w.store.Settle(ctx, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade)
-			if err != nil {
-				w.retryLater(msg, log, err)
-				return
-			}
-			w.settled(ctx, msg, old, rec, "canceled")
+			w.settleUnsent(ctx, msg, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade, log)
 			return
 		}
 		res, err := w.send(ctx, ch, j, adm.WindowOpen)
@@ -747,6 +730,17 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, id string, verr 
 		}
 	}
 	w.count(ctx, "rejected", "")
+}
+
+// settleUnsent ends a claimed job that will not be sent (state canceled or expired, with
+// reason) and acks it; if Redis does not answer, the job is delivered again later.
+func (w *Worker) settleUnsent(ctx context.Context, msg jetstream.Msg, j *job.Job, owner, state, reason string, cascade []string, log *slog.Logger) {
+	old, rec, err := w.store.Settle(ctx, j, owner, state, reason, cascade)
+	if err != nil {
+		w.retryLater(msg, log, err)
+		return
+	}
+	w.settled(ctx, msg, old, rec, state)
 }
 
 // settled acks a job that reached a final state without a send and reports it.

@@ -496,20 +496,32 @@ func plainArray(dst *[]string, v []byte) bool {
 			return false
 		}
 		out = append(out, s)
-		b = skipSpace(rest)
-		if len(b) == 0 {
+		next, end, ok := nextItem(rest, ']')
+		if !ok {
 			return false
 		}
-		switch b[0] {
-		case ',':
-			b = skipSpace(b[1:])
-		case ']':
+		if end {
 			*dst = out
-			return len(b) == 1
-		default:
-			return false
+			return len(next) == 1
 		}
+		b = next
 	}
+}
+
+// nextItem reads what follows an array element or object value: a comma and the whitespace
+// after it (end false; b starts at the next item), or closer (end true; b starts at it).
+// ok is false for anything else.
+func nextItem(rest []byte, closer byte) (b []byte, end, ok bool) {
+	b = skipSpace(rest)
+	switch {
+	case len(b) == 0:
+		return nil, false, false
+	case b[0] == ',':
+		return skipSpace(b[1:]), false, true
+	case b[0] == closer:
+		return b, true, true
+	}
+	return nil, false, false
 }
 
 // plainMap reads an object of plain strings into *dst (a new map; the last of repeated keys
@@ -538,19 +550,15 @@ func plainMap(dst *map[string]string, v []byte) bool {
 			return false
 		}
 		out[k] = s
-		b = skipSpace(rest)
-		if len(b) == 0 {
+		next, end, ok := nextItem(rest, '}')
+		if !ok {
 			return false
 		}
-		switch b[0] {
-		case ',':
-			b = skipSpace(b[1:])
-		case '}':
+		if end {
 			*dst = out
-			return len(b) == 1
-		default:
-			return false
+			return len(next) == 1
 		}
+		b = next
 	}
 }
 
