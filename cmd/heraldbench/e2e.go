@@ -30,6 +30,7 @@ type e2eOpts struct {
 // e2eRound is one round of the end-to-end section.
 type e2eRound struct {
 	raw          float64 // JetStream alone, msgs/s
+	floor        floorRound
 	herald       float64 // first publish → last arrival, notifications/s
 	steady       float64 // between the 10th and 90th percentile arrival
 	publish      float64 // producer publish rate while the workers consumed, jobs/s
@@ -92,6 +93,12 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 		return res, err
 	}
 	fmt.Fprintf(os.Stderr, "  raw: %.0f msgs/s\n", res.raw)
+	if res.floor, err = floorDispatch(ctx, s, o.jobs, o.concurrency); err != nil {
+		return res, err
+	}
+	if s.sentBefore, err = s.accepted(ctx); err != nil {
+		return res, err
+	}
 
 	var workers []*benchenv.Proc
 	var urls []string

@@ -52,7 +52,7 @@ func main() {
 	flag.IntVar(&o.e2e.jobs, "jobs", 200_000, "e2e: jobs per round")
 	flag.IntVar(&o.e2e.workers, "workers", 2, "e2e: worker processes")
 	flag.IntVar(&o.e2e.concurrency, "concurrency", 256, "e2e: HERALD_WORKER_CONCURRENCY of each worker (256 is the default)")
-	flag.IntVar(&o.e2e.backlog, "backlog", 1_000_000, "e2e: jobs waiting while one worker's peak RSS is read")
+	flag.IntVar(&o.e2e.backlog, "backlog", 1_000_000, "e2e: jobs waiting while one worker's peak RSS is read (0: skip)")
 	flag.DurationVar(&o.e2e.backlogRun, "backlog-run", 20*time.Second, "e2e: how long that worker runs")
 	flag.IntVar(&o.pacing.bulk, "pacing-bulk", 30_000, "pacing: bulk backlog")
 	flag.IntVar(&o.pacing.workers, "pacing-workers", 4, "pacing: worker processes")
@@ -138,12 +138,14 @@ func run(ctx context.Context, o options) error {
 				rr.herald, rr.steady, rr.raw, rr.herald/rr.raw, rr.p50.Round(time.Millisecond), rr.p99.Round(time.Millisecond), rr.workerRSS>>20)
 			res.e2e = append(res.e2e, rr)
 		}
-		fmt.Fprintf(os.Stderr, "== e2e backlog: %d jobs waiting\n", o.e2e.backlog)
-		bl, err := runBacklog(ctx, dirFor(root, "backlog", 1), b, o.e2e)
-		if err != nil {
-			return fmt.Errorf("e2e backlog: %w", err)
+		if o.e2e.backlog > 0 {
+			fmt.Fprintf(os.Stderr, "== e2e backlog: %d jobs waiting\n", o.e2e.backlog)
+			bl, err := runBacklog(ctx, dirFor(root, "backlog", 1), b, o.e2e)
+			if err != nil {
+				return fmt.Errorf("e2e backlog: %w", err)
+			}
+			res.backlog = &bl
 		}
-		res.backlog = &bl
 	}
 	if sections["pacing"] {
 		for r := 1; r <= o.rounds; r++ {

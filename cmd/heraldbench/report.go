@@ -84,13 +84,23 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 	w("`herald api` runs here) and on 2 cores their traffic would be measured instead of the send path. Latency is the\n")
 	w("simulator's arrival time of each job id minus the time its publish chunk (512 jobs) was handed to the producer.\n")
 	w("Raw is JetStream alone on the same nats-server, just before: async publish of %d job-sized messages to a work-queue\n", o.e2e.jobs)
-	w("file stream while a pull consumer acks them.\n\n")
+	w("file stream while a pull consumer acks them. The floor, measured next, is the least any dispatcher must do per\n")
+	w("notification with these parts: the same number of job messages published (a Nats-Msg-Id each) to a work-queue\n")
+	w("file stream while %d goroutines of the benchmark process take each one, decode it, make Herald's own Cloud API call\n", o.e2e.concurrency)
+	w("to the same simulator and ack it: no claim, no rate limit, no status record, no event, no delivery deadline.\n\n")
 	w("| figure | median | goal |\n| --- | --- | --- |\n")
 	w("| Herald notifications/s (first publish → last provider call) | %.0f | ≥ 20000: %s |\n", her, goal(her >= 20000))
 	w("| Herald notifications/s, steady state (10th → 90th percentile arrival) | %.0f | |\n", col(rs, func(r e2eRound) float64 { return r.steady }))
 	w("| producer publish rate while the workers consume, jobs/s | %.0f | |\n", col(rs, func(r e2eRound) float64 { return r.publish }))
 	w("| raw JetStream publish+consume msgs/s | %.0f | |\n", raw)
 	w("| ratio Herald / raw | %.3f | ≥ 0.3: %s |\n", ratio, goal(ratio >= 0.3))
+	floor := col(rs, func(r e2eRound) float64 { return r.floor.rate })
+	floorRatio := col(rs, func(r e2eRound) float64 { return r.floor.rate / r.raw })
+	w("| floor: JetStream + one Cloud API call per job, no guarantees, notifications/s | %.0f | |\n", floor)
+	w("| ratio floor / raw (the most any design calling the provider once per job reaches here) | %.3f | |\n", floorRatio)
+	w("| ratio Herald / floor (what the guarantees cost) | %.3f | |\n", col(rs, func(r e2eRound) float64 { return r.herald / r.floor.rate }))
+	w("| CPU per notification: floor / Herald, µs | %.0f / %.0f | |\n",
+		col(rs, func(r e2eRound) float64 { return float64(r.floor.cpuPerJob.Microseconds()) }), col(rs, func(r e2eRound) float64 { return heraldCPUPerJob(r, o.e2e.jobs) }))
 	w("| publish → provider call latency p50 | %s | |\n", ms(col(rs, func(r e2eRound) time.Duration { return r.p50 })))
 	w("| publish → provider call latency p99 | %s | |\n", ms(col(rs, func(r e2eRound) time.Duration { return r.p99 })))
 	w("| worker peak RSS (VmHWM, the larger of the workers) | %s | |\n", mib(col(rs, func(r e2eRound) int64 { return r.workerRSS })))
@@ -104,13 +114,25 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 		w("Backlog (measured once): %d jobs published with no worker running (%.0f jobs/s), then one worker with\n", bl.jobs, bl.publish)
 		w("HERALD_WHITE_MPS=200 (so that it cannot drain them) ran for %s and sent %d; its VmHWM is the figure above.\n\n", bl.run, bl.sent)
 	}
-	w("Rounds:\n\n| round | Herald/s | steady/s | raw/s | ratio | p50 | p99 | worker RSS | s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	w("Rounds:\n\n| round | Herald/s | steady/s | raw/s | ratio | floor/s | floor/raw | p50 | p99 | worker RSS | s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for i, r := range rs {
-		w("| %d | %.0f | %.0f | %.0f | %.3f | %s | %s | %s | %.1f |\n", i+1, r.herald, r.steady, r.raw, r.herald/r.raw, ms(r.p50), ms(r.p99), mib(r.workerRSS), r.elapsed.Seconds())
+		w("| %d | %.0f | %.0f | %.0f | %.3f | %.0f | %.3f | %s | %s | %s | %.1f |\n", i+1, r.herald, r.steady, r.raw, r.herald/r.raw,
+			r.floor.rate, r.floor.rate/r.raw, ms(r.p50), ms(r.p99), mib(r.workerRSS), r.elapsed.Seconds())
 	}
 	w("\n")
 	renderCPU(b, func(i int) map[string]float64 { return rs[i].cpu }, len(rs))
 	renderCPUPerJob(b, rs, o.e2e.jobs)
+}
+
+// heraldCPUPerJob is the CPU time all processes spent per job in round r's Herald run, µs.
+func heraldCPUPerJob(r e2eRound, jobs int) float64 {
+	all := 0.0
+	for name, share := range r.cpu {
+		if name != machineKey {
+			all += share
+		}
+	}
+	return all * r.elapsed.Seconds() / float64(jobs) * 1e6
 }
 
 // renderCPUPerJob turns the CPU shares into CPU time per job: what a job costs each process,

@@ -47,6 +47,9 @@ type stack struct {
 	simURL string
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	// sentBefore is subtracted from the simulator's count: sends of an earlier measurement
+	// on this stack (the floor) that the next one must not count.
+	sentBefore int64
 }
 
 // startStack starts the servers in a new directory under dir; simArgs nil means no simulator.
@@ -160,7 +163,7 @@ type simStats struct {
 	} `json:"channels"`
 }
 
-// accepted returns the simulator's accepted sends on every channel.
+// accepted returns the simulator's accepted sends on every channel, less s.sentBefore.
 func (s *stack) accepted(ctx context.Context) (int64, error) {
 	var st simStats
 	if err := getJSON(ctx, s.simURL+"/sim/stats", func(d *json.Decoder) error { return d.Decode(&st) }); err != nil {
@@ -170,7 +173,7 @@ func (s *stack) accepted(ctx context.Context) (int64, error) {
 	for _, c := range st.Channels {
 		n += c.Accepted
 	}
-	return n, nil
+	return n - s.sentBefore, nil
 }
 
 // arrival is one send the simulator recorded, reduced to what the figures need.
