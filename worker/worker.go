@@ -212,6 +212,9 @@ type Worker struct {
 	storeDown atomic.Bool
 	// pool runs the jobs on goroutines that are reused (see gopool).
 	pool *gopool
+	// claimRTT is a moving average of the claim's round trip (nanoseconds): a slot paced
+	// before the claim is reserved that far ahead (see claimLead).
+	claimRTT atomic.Int64
 }
 
 // New returns a worker. senders maps channel names (white, grey, sms) to their adapters; a
@@ -299,6 +302,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// pullHeartbeat is the idle heartbeat a lane asks the server for; two missed ones make the
+// pull start again.
+const pullHeartbeat = time.Second
+
 // lane pulls one consumer. A slot is taken before a message is pulled, so no message waits
 // in this process for a free slot while its ack wait runs.
 func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consumer, slots, extra chan struct{}, jobs *sync.WaitGroup) {
@@ -309,7 +316,10 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 	if extra != nil {
 		buffer = max(4, min(w.cfg.Concurrency/16, 16))
 	}
-	it, err := c.Messages(jetstream.PullMaxMessages(buffer), jetstream.PullHeartbeat(5*time.Second))
+	// A short heartbeat bounds a stalled pull: now and then the server holds no pull request
+	// while the client counts one as pending (nats-io/nats.go#1622, seen in make bench), and
+	// only two missed heartbeats make the iterator pull again.
+	it, err := c.Messages(jetstream.PullMaxMessages(buffer), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		w.log.Error("worker: cannot pull", "lane", name, "err", err)
 		return
@@ -357,6 +367,7 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
+			w.log.Info("pull interrupted; pulling again", "lane", name, "err", err)
 			continue
 		}
 		if ctx.Err() != nil { // drained after stop: give it back at once
@@ -484,8 +495,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			}
 		}
 	}
+	claimStart := time.Now()
 	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
-
+	if plain {
+		w.observeClaim(time.Since(claimStart))
+	}
 	if err != nil {
 		w.retryLater(msg, log, err)
 		return
@@ -536,9 +550,22 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	}
 	// The slot holds if the job is still on that channel and the claim did not make the send
 	// late (it would bunch with the next slots at the provider); else deliver paces again.
+	// The slot was reserved claimLead ahead, so the claim usually ends just before it.
 	paced := -1
-	if !due.IsZero() && adm.Record.ChannelIdx == 0 && time.Since(due) <= w.lateSlot(cascade[0]) {
-		paced = 0
+	if !due.IsZero() && adm.Record.ChannelIdx == 0 {
+		if wait := time.Until(due); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				w.giveBack(msg, j, owner, cascade)
+				return
+			}
+		}
+		if time.Since(due) <= w.lateSlot(cascade[0]) {
+			paced = 0
+		}
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
 }
