@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-notify/herald/internal/benchenv"
 	"github.com/herald-notify/herald/producer"
@@ -93,7 +94,7 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 		return res, err
 	}
 	fmt.Fprintf(os.Stderr, "  raw: %.0f msgs/s\n", res.raw)
-	if res.floor, err = floorDispatch(ctx, s, o.jobs, o.concurrency); err != nil {
+	if res.floor, err = floorDispatch(ctx, s, o.jobs, o.workers*o.concurrency, o.workers); err != nil {
 		return res, err
 	}
 	if s.sentBefore, err = s.accepted(ctx); err != nil {
@@ -159,6 +160,9 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 		res.deliveries = float64(d) / float64(o.jobs)
 	}
 
+	if o.profile != "" && round == 1 {
+		saveRedisStats(ctx, s.redis.URL, filepath.Join(o.profile, "redis-commandstats.txt"))
+	}
 	arr, err := s.arrivals(ctx)
 	if err != nil {
 		return res, err
@@ -207,6 +211,27 @@ func saveProfile(ctx context.Context, url, file string) {
 		}
 		return f.Close()
 	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "profile: wrote", file)
+}
+
+// saveRedisStats saves redis-server's INFO commandstats (calls and µs per command and per
+// script) into file: the Redis side of the profile. A failure is reported and ignored.
+func saveRedisStats(ctx context.Context, url, file string) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err == nil {
+		err = os.WriteFile(file, []byte(info), 0o644)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		return

@@ -26,25 +26,28 @@ type floorRound struct {
 	rate      float64            // notifications/s, first publish → last provider answer
 	cpu       map[string]float64 // cores busy per process over the run
 	cpuPerJob time.Duration      // all processes' CPU per notification
+	restarts  int64              // pulls started again after two missed heartbeats
 }
 
 // floorDispatch measures the floor of the end-to-end figure on this machine: n job messages
 // published to a work-queue file stream (with a Nats-Msg-Id each, as the producer does) while
 // conc goroutines in this process take each one, decode it, make Herald's own Cloud API call
 // to the simulator (worker.White over white.Client: the same request body over the same
-// kind of keep-alive HTTP pool) and ack it after the answer. Nothing else: no claim, no
-// rate limit, no status record, no event, no delivery deadline, no second process. It is
+// kind of keep-alive HTTP pool) and ack it after the answer. They are split like the worker
+// processes of the Herald run: pullers pulls and HTTP pools, each with a connection of its
+// own. Nothing else: no claim, no rate limit, no status record, no event, no delivery
+// deadline, no process boundary. It is
 // what a dispatcher that offers none of Herald's guarantees would cost, so Herald / floor
 // is the price of the guarantees, and floor / raw bounds the ratio any design could reach
 // while it calls an HTTP provider once per notification.
-func floorDispatch(ctx context.Context, s *stack, n, conc int) (res floorRound, err error) {
+func floorDispatch(ctx context.Context, s *stack, n, conc, pullers int) (res floorRound, err error) {
 	st, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_FLOOR", Subjects: []string{"bench.floor"},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute})
 	if err != nil {
 		return res, err
 	}
 	defer func() { _ = s.js.DeleteStream(context.WithoutCancel(ctx), "BENCH_FLOOR") }()
-	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy,
+	_, err = st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy,
 		MaxAckPending: 20000, AckWait: time.Minute}) // as HERALD_JOBS's consumers
 	if err != nil {
 		return res, err
@@ -58,49 +61,67 @@ func floorDispatch(ctx context.Context, s *stack, n, conc int) (res floorRound, 
 	if def == nil {
 		return res, errors.New("floor: no order_ready sample template")
 	}
-	// Herald's own Cloud API client and HTTP pool, as a worker uses them.
-	sender := worker.White{Client: white.New(white.Config{BaseURL: s.simURL, PhoneNumberID: benchPhoneID, Token: benchToken}, nil)}
+	// Herald's own Cloud API client and HTTP pool, one per puller as one per worker process.
+	senders := make([]worker.White, pullers)
+	for i := range senders {
+		senders[i] = worker.White{Client: white.New(white.Config{BaseURL: s.simURL, PhoneNumberID: benchPhoneID, Token: benchToken}, nil)}
+	}
 	cfg := config.Defaults()
 	opts := cfg.JobOptions()
 
-	// Pulled as a worker lane pulls (worker.lane): a small buffer next to the goroutines.
-	// The consumer has a connection of its own, as a worker process has.
-	nc, err := nats.Connect(s.nats.URL)
-	if err != nil {
-		return res, err
-	}
-	defer nc.Close()
-	cjs, err := jetstream.New(nc)
-	if err != nil {
-		return res, err
-	}
-	if cons, err = cjs.Consumer(ctx, "BENCH_FLOOR", "floor"); err != nil {
-		return res, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(8, min(conc/4, 64))), jetstream.PullHeartbeat(5*time.Second))
-	if err != nil {
-		return res, err
-	}
-	defer it.Stop()
+	// Pulled as the end-to-end run's worker lanes pull (worker.lane): one pull per worker
+	// process (pullers of them), each on a connection of its own, with a small buffer next to
+	// the goroutines and a 1 s heartbeat, so that a pull the server forgot
+	// (nats-io/nats.go#1622) stalls only that puller, for 2 s.
 	msgs := make(chan jetstream.Msg, conc)
-	var done, failed atomic.Int64
+	var done, stalls atomic.Int64
 	allDone := make(chan struct{})
 	fail := make(chan error, 1)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			if err != nil {
-				continue // a missed heartbeat on a busy machine: the iterator pulls again
-			}
-			msgs <- m
+	var pulling sync.WaitGroup
+	var its []jetstream.MessagesContext
+	// Stopping the iterators ends the pullers, which closes msgs, which ends the senders.
+	defer func() {
+		for _, it := range its {
+			it.Stop()
 		}
 	}()
+	for range pullers {
+		nc, err := nats.Connect(s.nats.URL)
+		if err != nil {
+			return res, err
+		}
+		defer nc.Close()
+		cjs, err := jetstream.New(nc)
+		if err != nil {
+			return res, err
+		}
+		c, err := cjs.Consumer(ctx, "BENCH_FLOOR", "floor")
+		if err != nil {
+			return res, err
+		}
+		it, err := c.Messages(jetstream.PullMaxMessages(max(8, min(conc/pullers/4, 64))), jetstream.PullHeartbeat(time.Second))
+		if err != nil {
+			return res, err
+		}
+		its = append(its, it)
+		pulling.Go(func() {
+			for {
+				m, err := it.Next()
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				if err != nil {
+					stalls.Add(1)
+					continue // two missed heartbeats: the iterator pulls again
+				}
+				msgs <- m
+			}
+		})
+	}
+	go func() { pulling.Wait(); close(msgs) }()
 	var wg sync.WaitGroup
-	for range conc {
+	for g := range conc {
+		sender := senders[g%pullers]
 		wg.Go(func() {
 			for m := range msgs {
 				j, err := job.Decode(m.Data(), opts)
@@ -108,7 +129,6 @@ func floorDispatch(ctx context.Context, s *stack, n, conc int) (res floorRound, 
 					_, err = sender.Send(ctx, worker.Message{Job: j, Template: def})
 				}
 				if err != nil {
-					failed.Add(1)
 					select {
 					case fail <- fmt.Errorf("floor: %w", err):
 					default:
@@ -123,7 +143,12 @@ func floorDispatch(ctx context.Context, s *stack, n, conc int) (res floorRound, 
 			}
 		})
 	}
-	defer func() { it.Stop(); wg.Wait() }()
+	defer func() {
+		for _, it := range its {
+			it.Stop()
+		}
+		wg.Wait()
+	}()
 
 	fmt.Fprintf(os.Stderr, "floor: publish, consume, one Cloud API call and ack per job, %d jobs\n", n)
 	before := s.cpu()
@@ -168,7 +193,8 @@ func floorDispatch(ctx context.Context, s *stack, n, conc int) (res floorRound, 
 		}
 	}
 	res.cpuPerJob = time.Duration(all * el.Seconds() / float64(n) * float64(time.Second))
-	fmt.Fprintf(os.Stderr, "  floor: %.0f notifications/s, %s CPU per job\n", res.rate, res.cpuPerJob.Round(time.Microsecond))
+	res.restarts = stalls.Load()
+	fmt.Fprintf(os.Stderr, "  floor: %.0f notifications/s, %s CPU per job, %d pull restarts\n", res.rate, res.cpuPerJob.Round(time.Microsecond), res.restarts)
 	return res, nil
 }
 

@@ -86,8 +86,9 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 	w("Raw is JetStream alone on the same nats-server, just before: async publish of %d job-sized messages to a work-queue\n", o.e2e.jobs)
 	w("file stream while a pull consumer acks them. The floor, measured next, is the least any dispatcher must do per\n")
 	w("notification with these parts: the same number of job messages published (a Nats-Msg-Id each) to a work-queue\n")
-	w("file stream while %d goroutines of the benchmark process take each one, decode it, make Herald's own Cloud API call\n", o.e2e.concurrency)
-	w("to the same simulator and ack it: no claim, no rate limit, no status record, no event, no delivery deadline.\n\n")
+	w("file stream while %d goroutines of the benchmark process take each one, decode it, make Herald's own Cloud API call\n", o.e2e.workers*o.e2e.concurrency)
+	w("to the same simulator and ack it, in %d groups like the worker processes (a NATS connection, a pull and an HTTP pool\n", o.e2e.workers)
+	w("each): no claim, no rate limit, no status record, no event, no delivery deadline, no process boundary.\n\n")
 	w("| figure | median | goal |\n| --- | --- | --- |\n")
 	w("| Herald notifications/s (first publish → last provider call) | %.0f | ≥ 20000: %s |\n", her, goal(her >= 20000))
 	w("| Herald notifications/s, steady state (10th → 90th percentile arrival) | %.0f | |\n", col(rs, func(r e2eRound) float64 { return r.steady }))
@@ -114,10 +115,10 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 		w("Backlog (measured once): %d jobs published with no worker running (%.0f jobs/s), then one worker with\n", bl.jobs, bl.publish)
 		w("HERALD_WHITE_MPS=200 (so that it cannot drain them) ran for %s and sent %d; its VmHWM is the figure above.\n\n", bl.run, bl.sent)
 	}
-	w("Rounds:\n\n| round | Herald/s | steady/s | raw/s | ratio | floor/s | floor/raw | p50 | p99 | worker RSS | s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	w("Rounds:\n\n| round | Herald/s | steady/s | raw/s | ratio | floor/s | floor/raw | floor pull restarts | p50 | p99 | worker RSS | s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for i, r := range rs {
-		w("| %d | %.0f | %.0f | %.0f | %.3f | %.0f | %.3f | %s | %s | %s | %.1f |\n", i+1, r.herald, r.steady, r.raw, r.herald/r.raw,
-			r.floor.rate, r.floor.rate/r.raw, ms(r.p50), ms(r.p99), mib(r.workerRSS), r.elapsed.Seconds())
+		w("| %d | %.0f | %.0f | %.0f | %.3f | %.0f | %.3f | %d | %s | %s | %s | %.1f |\n", i+1, r.herald, r.steady, r.raw, r.herald/r.raw,
+			r.floor.rate, r.floor.rate/r.raw, r.floor.restarts, ms(r.p50), ms(r.p99), mib(r.workerRSS), r.elapsed.Seconds())
 	}
 	w("\n")
 	renderCPU(b, func(i int) map[string]float64 { return rs[i].cpu }, len(rs))
