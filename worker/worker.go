@@ -611,7 +611,8 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 		res, err := w.send(ctx, ch, j, adm.WindowOpen)
 		if err == nil {
 			old, rec, err := w.record(ctx, msg, j, owner, status.Outcome{
-				Mode: status.ModeSent, Channel: ch, ChannelIdx: idx, Attempts: attempts + 1, ProviderMessageID: res.MessageID}, log)
+				Mode: status.ModeSent, Channel: ch, ChannelIdx: idx, Attempts: attempts + 1, ProviderMessageID: res.MessageID,
+				Segments: res.Segments}, log)
 			if err != nil {
 				// Stopping with the send still unrecorded: keep the claim (it expires into
 				// 'unknown', never a second send) and let JetStream redeliver.

@@ -215,6 +215,10 @@ func printCampaign(w io.Writer, v campaign.View) error {
 		fmt.Fprintf(tw, "  %s\t%d\n", k, v.States[k])
 	}
 	for _, k := range sortedKeys(v.Channels) {
+		if k == "sms" && v.SMSSegments > 0 {
+			fmt.Fprintf(tw, "sent on %s\t%d (%d segments)\t%.2f %s\n", k, v.Channels[k], v.SMSSegments, v.Cost[k], v.Currency)
+			continue
+		}
 		fmt.Fprintf(tw, "sent on %s\t%d\t%.2f %s\n", k, v.Channels[k], v.Cost[k], v.Currency)
 	}
 	fmt.Fprintf(tw, "rate\t%.1f/s\n", v.Rate)

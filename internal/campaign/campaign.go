@@ -232,9 +232,11 @@ type View struct {
 	Rate      float64    `json:"rate"`
 	FirstSent *time.Time `json:"first_sent,omitempty"`
 	LastSent  *time.Time `json:"last_sent,omitempty"`
+	// SMSSegments is the number of SMS parts sent (a long or Cyrillic text is several).
+	SMSSegments int64 `json:"sms_segments,omitempty"`
 	// Cost is the estimate by channel and in total, in Currency: a WhatsApp template message
-	// at its category's price, an SMS at the SMS price (per message: segments are not
-	// counted), a grey message at the grey price.
+	// at its category's price, an SMS segment at the SMS price, a grey message at the grey
+	// price.
 	Cost     map[string]float64 `json:"cost"`
 	Total    float64            `json:"cost_total"`
 	Currency string             `json:"currency"`
@@ -281,7 +283,13 @@ func Build(name string, meta *Meta, c status.CampaignCounters, category string, 
 		case "grey":
 			price = p.Grey
 		}
-		v.Cost[ch] = float64(n) * price
+		// Parts are recorded for every SMS sent since Herald counted them; a campaign that
+		// began before that has fewer parts than messages, and is billed at least per message.
+		billed := max(n, c.Parts[ch])
+		if ch == "sms" {
+			v.SMSSegments = c.Parts[ch]
+		}
+		v.Cost[ch] = float64(billed) * price
 		v.Total += v.Cost[ch]
 	}
 	return v

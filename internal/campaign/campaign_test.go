@@ -38,6 +38,18 @@ func TestBuild(t *testing.T) {
 			t.Errorf("%s: total %v pending %d seen %d rate %v; want %v %d 100 10", tc.name, v.Total, v.Pending, v.Seen, v.Rate, tc.total, tc.pending)
 		}
 	}
+	// SMS is billed per segment: 20 messages in 35 parts. Fewer parts than messages (a
+	// campaign begun before parts were counted) bills at least per message.
+	for _, tc := range []struct {
+		parts, billed int64
+	}{{35, 35}, {12, 20}, {0, 20}} {
+		c.Parts = map[string]int64{"sms": tc.parts}
+		v := campaign.Build("c", nil, c, "UTILITY", p)
+		if v.Cost["sms"] != float64(tc.billed)*4.5 || v.SMSSegments != tc.parts || v.Cost["white"] != 70*3.5 {
+			t.Errorf("parts %d: sms cost %v, segments %d, white cost %v; want %v, %d, %v",
+				tc.parts, v.Cost["sms"], v.SMSSegments, v.Cost["white"], float64(tc.billed)*4.5, tc.parts, 70*3.5)
+		}
+	}
 }
 
 func TestCancelAndWatch(t *testing.T) {

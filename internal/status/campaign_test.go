@@ -38,6 +38,14 @@ func TestCampaignCounters(t *testing.T) {
 	if _, _, err := e.store.Settle(ctx, b, "w1", status.Canceled, "campaign canceled", cascade); err != nil {
 		t.Fatal(err)
 	}
+	// An SMS sent as three segments counts once as a message and three times as parts.
+	sj := newJob("camp-sms", 304)
+	sj.Campaign = "autumn"
+	if adm, err := e.store.Begin(ctx, sj, "w1", time.Minute, cascade); err != nil || adm.Verdict != status.Claimed {
+		t.Fatalf("Begin camp-sms: %v %v", adm.Verdict, err)
+	}
+	e.attempt(t, "camp-sms", "w1", status.Outcome{Mode: status.ModeSent, Channel: "sms", ChannelIdx: 1, Attempts: 1,
+		ProviderMessageID: "kannel:camp-sms", Segments: 3})
 	// A repeated report changes nothing.
 	if _, _, _, err := e.store.Apply(ctx, status.Report{MessageID: "wamid.camp-a", State: status.Delivered}); err != nil {
 		t.Fatal(err)
@@ -46,7 +54,7 @@ func TestCampaignCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{status.Queued: 1, status.Delivered: 1, status.Canceled: 1}
+	want := map[string]int64{status.Queued: 1, status.Delivered: 1, status.Canceled: 1, status.Sent: 1}
 	if len(c.States) != len(want) {
 		t.Fatalf("states = %v, want %v", c.States, want)
 	}
@@ -57,6 +65,9 @@ func TestCampaignCounters(t *testing.T) {
 	}
 	if c.Channels["white"] != 1 || c.FirstSent.IsZero() || c.LastSent.Before(c.FirstSent) {
 		t.Fatalf("channels %v, first %v, last %v", c.Channels, c.FirstSent, c.LastSent)
+	}
+	if c.Channels["sms"] != 1 || c.Parts["sms"] != 3 || c.Parts["white"] != 0 {
+		t.Fatalf("channels %v, parts %v: want one SMS in 3 parts, no white parts", c.Channels, c.Parts)
 	}
 	e.assertTTL(t, status.CampaignKey("autumn"))
 }

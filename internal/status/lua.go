@@ -142,7 +142,8 @@ return {'claimed', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 
 // attempt records the outcome of one send attempt. KEYS: record, provider message index.
 // ARGV: owner, mode (sent|retry|fallback|failed), channel, channel index, provider message id,
-// code, reason, now, ttl ms, attempts on this channel, job id, next channel (fallback).
+// code, reason, now, ttl ms, attempts on this channel, job id, next channel (fallback), SMS
+// parts of a sent message (0: not an SMS).
 // Returns {old state, record JSON}. The same outcome of the same delivery recorded twice (a
 // client retry after a lost reply) changes nothing the second time and answers as the first.
 var scriptAttempt = redis.NewScript(luaCommon + `
@@ -199,6 +200,8 @@ if mode == 'sent' then
     local ck = 'herald:camp:' .. rec.campaign
     local t = nowms()
     redis.call('HINCRBY', ck, 'c:' .. ARGV[3], 1)
+    local parts = tonumber(ARGV[13] or '0')
+    if parts and parts > 0 then redis.call('HINCRBY', ck, 'p:' .. ARGV[3], parts) end
     redis.call('HSETNX', ck, 'first_sent', t)
     redis.call('HSET', ck, 'last_sent', t)
   end

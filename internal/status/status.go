@@ -335,6 +335,8 @@ type Outcome struct {
 	Reason            string
 	// NextChannel is the channel a fallback moves to.
 	NextChannel string
+	// Segments is the number of SMS parts a sent message was billed as (0: not an SMS).
+	Segments int
 }
 
 // Attempt records the outcome of a send attempt and returns the state before and the record
@@ -343,7 +345,7 @@ func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old s
 	msgKey := fmt.Sprintf(keyMessage, o.ProviderMessageID)
 	res, err := scriptAttempt.Run(ctx, s.sc, []string{RecordKey(id), msgKey},
 		owner, string(o.Mode), o.Channel, o.ChannelIdx, o.ProviderMessageID, o.Code, o.Reason,
-		s.stamp(), s.ttlMS(), o.Attempts, id, o.NextChannel).StringSlice()
+		s.stamp(), s.ttlMS(), o.Attempts, id, o.NextChannel, o.Segments).StringSlice()
 	if err != nil {
 		return "", nil, fmt.Errorf("status attempt: %w", err)
 	}
@@ -543,6 +545,9 @@ type CampaignCounters struct {
 	States map[string]int64
 	// Channels counts messages sent per channel (fallbacks count on each channel used).
 	Channels map[string]int64
+	// Parts counts the billed parts of the messages sent per channel: SMS segments. A
+	// channel without parts is billed per message.
+	Parts map[string]int64
 	// FirstSent and LastSent bound the sends (zero when none yet).
 	FirstSent, LastSent time.Time
 }
@@ -553,7 +558,7 @@ func (s *Store) Campaign(ctx context.Context, name string) (CampaignCounters, er
 	if err != nil {
 		return CampaignCounters{}, fmt.Errorf("status campaign: %w", err)
 	}
-	c := CampaignCounters{States: map[string]int64{}, Channels: map[string]int64{}}
+	c := CampaignCounters{States: map[string]int64{}, Channels: map[string]int64{}, Parts: map[string]int64{}}
 	for k, v := range m {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		switch {
@@ -563,6 +568,8 @@ func (s *Store) Campaign(ctx context.Context, name string) (CampaignCounters, er
 			}
 		case strings.HasPrefix(k, "c:"):
 			c.Channels[k[2:]] = n
+		case strings.HasPrefix(k, "p:"):
+			c.Parts[k[2:]] = n
 		case k == "first_sent":
 			c.FirstSent = time.UnixMilli(n).UTC()
 		case k == "last_sent":
