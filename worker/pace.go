@@ -97,34 +97,6 @@ func (w *Worker) lateSlot(ch string) time.Duration {
 	return max(5*time.Millisecond, margin/2)
 }
 
-// maxClaimLead bounds claimLead: a slot reserved further ahead would add latency to every
-// job for a claim that is slow only under a CPU-starved machine.
-const maxClaimLead = 50 * time.Millisecond
-
-// observeClaim feeds the moving average of the claim's round trip (weight 1/8).
-func (w *Worker) observeClaim(d time.Duration) {
-	for {
-		old := w.claimRTT.Load()
-		next := old + (int64(d)-old)/8
-		if old == 0 {
-			next = int64(d)
-		}
-		if w.claimRTT.CompareAndSwap(old, next) {
-			return
-		}
-	}
-}
-
-// claimLead is how far ahead of now a slot paced before the claim is reserved: the claim's
-// usual round trip, at most maxClaimLead. Without it a slot free at once is already behind
-// by the claim's round trip when the send could go, and under load that is often more than
-// lateSlot: the slot would be given up and reserved again under the claim. A longer lead
-// would make every job wait after its claim (a concurrency slot held for nothing); a claim
-// slower than usual is absorbed by lateSlot.
-func (w *Worker) claimLead() time.Duration {
-	return min(time.Duration(w.claimRTT.Load()), maxClaimLead)
-}
-
 // errHeld means pace parked the job (a long wait): the delivery is finished.
 var errHeld = errors.New("job held until a limit allows it")
 
@@ -162,8 +134,7 @@ func (p *pacers) get(l ChannelLimit) *pacer {
 // go now, errHeld when the job was parked in a schedule (long waits: daily caps, the tier),
 // errStopping when the worker is stopping, or an infrastructure error (the limiter's store
 // is unreachable: fail closed, never send unlimited). Waiting uses up no attempt. It
-// returns the time of the reserved slot; before the claim (claimed false) it returns up to
-// claimLead before that time, and the caller waits for the rest once it holds the claim.
+// returns the time of the reserved slot.
 //
 // A plain delivery paces its first channel before it claims the job: a worker killed while
 // its jobs wait for slots then leaves no claims behind (an expired claim reads as "died
@@ -186,13 +157,6 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 	if bulk {
 		req.Horizon = bulkHorizon
 		req.RecipientDailyMax = l.RecipientDailyMax
-	}
-	// Before the claim, the slot is reserved far enough ahead for the claim to end by then;
-	// pace returns that much before the slot (the caller waits for the rest).
-	var lead time.Duration
-	if !claimed {
-		lead = w.claimLead()
-		req.Lead = lead
 	}
 	pc := w.pacers.get(l)
 	start := time.Now()
@@ -249,7 +213,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 				<-pc.turn
 			}
 			due := time.Now().Add(d.Delay)
-			if err := w.sleep(ctx, msg, d.Delay-lead, bulk); err != nil {
+			if err := w.sleep(ctx, msg, d.Delay, bulk); err != nil {
 				return time.Time{}, err
 			}
 			// Redis went away while this job waited: do not send on an old reservation; wait
@@ -266,7 +230,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			}
 			// A slot this process woke up late for (CPU starved, a GC pause) is given up:
 			// sending late would bunch with the next slots at the provider.
-			if late := time.Since(due.Add(-lead)); late > w.lateSlot(ch) {
+			if late := time.Since(due); late > w.lateSlot(ch) {
 				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
 				continue
 			}

@@ -77,10 +77,6 @@ type Request struct {
 	// Horizon is how far ahead of now a slot may be reserved (bulk short, e.g. 250ms;
 	// transactional long, e.g. 5s). Zero means only a slot that is free right now.
 	Horizon time.Duration
-	// Lead is how long the caller needs between the answer and the send (its claim round
-	// trip): the slot is reserved no earlier than now + Lead, so that the send is not late
-	// for a slot that was free at once. Horizon counts from now + Lead.
-	Lead time.Duration
 	// Recipient is the E.164 number; required when a per-recipient rule is set.
 	Recipient string
 	// PairInterval is the minimum gap between two sends from Sender to Recipient (0 = none).
@@ -180,7 +176,6 @@ func (l *Limiter) Reserve(ctx context.Context, r Request) (Decision, error) {
 		r.Recipient,
 		l.window.Microseconds(),
 		strconv.FormatUint(rand.Uint64(), 36),
-		r.Lead.Microseconds(),
 	).Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("ratelimit: reserve for %s: %w", r.Sender, err)
@@ -245,8 +240,8 @@ func (r Request) validate() error {
 		return bad("rate must be in (0, 1e6] messages per second")
 	case !(r.Jitter >= 0 && r.Jitter <= 1):
 		return bad("jitter must be in [0, 1]")
-	case r.Horizon < 0 || r.PairInterval < 0 || r.Lead < 0:
-		return bad("negative horizon, lead or pair interval")
+	case r.Horizon < 0 || r.PairInterval < 0:
+		return bad("negative horizon or pair interval")
 	case r.RecipientDailyMax < 0 || r.SenderDailyMax < 0 || r.UniqueDailyMax < 0:
 		return bad("negative daily max")
 	case r.Recipient == "" && (r.PairInterval > 0 || r.RecipientDailyMax > 0 || (r.CountsUnique && r.UniqueDailyMax > 0)):

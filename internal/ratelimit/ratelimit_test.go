@@ -169,41 +169,6 @@ func TestReserveRetryAfterRate(t *testing.T) {
 		"a slot frees within the horizon after RetryAfter")
 }
 
-// TestReserveLead: a caller that needs Lead before it can send gets a slot no earlier than
-// now + Lead even when the sender is idle, a busy sender's slot is unchanged by it, and the
-// horizon counts from now + Lead.
-func TestReserveLead(t *testing.T) {
-	t.Parallel()
-	rdb := testutil.StartRedis(t).Client(t)
-	l := New(rdb)
-	const lead = 300 * time.Millisecond
-	// T = 1s: far longer than the calls, so the second slot is TAT-bound.
-	req := Request{Sender: "white:lead", Rate: 1, Horizon: 0, Lead: lead}
-	before := redisNow(t, rdb)
-	first := mustReserve(t, l, req)
-	if !first.Allowed {
-		t.Fatalf("idle sender, horizon 0 from now+lead: denied %+v", first)
-	}
-	if first.Delay < lead || first.At.Before(before.Add(lead)) {
-		t.Fatalf("slot %v (delay %v) earlier than now + lead %v", first.At, first.Delay, lead)
-	}
-	// The next slot is first+1s, beyond now+lead+0: denied for rate, with the wait counted
-	// from now + lead.
-	d := mustReserve(t, l, req)
-	if d.Allowed || d.Reason != ReasonRate {
-		t.Fatalf("got %+v, want denied for rate", d)
-	}
-	within(t, "RetryAfter", d.RetryAfter, time.Second, 300*time.Millisecond)
-	req.Horizon = 2 * time.Second
-	d = mustReserve(t, l, req)
-	if !d.Allowed || d.At.Sub(first.At) != time.Second {
-		t.Fatalf("busy sender: got %+v, want the slot 1s after %v", d, first.At)
-	}
-	if _, err := l.Reserve(context.Background(), Request{Sender: "white:lead", Rate: 1, Lead: -time.Millisecond}); !errors.Is(err, ErrInvalidRequest) {
-		t.Fatalf("negative lead: err %v, want ErrInvalidRequest", err)
-	}
-}
-
 func TestReservePair(t *testing.T) {
 	t.Parallel()
 	rdb := testutil.StartRedis(t).Client(t)

@@ -5,7 +5,7 @@
 -- KEYS: 1 tat, 2 slow, 3 pair, 4 hold, 5 recipient daily, 6 sender daily, 7 tier
 -- ARGV: 1 rate/s, 2 jitter factor (>= 1), 3 horizon, 4 pair interval, 5 recipient daily max,
 --       6 sender daily max, 7 tier max, 8 counts unique (0|1), 9 recipient, 10 window,
---       11 nonce (unique window members), 12 lead (the earliest slot is now + lead)
+--       11 nonce (unique window members)
 -- Reply: {1, delay, "", slot} or {0, retry after, reason, 0}
 if redis.replicate_commands then redis.replicate_commands() end -- TIME before writes on Redis < 5
 
@@ -19,8 +19,7 @@ local window = tonumber(ARGV[10])
 local slow = tonumber(redis.call("GET", KEYS[2]) or "1")
 local T = math.ceil(1000000 / (tonumber(ARGV[1]) * slow) * tonumber(ARGV[2]))
 if T < 1 then T = 1 end
-local lead = tonumber(ARGV[12] or "0")
-local slot = math.max(now + lead, tonumber(redis.call("GET", KEYS[1]) or "0"))
+local slot = math.max(now, tonumber(redis.call("GET", KEYS[1]) or "0"))
 
 local reason, retry = "", 0
 local function deny(r, wait)
@@ -29,7 +28,7 @@ end
 
 -- Throughput: no burst, no slot beyond the horizon.
 local horizon = tonumber(ARGV[3])
-if slot - now - lead > horizon then deny("rate", slot - now - lead - horizon) end
+if slot - now > horizon then deny("rate", slot - now - horizon) end
 
 -- Penalty hold on the pair.
 local hold = tonumber(redis.call("GET", KEYS[4]) or "0")
