@@ -212,9 +212,6 @@ type Worker struct {
 	storeDown atomic.Bool
 	// pool runs the jobs on goroutines that are reused (see gopool).
 	pool *gopool
-	// claimRTT is a moving average of the claim's round trip (nanoseconds): a slot paced
-	// before the claim is reserved that far ahead (see claimLead).
-	claimRTT atomic.Int64
 }
 
 // New returns a worker. senders maps channel names (white, grey, sms) to their adapters; a
@@ -495,11 +492,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			}
 		}
 	}
-	claimStart := time.Now()
 	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
-	if plain {
-		w.observeClaim(time.Since(claimStart))
-	}
 	if err != nil {
 		w.retryLater(msg, log, err)
 		return
@@ -550,22 +543,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	}
 	// The slot holds if the job is still on that channel and the claim did not make the send
 	// late (it would bunch with the next slots at the provider); else deliver paces again.
-	// The slot was reserved claimLead ahead, so the claim usually ends just before it.
 	paced := -1
-	if !due.IsZero() && adm.Record.ChannelIdx == 0 {
-		if wait := time.Until(due); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				w.giveBack(msg, j, owner, cascade)
-				return
-			}
-		}
-		if time.Since(due) <= w.lateSlot(cascade[0]) {
-			paced = 0
-		}
+	if !due.IsZero() && adm.Record.ChannelIdx == 0 && time.Since(due) <= w.lateSlot(cascade[0]) {
+		paced = 0
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
 }
