@@ -468,87 +468,112 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	}
 	// A plain delivery waits for quiet hours and for its first channel's rate-limit slot
 	// before it claims the job (see pace): a held or waiting job leaves no claim behind.
-	var due time.Time
-	if plain && !j.Expired(w.cfg.Now()) && !w.canceled(j) {
-		if w.quietApplies(j) {
-			now := w.cfg.Now()
-			if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
-				w.waitFor(ctx, msg, j, "", cascade, at, "quiet_hours", log)
-				return
+	var (
+		due time.Time
+		adm status.Admission
+	)
+	paced := -1 // the cascade index whose slot was taken before the claim (-1: none)
+	for try := 0; ; try++ {
+		due = time.Time{}
+		var err error
+		if plain && !j.Expired(w.cfg.Now()) && !w.canceled(j) {
+			if w.quietApplies(j) {
+				now := w.cfg.Now()
+				if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
+					w.waitFor(ctx, msg, j, "", cascade, at, "quiet_hours", log)
+					return
+				}
+			}
+			if len(cascade) > 0 && w.senders[cascade[0]] != nil {
+				switch due, err = w.pace(ctx, msg, cascade[0], j, w.windowForTier(ctx, cascade[0], j), "", cascade, log, false); {
+				case err == nil:
+				case errors.Is(err, errHeld):
+					return
+				case errors.Is(err, errStopping), ctx.Err() != nil:
+					_ = msg.Nak()
+					return
+				default:
+					w.retryLater(msg, log, err)
+					return
+				}
 			}
 		}
-		if len(cascade) > 0 && w.senders[cascade[0]] != nil {
-			var err error
-			switch due, err = w.pace(ctx, msg, cascade[0], j, w.windowForTier(ctx, cascade[0], j), "", cascade, log, false); {
-			case err == nil:
-			case errors.Is(err, errHeld):
-				return
-			case errors.Is(err, errStopping), ctx.Err() != nil:
-				_ = msg.Nak()
-				return
-			default:
-				w.retryLater(msg, log, err)
-				return
-			}
-		}
-	}
-	adm, err := begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
-	if err != nil {
-		w.retryLater(msg, log, err)
-		return
-	}
-	switch adm.Verdict {
-	case status.Done:
-		_ = msg.Ack()
-		w.count(ctx, "duplicate", "")
-		return
-	case status.Busy:
-		_ = msg.NakWithDelay(adm.Wait + 100*time.Millisecond)
-		return
-	case status.Ambiguous:
-		log.Warn("previous delivery died during its provider call: not resending", "channel", adm.Record.Channel)
-		w.events.publish(ctx, adm.Record)
-		if adm.Record.State == status.Sent {
-			// Never resent, but not given up either: if the provider does not report the
-			// message delivered (a report by job id names the attempt in doubt) within
-			// HERALD_FALLBACK_AFTER, the deadline moves the job to its next channel, exactly
-			// as for a message whose send was recorded. A message that never left is then
-			// not lost.
-			w.parkDeadline(ctx, msg, j, cascade, adm.Record.ChannelIdx, log)
-		}
-		_ = msg.Ack()
-		w.count(ctx, "unknown", adm.Record.Channel)
-		return
-	case status.SuppressedVerdict:
-		w.settled(ctx, msg, status.Queued, adm.Record, "suppressed")
-		return
-	}
-	// Cancellation and expiry are decided while holding the claim, so they never race a
-	// delivery that is sending the same job.
-	if w.canceled(j) {
-		w.settleUnsent(ctx, msg, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade, log)
-		return
-	}
-	if j.Expired(w.cfg.Now()) {
-		w.settleUnsent(ctx, msg, j, owner, status.Expired, "expires_at passed before sending", cascade, log)
-		return
-	}
-	if !plain && w.quietApplies(j) {
-		// A fallback (deadline, failed report) found at night waits for the morning too.
-		now := w.cfg.Now()
-		if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
-			w.waitFor(ctx, msg, j, owner, cascade, at, "quiet_hours", log)
+		adm, err = begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
+		if err != nil {
+			w.retryLater(msg, log, err)
 			return
 		}
-	}
-	// The slot holds if the job is still on that channel and the claim did not make the send
-	// late (it would bunch with the next slots at the provider); else deliver paces again.
-	paced := -1
-	if !due.IsZero() && adm.Record.ChannelIdx == 0 && time.Since(due) <= w.lateSlot(cascade[0]) {
-		paced = 0
+		switch adm.Verdict {
+		case status.Done:
+			_ = msg.Ack()
+			w.count(ctx, "duplicate", "")
+			return
+		case status.Busy:
+			_ = msg.NakWithDelay(adm.Wait + 100*time.Millisecond)
+			return
+		case status.Ambiguous:
+			log.Warn("previous delivery died during its provider call: not resending", "channel", adm.Record.Channel)
+			w.events.publish(ctx, adm.Record)
+			if adm.Record.State == status.Sent {
+				// Never resent, but not given up either: if the provider does not report the
+				// message delivered (a report by job id names the attempt in doubt) within
+				// HERALD_FALLBACK_AFTER, the deadline moves the job to its next channel, exactly
+				// as for a message whose send was recorded. A message that never left is then
+				// not lost.
+				w.parkDeadline(ctx, msg, j, cascade, adm.Record.ChannelIdx, log)
+			}
+			_ = msg.Ack()
+			w.count(ctx, "unknown", adm.Record.Channel)
+			return
+		case status.SuppressedVerdict:
+			w.settled(ctx, msg, status.Queued, adm.Record, "suppressed")
+			return
+		}
+		// Cancellation and expiry are decided while holding the claim, so they never race a
+		// delivery that is sending the same job.
+		if w.canceled(j) {
+			w.settleUnsent(ctx, msg, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade, log)
+			return
+		}
+		if j.Expired(w.cfg.Now()) {
+			w.settleUnsent(ctx, msg, j, owner, status.Expired, "expires_at passed before sending", cascade, log)
+			return
+		}
+		if !plain && w.quietApplies(j) {
+			// A fallback (deadline, failed report) found at night waits for the morning too.
+			now := w.cfg.Now()
+			if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
+				w.waitFor(ctx, msg, j, owner, cascade, at, "quiet_hours", log)
+				return
+			}
+		}
+		// The slot holds if the job is still on that channel and the claim did not make the send
+		// late (it would bunch with the next slots at the provider). A plain delivery whose
+		// slot the claim made late gives the claim back and paces again: waiting for a slot
+		// under a claim would turn a kill of this worker into an outcome in doubt for a job
+		// that never reached the provider. After maxRepace tries it paces under the claim.
+		if due.IsZero() || adm.Record.ChannelIdx != 0 {
+			break
+		}
+		if time.Since(due) <= w.lateSlot(cascade[0]) {
+			paced = 0
+			break
+		}
+		if !plain || try >= maxRepace {
+			break
+		}
+		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", w.cfg.Limits[cascade[0]].Sender, "reason", "late_claim")
+		if _, _, err := w.store.Settle(ctx, j, owner, "", "", cascade); err != nil {
+			break // the claim could not be given back: pace under it
+		}
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
 }
+
+// maxRepace is how many times a plain delivery gives its claim back because the claim made
+// its slot late, before it waits for a new slot under the claim: a CPU-starved worker must
+// still make progress.
+const maxRepace = 2
 
 // windowForTier tells, before the claim, whether the customer's 24-hour window is open, when
 // it matters to the first channel's slot: with a messaging tier configured, a template to a

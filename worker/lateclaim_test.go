@@ -1,0 +1,157 @@
+package worker_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herald-notify/herald/internal/job"
+	"github.com/herald-notify/herald/internal/ratelimit"
+	"github.com/herald-notify/herald/internal/sim"
+	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/templates"
+	"github.com/herald-notify/herald/internal/testutil"
+	"github.com/herald-notify/herald/internal/white"
+	"github.com/herald-notify/herald/producer"
+	"github.com/herald-notify/herald/worker"
+)
+
+// slowClaims is the Redis store with its first claims slowed down (a Redis or a worker
+// starved of CPU), and a log of what the worker asked of it. At each claim it also notes
+// whether the record held a claim already: a job waiting for a slot must not.
+type slowClaims struct {
+	*status.Store
+	slow  int           // how many first Begin calls are slowed
+	delay time.Duration // by how much
+
+	mu  sync.Mutex
+	ops []string
+}
+
+func (s *slowClaims) log(op string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ops = append(s.ops, op)
+}
+
+func (s *slowClaims) Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error) {
+	if rec, err := s.Get(ctx, j.ID); err == nil && rec.Claim != nil {
+		s.log("begin-while-claimed")
+	} else {
+		s.log("begin")
+	}
+	s.mu.Lock()
+	slow := s.slow > 0
+	s.slow--
+	s.mu.Unlock()
+	adm, err := s.Store.Begin(ctx, j, owner, lease, channels)
+	if slow {
+		// The answer comes back late: the slot paced before the claim is behind by then.
+		t := time.NewTimer(s.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return adm, err
+}
+
+func (s *slowClaims) Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error) {
+	if state == "" {
+		s.log("release")
+	} else {
+		s.log("settle-" + state)
+	}
+	return s.Store.Settle(ctx, j, owner, state, reason, channels)
+}
+
+func (s *slowClaims) Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error) {
+	s.log("attempt-" + string(o.Mode))
+	return s.Store.Attempt(ctx, id, owner, o)
+}
+
+func (s *slowClaims) record() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ops)
+}
+
+// TestLateClaimGivesClaimBack: a plain delivery whose claim came back after its rate-limit
+// slot had passed (later than the pacing margin allows) gives the claim back and paces again
+// before it claims anew, so it never waits for a slot while holding a claim (a kill then
+// would leave the job in doubt although it never reached the provider). After maxRepace
+// tries it goes on under the claim: a starved worker still makes progress. Either way the
+// message goes out exactly once.
+func TestLateClaimGivesClaimBack(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		slow int
+		want []string
+	}{
+		{"fast claim", 0, []string{"begin", "attempt-sent"}},
+		{"one late claim", 1, []string{"begin", "release", "begin", "attempt-sent"}},
+		{"late every time: paced under the claim after two tries", 10,
+			[]string{"begin", "release", "begin", "release", "begin", "attempt-sent"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			_, js := testutil.StartNATS(t).Connect(t)
+			rdb := testutil.StartRedis(t).Client(t)
+			if err := streams.Ensure(ctx, js, streams.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			kv, err := js.KeyValue(ctx, streams.TemplatesKV)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range templates.SampleDefinitions() {
+				if _, err := templates.Put(ctx, kv, d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cat := templates.NewCatalogue(kv, slog.New(slog.DiscardHandler))
+			if err := cat.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			provider := sim.New(sim.Config{Logger: slog.New(slog.DiscardHandler)})
+			srv := httptest.NewServer(provider.Handler())
+			t.Cleanup(srv.Close)
+
+			// 3/s: slots are reserved at 2/s, so a slot may be 167 ms late (far more than a
+			// claim takes on a loaded machine); the slow claims come back 600 ms after it.
+			store := &slowClaims{Store: worker.NewRedisStore(rdb, time.Hour, "1"), slow: tt.slow, delay: 600 * time.Millisecond}
+			w := worker.New(js, store, cat,
+				map[string]worker.Sender{"white": worker.White{Client: white.New(white.Config{BaseURL: srv.URL, PhoneNumberID: "1", Token: "t"}, nil)}},
+				worker.Config{Channels: []string{"white"}, Logger: slog.New(slog.DiscardHandler),
+					Limiter: ratelimit.New(rdb), Limits: map[string]worker.ChannelLimit{"white": {Sender: "white:1", Rate: 3}}})
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- w.Run(runCtx) }()
+			t.Cleanup(func() { stop(); <-done })
+
+			if _, err := producer.New(js).Publish(ctx, orderJob(1)); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, 10*time.Second, func() bool { return len(provider.Messages()) > 0 }, "the job reached the provider")
+			testutil.Eventually(t, 5*time.Second, func() bool {
+				ops := store.record()
+				return len(ops) > 0 && ops[len(ops)-1] == "attempt-sent"
+			}, "the send was recorded")
+			if got := store.record(); !slices.Equal(got, tt.want) {
+				t.Fatalf("store calls %v, want %v", got, tt.want)
+			}
+			if n := len(provider.Messages()); n != 1 {
+				t.Fatalf("provider saw %d sends, want 1", n)
+			}
+		})
+	}
+}
