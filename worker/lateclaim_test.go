@@ -76,29 +76,50 @@ func (s *slowClaims) Attempt(ctx context.Context, id, owner string, o status.Out
 	return s.Store.Attempt(ctx, id, owner, o)
 }
 
+// loggedLimiter is the Redis limiter, logging each reservation into the store's log, so the
+// order of slots and claims shows.
+type loggedLimiter struct {
+	*ratelimit.Limiter
+	s *slowClaims
+}
+
+func (l loggedLimiter) Reserve(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
+	l.s.log("reserve")
+	return l.Limiter.Reserve(ctx, r)
+}
+
 func (s *slowClaims) record() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.ops)
 }
 
-// TestLateClaimGivesClaimBack: a plain delivery whose claim came back after its rate-limit
-// slot had passed (later than the pacing margin allows) gives the claim back and paces again
-// before it claims anew, so it never waits for a slot while holding a claim (a kill then
-// would leave the job in doubt although it never reached the provider). After maxRepace
-// tries it goes on under the claim: a starved worker still makes progress. Either way the
-// message goes out exactly once.
+// TestLateClaimGivesClaimBack: the order of slot and claim. A plain delivery paces first when
+// the sender is busy; if its claim then came back after the slot had passed (later than the
+// pacing margin allows) it gives the claim back and paces again before it claims anew, so it
+// never waits for a slot while holding a claim (a kill then would leave the job in doubt
+// although it never reached the provider). After maxRepace tries it goes on under the claim:
+// a starved worker still makes progress. When the sender's slots are free at once it claims
+// first and takes the slot right after. Either way each message goes out exactly once.
 func TestLateClaimGivesClaimBack(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
+		rate float64
+		jobs int // the last job's store calls are checked
 		slow int
 		want []string
 	}{
-		{"fast claim", 0, []string{"begin", "attempt-sent"}},
-		{"one late claim", 1, []string{"begin", "release", "begin", "attempt-sent"}},
-		{"late every time: paced under the claim after two tries", 10,
-			[]string{"begin", "release", "begin", "release", "begin", "attempt-sent"}},
+		{"fast claim", 3, 1, 0, []string{"reserve", "begin", "attempt-sent"}},
+		{"one late claim", 3, 1, 1, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
+		{"late every time: paced under the claim after two tries", 3, 1, 10,
+			[]string{"reserve", "begin", "release", "reserve", "begin", "release", "reserve", "begin", "reserve", "attempt-sent"}},
+		// The first job found the sender's slots free at once: the next one claims first and
+		// takes its slot right before the call, so the claim cannot make it late.
+		{"idle sender: claim, then slot", 1000, 2, 0, []string{"begin", "reserve", "attempt-sent"}},
+		// The sender is busy (1.5/s: the next slot is 677 ms away, and a slot may be taken
+		// only 7.5 ms ahead after a claim): the claim is given back and the job paces first.
+		{"busy sender: claim given back", 1.5, 2, 0, []string{"begin", "reserve", "release", "reserve", "begin", "attempt-sent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,28 +150,32 @@ func TestLateClaimGivesClaimBack(t *testing.T) {
 			// 3/s: slots are reserved at 2/s, so a slot may be 167 ms late (far more than a
 			// claim takes on a loaded machine); the slow claims come back 600 ms after it.
 			store := &slowClaims{Store: worker.NewRedisStore(rdb, time.Hour, "1"), slow: tt.slow, delay: 600 * time.Millisecond}
+			lim := loggedLimiter{Limiter: ratelimit.New(rdb), s: store}
 			w := worker.New(js, store, cat,
 				map[string]worker.Sender{"white": worker.White{Client: white.New(white.Config{BaseURL: srv.URL, PhoneNumberID: "1", Token: "t"}, nil)}},
 				worker.Config{Channels: []string{"white"}, Logger: slog.New(slog.DiscardHandler),
-					Limiter: ratelimit.New(rdb), Limits: map[string]worker.ChannelLimit{"white": {Sender: "white:1", Rate: 3}}})
+					Limiter: lim, Limits: map[string]worker.ChannelLimit{"white": {Sender: "white:1", Rate: tt.rate}}})
 			runCtx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- w.Run(runCtx) }()
 			t.Cleanup(func() { stop(); <-done })
 
-			if _, err := producer.New(js).Publish(ctx, orderJob(1)); err != nil {
-				t.Fatal(err)
+			var from int // where the last job's calls begin in the log
+			for i := range tt.jobs {
+				from = len(store.record())
+				if _, err := producer.New(js).Publish(ctx, orderJob(i)); err != nil {
+					t.Fatal(err)
+				}
+				testutil.Eventually(t, 10*time.Second, func() bool {
+					ops := store.record()
+					return len(ops) > from && ops[len(ops)-1] == "attempt-sent"
+				}, "job %d sent and recorded", i)
 			}
-			testutil.Eventually(t, 10*time.Second, func() bool { return len(provider.Messages()) > 0 }, "the job reached the provider")
-			testutil.Eventually(t, 5*time.Second, func() bool {
-				ops := store.record()
-				return len(ops) > 0 && ops[len(ops)-1] == "attempt-sent"
-			}, "the send was recorded")
-			if got := store.record(); !slices.Equal(got, tt.want) {
-				t.Fatalf("store calls %v, want %v", got, tt.want)
+			if got := store.record()[from:]; !slices.Equal(got, tt.want) {
+				t.Fatalf("store and limiter calls %v, want %v", got, tt.want)
 			}
-			if n := len(provider.Messages()); n != 1 {
-				t.Fatalf("provider saw %d sends, want 1", n)
+			if n := len(provider.Messages()); n != tt.jobs {
+				t.Fatalf("provider saw %d sends, want %d", n, tt.jobs)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -109,6 +110,9 @@ var errStopping = errors.New("worker stopping")
 type pacer struct {
 	turn  chan struct{}
 	local *rate.Limiter
+	// idle is set while the sender's slots are free at once (the last reservation needed no
+	// wait): jobs then claim first and take their slot right before the call (see paceNow).
+	idle atomic.Bool
 }
 
 type pacers struct {
@@ -147,17 +151,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 		return time.Now(), nil
 	}
 	bulk := j.Priority == job.PriorityBulk
-	req := ratelimit.Request{
-		Sender: l.Sender, Rate: paceRate(l.Rate), Jitter: l.Jitter, Horizon: transHorizon,
-		Recipient: j.To, PairInterval: pairInterval(l.PairInterval), SenderDailyMax: l.SenderDailyMax,
-		UniqueDailyMax: l.UniqueDailyMax,
-		// Business-initiated: a template outside the customer-service window.
-		CountsUnique: ch == job.ChannelWhite && j.Template != "" && !windowOpen,
-	}
-	if bulk {
-		req.Horizon = bulkHorizon
-		req.RecipientDailyMax = l.RecipientDailyMax
-	}
+	req := request(l, ch, j, windowOpen)
 	pc := w.pacers.get(l)
 	start := time.Now()
 	waited := ""
@@ -212,6 +206,7 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			if bulk {
 				<-pc.turn
 			}
+			pc.idle.Store(d.Delay <= w.lateSlot(ch))
 			due := time.Now().Add(d.Delay)
 			if err := w.sleep(ctx, msg, d.Delay, bulk); err != nil {
 				return time.Time{}, err
@@ -274,6 +269,69 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			return time.Time{}, err
 		}
 	}
+}
+
+// request is the limiter request for sending j on ch under l.
+func request(l ChannelLimit, ch string, j *job.Job, windowOpen bool) ratelimit.Request {
+	req := ratelimit.Request{
+		Sender: l.Sender, Rate: paceRate(l.Rate), Jitter: l.Jitter, Horizon: transHorizon,
+		Recipient: j.To, PairInterval: pairInterval(l.PairInterval), SenderDailyMax: l.SenderDailyMax,
+		UniqueDailyMax: l.UniqueDailyMax,
+		// Business-initiated: a template outside the customer-service window.
+		CountsUnique: ch == job.ChannelWhite && j.Template != "" && !windowOpen,
+	}
+	if j.Priority == job.PriorityBulk {
+		req.Horizon = bulkHorizon
+		req.RecipientDailyMax = l.RecipientDailyMax
+	}
+	return req
+}
+
+// idleSender tells whether ch's sender had its slots free at once lately, so that a plain
+// delivery may claim first and take its slot right before the call (paceNow). A channel
+// without limits is always idle.
+func (w *Worker) idleSender(ch string) bool {
+	l, ok := w.cfg.Limits[ch]
+	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
+		return true
+	}
+	return w.pacers.get(l).idle.Load()
+}
+
+// paceNow takes a slot on ch for j only if one is free within lateSlot, and waits for it: the
+// order for a sender that is not busy, under a claim taken just before. Taking the slot before
+// the claim would make it late by the claim's round trip, which on a loaded machine is often
+// more than lateSlot and would cost a second reservation for nothing. It reports false when
+// no slot is free that soon (the sender is busy now, or a per-recipient rule waits): the
+// caller gives the claim back and paces first. An error is the limiter's store failing.
+func (w *Worker) paceNow(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool) (bool, error) {
+	l, ok := w.cfg.Limits[ch]
+	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
+		return true, nil
+	}
+	pc := w.pacers.get(l)
+	req := request(l, ch, j, windowOpen)
+	req.Horizon = w.lateSlot(ch)
+	d, err := w.cfg.Limiter.Reserve(ctx, req)
+	if err != nil {
+		return false, fmt.Errorf("rate limiter: %w", err)
+	}
+	if !d.Allowed {
+		if d.Reason == ratelimit.ReasonRate {
+			pc.idle.Store(false)
+		}
+		return false, nil
+	}
+	due := time.Now().Add(d.Delay)
+	if err := w.sleep(ctx, msg, d.Delay, false); err != nil {
+		return false, err
+	}
+	if time.Since(due) > w.lateSlot(ch) {
+		// Woken up late (CPU starved): the slot is spent.
+		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
+		return false, nil
+	}
+	return true, nil
 }
 
 // liveMsg is a delivery that tells JetStream it is still being worked on while it waits

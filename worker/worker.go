@@ -473,10 +473,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		adm status.Admission
 	)
 	paced := -1 // the cascade index whose slot was taken before the claim (-1: none)
+	// A sender that is not busy gives its slot right after the claim (paceNow); a busy one
+	// first, and the claim follows.
+	claimFirst := plain && len(cascade) > 0 && w.idleSender(cascade[0])
 	for try := 0; ; try++ {
 		due = time.Time{}
 		var err error
-		if plain && !j.Expired(w.cfg.Now()) && !w.canceled(j) {
+		if plain && !claimFirst && !j.Expired(w.cfg.Now()) && !w.canceled(j) {
 			if w.quietApplies(j) {
 				now := w.cfg.Now()
 				if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
@@ -539,13 +542,34 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			w.settleUnsent(ctx, msg, j, owner, status.Expired, "expires_at passed before sending", cascade, log)
 			return
 		}
-		if !plain && w.quietApplies(j) {
-			// A fallback (deadline, failed report) found at night waits for the morning too.
+		if (!plain || claimFirst) && w.quietApplies(j) {
+			// A fallback (deadline, failed report) found at night waits for the morning too,
+			// and so does a plain job that claimed before it paced.
 			now := w.cfg.Now()
 			if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
 				w.waitFor(ctx, msg, j, owner, cascade, at, "quiet_hours", log)
 				return
 			}
+		}
+		if claimFirst {
+			if adm.Record.ChannelIdx != 0 || w.senders[cascade[0]] == nil {
+				break
+			}
+			ok, err := w.paceNow(ctx, msg, cascade[0], j, adm.WindowOpen)
+			if err != nil {
+				break // the limiter's store is failing: deliver waits for it under the claim
+			}
+			if ok {
+				paced = 0
+				break
+			}
+			// The sender is busy (or this recipient must wait): give the claim back and pace
+			// first, as for a busy sender.
+			claimFirst = false
+			if _, _, err := w.store.Settle(ctx, j, owner, "", "", cascade); err != nil {
+				break // the claim could not be given back: pace under it
+			}
+			continue
 		}
 		// The slot holds if the job is still on that channel and the claim did not make the send
 		// late (it would bunch with the next slots at the provider). A plain delivery whose
