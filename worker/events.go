@@ -85,19 +85,27 @@ type publisher interface {
 // waiting would put a round trip on every job. Failures reach the JetStream context's async
 // error handler (logged by the app). The Nats-Msg-Id makes a repeat of the same change (a
 // redelivered job) a duplicate.
-func (e *events) publish(ctx context.Context, rec *status.Record) {
-	PublishStatus(ctx, e.js, e.log, e.metrics, rec)
+func (e *events) publish(ctx context.Context, rec *status.Record) jetstream.PubAckFuture {
+	return publishStatus(ctx, e.js, e.log, e.metrics, rec)
 }
 
 // PublishStatus publishes rec's state as an event, without waiting for JetStream's
 // acknowledgement (see events.publish); used by the worker and the API.
 func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) {
+	publishStatus(ctx, js, log, m, rec)
+}
+
+// publishStatus is PublishStatus returning the publish's future (nil when it could not be
+// sent), for a caller that acknowledges its job only once the event is stored.
+func publishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) jetstream.PubAckFuture {
 	e := EventFromRecord(rec)
 	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: e.AppendJSON(make([]byte, 0, 256)),
 		Header: nats.Header{streams.HeaderMsgID: {rec.ID + ":" + rec.State + ":" + strconv.Itoa(len(rec.History))}}}
-	if _, err := js.PublishMsgAsync(msg); err != nil {
+	f, err := js.PublishMsgAsync(msg)
+	if err != nil {
 		log.Warn("status event not published", "job", rec.ID, "state", rec.State, "err", err)
-		return
+		return nil
 	}
 	m.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Events }, "state", rec.State)
+	return f
 }

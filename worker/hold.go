@@ -76,9 +76,11 @@ func reportsDelivery(ch string) bool { return ch == job.ChannelWhite || ch == jo
 // parkDeadline stores the delivery-deadline schedule of a job just sent on cascade[idx].
 // Without HERALD_FALLBACK_AFTER the schedule still parks the job (for a day), so that a
 // failed status report can move it on; it then fires as a no-op check.
-func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, idx int, log *slog.Logger) {
+// It returns the publish's future (nil when there is no next channel or the publish could not
+// be sent).
+func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, idx int, log *slog.Logger) jetstream.PubAckFuture {
 	if idx+1 >= len(cascade) || !reportsDelivery(cascade[idx]) {
-		return
+		return nil
 	}
 	after, deadline := w.cfg.FallbackAfter, "1"
 	if after <= 0 {
@@ -88,12 +90,58 @@ func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job
 	sm.Header.Set(streams.HeaderCheck, strconv.Itoa(idx))
 	sm.Header.Set(streams.HeaderDeadline, deadline)
 	sm.Header.Set(streams.HeaderMsgID, "deadline:"+j.ID+":"+strconv.Itoa(idx))
-	// Not waited for: the message went out already, this is only its safety net; a failure
-	// reaches the async error handler. The window in which a crash loses it is the time to
-	// the server's acknowledgement.
-	if _, err := w.js.PublishMsgAsync(sm); err != nil {
+	// Published without blocking; the caller acknowledges the job once it is stored (see
+	// ackStored), so a worker that dies first leaves the job to a redelivery, which parks it
+	// again. A failure also reaches the async error handler, which retries.
+	f, err := w.js.PublishMsgAsync(sm)
+	if err != nil {
 		log.Error("delivery deadline not scheduled: no SMS fallback if WhatsApp does not deliver", "err", err)
+		return nil
 	}
+	return f
+}
+
+// ackStored acknowledges the delivery once every publish in fs (nil entries are skipped) is
+// stored: the status event and the delivery deadline of a send must not depend on this
+// process outliving their publishes. If one fails, or does not answer within the ack wait's
+// third, the delivery is given back for later: its redelivery finds the send recorded
+// (verdict Done) and publishes both again under the same Nats-Msg-Id (see sentAgain). It
+// reports whether the delivery was acknowledged.
+func (w *Worker) ackStored(ctx context.Context, msg jetstream.Msg, log *slog.Logger, fs ...jetstream.PubAckFuture) bool {
+	t := time.NewTimer(max(w.cfg.AckWait/3, time.Second))
+	defer t.Stop()
+	for _, f := range fs {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			log.Warn("status event or delivery deadline not stored: the job is delivered again later", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return false
+		case <-t.C:
+			log.Warn("status event or delivery deadline not acknowledged in time: the job is delivered again later")
+			_ = msg.NakWithDelay(time.Second)
+			return false
+		case <-ctx.Done():
+			return false // stopping hard: not acknowledged, so delivered again
+		}
+	}
+	_ = msg.Ack()
+	return true
+}
+
+// sentAgain handles a plain delivery of a job whose send is already recorded and that has
+// not been delivered yet: the delivery that recorded it may have died before its status
+// event and delivery deadline were stored. Both go out again (a duplicate of a stored one is
+// dropped by its Nats-Msg-Id) before the delivery is acknowledged.
+func (w *Worker) sentAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, rec *status.Record, log *slog.Logger) {
+	if rec.State != status.Sent || rec.Resume || rec.ChannelIdx >= len(cascade) || rec.Channel != cascade[rec.ChannelIdx] {
+		_ = msg.Ack()
+		return
+	}
+	w.ackStored(ctx, msg, log, w.events.publish(ctx, rec), w.parkDeadline(ctx, msg, j, cascade, rec.ChannelIdx, log))
 }
 
 // checkOf reads the fallback-check headers of a delivery (nil for a plain job).

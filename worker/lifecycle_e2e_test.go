@@ -516,3 +516,53 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 		})
 	}
 }
+
+// TestSentButDeadlineLost: a worker recorded a send and died before its delivery deadline
+// and status event were stored (its job not acknowledged either). The redelivery finds the
+// send recorded and does not send again, but stores both before it acknowledges: if WhatsApp
+// never reports the message delivered, the SMS still goes out at the deadline.
+func TestSentButDeadlineLost(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
+	ctx := context.Background()
+	pj := orderJob(1601)
+	data, err := json.Marshal(pj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := job.Decode(data, job.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the dead worker left: the send recorded, nothing published.
+	if adm, err := h.Store.Begin(ctx, j, "dead-worker", time.Minute, []string{"white", "sms"}); err != nil || adm.Verdict != status.Claimed {
+		t.Fatalf("claim by the dead worker: %+v %v", adm, err)
+	}
+	if _, _, err := h.Store.Attempt(ctx, pj.ID, "dead-worker", status.Outcome{Mode: status.ModeSent, Channel: "white",
+		Attempts: 1, ProviderMessageID: "wamid.lost-" + pj.ID}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := h.NC.SubscribeSync(streams.StatusSubject(status.Sent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Unsubscribe()
+	publish(t, h, pj)
+	h.StartWorker()
+	msg, err := events.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no sent event for the redelivered job: %v", err)
+	}
+	if !strings.Contains(string(msg.Data), `"id":"`+pj.ID+`"`) {
+		t.Fatalf("event %s, want job %s", msg.Data, pj.ID)
+	}
+	rec := waitState(t, h, pj.ID, 30*time.Second, func(r *status.Record) bool {
+		return r.Channel == "sms" && r.State == status.Delivered
+	}, "SMS after the deadline parked again")
+	if sent := h.SentPerJob(); sent["white:"+pj.ID] != 0 || sent["sms:"+pj.ID] != 1 {
+		t.Fatalf("sends: %v (the recorded WhatsApp send must not be repeated)", sent)
+	}
+	if n := len(rec.History); rec.History[0].State != status.Sent || rec.History[n-2].Code != "deadline" {
+		t.Fatalf("history: %+v", rec.History)
+	}
+}

@@ -508,7 +508,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		}
 		switch adm.Verdict {
 		case status.Done:
-			_ = msg.Ack()
+			if plain {
+				w.sentAgain(ctx, msg, j, cascade, adm.Record, log)
+			} else {
+				_ = msg.Ack()
+			}
 			w.count(ctx, "duplicate", "")
 			return
 		case status.Busy:
@@ -516,16 +520,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			return
 		case status.Ambiguous:
 			log.Warn("previous delivery died during its provider call: not resending", "channel", adm.Record.Channel)
-			w.events.publish(ctx, adm.Record)
+			ev := w.events.publish(ctx, adm.Record)
+			var deadline jetstream.PubAckFuture
 			if adm.Record.State == status.Sent {
 				// Never resent, but not given up either: if the provider does not report the
 				// message delivered (a report by job id names the attempt in doubt) within
 				// HERALD_FALLBACK_AFTER, the deadline moves the job to its next channel, exactly
 				// as for a message whose send was recorded. A message that never left is then
 				// not lost.
-				w.parkDeadline(ctx, msg, j, cascade, adm.Record.ChannelIdx, log)
+				deadline = w.parkDeadline(ctx, msg, j, cascade, adm.Record.ChannelIdx, log)
 			}
-			_ = msg.Ack()
+			w.ackStored(ctx, msg, log, ev, deadline)
 			w.count(ctx, "unknown", adm.Record.Channel)
 			return
 		case status.SuppressedVerdict:
@@ -649,8 +654,9 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 				_ = msg.NakWithDelay(w.cfg.AckWait)
 				return
 			}
+			var ev jetstream.PubAckFuture
 			if old != rec.State {
-				w.events.publish(ctx, rec)
+				ev = w.events.publish(ctx, rec)
 			}
 			if rec.Resume && rec.ChannelIdx == idx+1 {
 				// The provider reported the message failed before the send was recorded: go
@@ -662,8 +668,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 					continue
 				}
 			}
-			w.parkDeadline(ctx, msg, j, cascade, idx, log)
-			_ = msg.Ack()
+			w.ackStored(ctx, msg, log, ev, w.parkDeadline(ctx, msg, j, cascade, idx, log))
 			w.count(ctx, "sent", ch)
 			log.Debug("sent", "channel", ch, "provider_message_id", res.MessageID)
 			return
