@@ -105,7 +105,7 @@ func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job
 // stored: the status event and the delivery deadline of a send must not depend on this
 // process outliving their publishes. If one fails, or does not answer within the ack wait's
 // third, the delivery is given back for later: its redelivery finds the send recorded
-// (verdict Done) and publishes both again under the same Nats-Msg-Id (see sentAgain). It
+// (verdict Done) and publishes both again under the same Nats-Msg-Id (see doneAgain). It
 // reports whether the delivery was acknowledged.
 func (w *Worker) ackStored(ctx context.Context, msg jetstream.Msg, log *slog.Logger, fs ...jetstream.PubAckFuture) bool {
 	t := time.NewTimer(max(w.cfg.AckWait/3, time.Second))
@@ -132,16 +132,34 @@ func (w *Worker) ackStored(ctx context.Context, msg jetstream.Msg, log *slog.Log
 	return true
 }
 
-// sentAgain handles a plain delivery of a job whose send is already recorded and that has
-// not been delivered yet: the delivery that recorded it may have died before its status
-// event and delivery deadline were stored. Both go out again (a duplicate of a stored one is
-// dropped by its Nats-Msg-Id) before the delivery is acknowledged.
-func (w *Worker) sentAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, rec *status.Record, log *slog.Logger) {
-	if rec.State != status.Sent || rec.Resume || rec.ChannelIdx >= len(cascade) || rec.Channel != cascade[rec.ChannelIdx] {
+// doneAgain handles a plain delivery of a job that a worker already settled. On a
+// redelivery, the delivery that settled it may have died (or its publish failed) before what
+// it published was stored, so it is published again before the delivery is acknowledged (a
+// duplicate of a stored one is dropped by its Nats-Msg-Id): a send not yet reported
+// delivered gets its status event and delivery deadline, a failed job its event and its DLQ
+// letter, a job suppressed, canceled or expired its event. A first delivery is a duplicate
+// publish of the job: its own first message was not acknowledged before all that was stored.
+func (w *Worker) doneAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, rec *status.Record, log *slog.Logger) {
+	if md, err := msg.Metadata(); err != nil || md.NumDelivered <= 1 {
 		_ = msg.Ack()
 		return
 	}
-	w.ackStored(ctx, msg, log, w.events.publish(ctx, rec), w.parkDeadline(ctx, msg, j, cascade, rec.ChannelIdx, log))
+	switch rec.State {
+	case status.Failed:
+		w.events.publish(ctx, rec)
+		w.deadLetter(ctx, msg, j.ID, dlqReason(rec), rec.Reason)
+		return
+	case status.Sent:
+		if rec.Resume || rec.ChannelIdx >= len(cascade) || rec.Channel != cascade[rec.ChannelIdx] {
+			break
+		}
+		w.ackStored(ctx, msg, log, w.events.publish(ctx, rec), w.parkDeadline(ctx, msg, j, cascade, rec.ChannelIdx, log))
+		return
+	case status.Suppressed, status.Canceled, status.Expired:
+		w.ackStored(ctx, msg, log, w.events.publish(ctx, rec))
+		return
+	}
+	_ = msg.Ack()
 }
 
 // checkOf reads the fallback-check headers of a delivery (nil for a plain job).

@@ -517,52 +517,119 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 	}
 }
 
-// TestSentButDeadlineLost: a worker recorded a send and died before its delivery deadline
-// and status event were stored (its job not acknowledged either). The redelivery finds the
-// send recorded and does not send again, but stores both before it acknowledges: if WhatsApp
-// never reports the message delivered, the SMS still goes out at the deadline.
-func TestSentButDeadlineLost(t *testing.T) {
+// TestSettledButPublishLost: a worker settled a job in Redis and died (or its publish failed)
+// before what it publishes was stored, its message not acknowledged. The redelivery finds
+// the job settled and does nothing twice at the provider, but stores what was lost before it
+// acknowledges: a send gets its status event and delivery deadline (so if WhatsApp never
+// reports it delivered, the SMS still goes out), a failed job its event and its DLQ letter.
+// A first delivery of a duplicate publish republishes nothing: the original's redelivery does.
+func TestSettledButPublishLost(t *testing.T) {
 	t.Parallel()
-	h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
-	ctx := context.Background()
-	pj := orderJob(1601)
-	data, err := json.Marshal(pj)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name      string
+		outcome   status.Outcome
+		redeliver bool
+		event     string // the state whose event must be stored again ("" none)
+	}{
+		{"sent: event and deadline again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.lost"}, true, status.Sent},
+		{"failed: event and letter again", status.Outcome{Mode: status.ModeFailed, Channel: "sms", ChannelIdx: 1, Attempts: 1,
+			Code: "503", Reason: "every channel failed, last: gateway down"}, true, status.Failed},
+		{"duplicate publish: nothing again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.dup"}, false, ""},
 	}
-	j, err := job.Decode(data, job.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// What the dead worker left: the send recorded, nothing published.
-	if adm, err := h.Store.Begin(ctx, j, "dead-worker", time.Minute, []string{"white", "sms"}); err != nil || adm.Verdict != status.Claimed {
-		t.Fatalf("claim by the dead worker: %+v %v", adm, err)
-	}
-	if _, _, err := h.Store.Attempt(ctx, pj.ID, "dead-worker", status.Outcome{Mode: status.ModeSent, Channel: "white",
-		Attempts: 1, ProviderMessageID: "wamid.lost-" + pj.ID}); err != nil {
-		t.Fatal(err)
-	}
-	events, err := h.NC.SubscribeSync(streams.StatusSubject(status.Sent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Unsubscribe()
-	publish(t, h, pj)
-	h.StartWorker()
-	msg, err := events.NextMsg(20 * time.Second)
-	if err != nil {
-		t.Fatalf("no sent event for the redelivered job: %v", err)
-	}
-	if !strings.Contains(string(msg.Data), `"id":"`+pj.ID+`"`) {
-		t.Fatalf("event %s, want job %s", msg.Data, pj.ID)
-	}
-	rec := waitState(t, h, pj.ID, 30*time.Second, func(r *status.Record) bool {
-		return r.Channel == "sms" && r.State == status.Delivered
-	}, "SMS after the deadline parked again")
-	if sent := h.SentPerJob(); sent["white:"+pj.ID] != 0 || sent["sms:"+pj.ID] != 1 {
-		t.Fatalf("sends: %v (the recorded WhatsApp send must not be repeated)", sent)
-	}
-	if n := len(rec.History); rec.History[0].State != status.Sent || rec.History[n-2].Code != "deadline" {
-		t.Fatalf("history: %+v", rec.History)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
+			ctx := context.Background()
+			pj := orderJob(1601 + i)
+			data, err := json.Marshal(pj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := job.Decode(data, job.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What the dead worker left: the outcome recorded, nothing published.
+			if adm, err := h.Store.Begin(ctx, j, "dead-worker", time.Minute, []string{"white", "sms"}); err != nil || adm.Verdict != status.Claimed {
+				t.Fatalf("claim by the dead worker: %+v %v", adm, err)
+			}
+			if _, _, err := h.Store.Attempt(ctx, pj.ID, "dead-worker", tt.outcome); err != nil {
+				t.Fatal(err)
+			}
+			events, err := h.NC.SubscribeSync(streams.SubjectStatusPrefix + ">")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer events.Unsubscribe()
+			publish(t, h, pj)
+			cons, err := h.JS.Consumer(ctx, streams.JobsStream, streams.ConsumerTransactional)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.redeliver {
+				// The dead worker's delivery: taken and never acknowledged.
+				batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for m := range batch.Messages() {
+					_ = m.Nak()
+				}
+			}
+			h.StartWorker()
+			testutil.Eventually(t, 20*time.Second, func() bool {
+				ci, err := cons.Info(ctx)
+				return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0 && ci.AckFloor.Stream > 0
+			}, "the delivery acknowledged")
+			st, err := h.JS.Stream(ctx, streams.JobsStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, derr := st.GetLastMsgForSubject(ctx, streams.DeadlineSubject(pj.ID))
+			if tt.event == "" {
+				if !errors.Is(derr, jetstream.ErrMsgNotFound) {
+					t.Fatalf("duplicate publish parked a deadline (err %v)", derr)
+				}
+				if m, err := events.NextMsg(100 * time.Millisecond); err == nil {
+					t.Fatalf("duplicate publish published %s: %s", m.Subject, m.Data)
+				}
+				return
+			}
+			msg, err := events.NextMsg(10 * time.Second)
+			if err != nil {
+				t.Fatalf("no event again: %v", err)
+			}
+			if msg.Subject != streams.StatusSubject(tt.event) || !strings.Contains(string(msg.Data), `"id":"`+pj.ID+`"`) {
+				t.Fatalf("event %s %s, want %s for job %s", msg.Subject, msg.Data, tt.event, pj.ID)
+			}
+			switch tt.event {
+			case status.Sent:
+				if derr != nil {
+					t.Fatalf("deadline not parked again: %v", derr)
+				}
+				rec := waitState(t, h, pj.ID, 30*time.Second, func(r *status.Record) bool {
+					return r.Channel == "sms" && r.State == status.Delivered
+				}, "SMS after the deadline parked again")
+				if sent := h.SentPerJob(); sent["white:"+pj.ID] != 0 || sent["sms:"+pj.ID] != 1 {
+					t.Fatalf("sends: %v (the recorded WhatsApp send must not be repeated)", sent)
+				}
+				if n := len(rec.History); rec.History[0].State != status.Sent || rec.History[n-2].Code != "deadline" {
+					t.Fatalf("history: %+v", rec.History)
+				}
+			case status.Failed:
+				dlq, err := h.JS.Stream(ctx, streams.DLQStream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := dlq.GetLastMsgForSubject(ctx, streams.DLQSubject("exhausted"))
+				if err != nil || m.Header.Get(streams.HeaderJobID) != pj.ID {
+					t.Fatalf("DLQ letter: %+v %v", m, err)
+				}
+				if sent := h.SentPerJob(); len(sent) != 0 {
+					t.Fatalf("sends: %v", sent)
+				}
+			}
+		})
 	}
 }

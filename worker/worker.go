@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -509,7 +510,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		switch adm.Verdict {
 		case status.Done:
 			if plain {
-				w.sentAgain(ctx, msg, j, cascade, adm.Record, log)
+				w.doneAgain(ctx, msg, j, cascade, adm.Record, log)
 			} else {
 				_ = msg.Ack()
 			}
@@ -728,7 +729,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 	if len(cascade) > 0 {
 		last = cascade[len(cascade)-1]
 	}
-	lastErr = &provider.Error{Kind: provider.Channel, Code: lastErr.Code, Reason: "every channel failed, last: " + lastErr.Reason}
+	lastErr = &provider.Error{Kind: provider.Channel, Code: lastErr.Code, Reason: exhaustedPrefix + lastErr.Reason}
 	w.fail(ctx, msg, j, owner, last, len(cascade)-1, attempts, lastErr, "exhausted", log)
 }
 
@@ -769,13 +770,27 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, j *job.Job, owner,
 		return
 	}
 	log.Warn("job failed", "reason", reason, "code", pe.Code, "detail", pe.Reason)
-	if !w.deadLetter(ctx, msg, j.ID, reason, pe.Reason) {
-		return
-	}
+	// The event goes out before the letter, so it is on its way when the message is
+	// terminated; a redelivery after a failed letter publishes both again (doneAgain).
 	if old != rec.State {
 		w.events.publish(ctx, rec)
 	}
+	if !w.deadLetter(ctx, msg, j.ID, reason, pe.Reason) {
+		return
+	}
 	w.count(ctx, "failed", ch)
+}
+
+// exhaustedPrefix starts the reason of a job that failed on every channel; a job failed for
+// good by one provider answer (DLQ reason "rejected") has the provider's reason instead.
+const exhaustedPrefix = "every channel failed, last: "
+
+// dlqReason is the DLQ reason fail gave a failed record.
+func dlqReason(rec *status.Record) string {
+	if strings.HasPrefix(rec.Reason, exhaustedPrefix) {
+		return "exhausted"
+	}
+	return "rejected"
 }
 
 // reject handles a job that cannot be decoded or validated: state rejected (when it has a
@@ -807,10 +822,11 @@ func (w *Worker) settleUnsent(ctx context.Context, msg jetstream.Msg, j *job.Job
 
 // settled acks a job that reached a final state without a send and reports it.
 func (w *Worker) settled(ctx context.Context, msg jetstream.Msg, old string, rec *status.Record, outcome string) {
+	var ev jetstream.PubAckFuture
 	if old != rec.State {
-		w.events.publish(ctx, rec)
+		ev = w.events.publish(ctx, rec)
 	}
-	_ = msg.Ack()
+	w.ackStored(ctx, msg, w.log, ev)
 	w.count(ctx, outcome, "")
 }
 
