@@ -183,6 +183,10 @@ type Report struct {
 	// Lost are job ids without a settled record, or recorded as sent without the provider
 	// ever receiving them (and no unknown attempt to explain it).
 	Lost int
+	// NoDeadline are records still only sent on WhatsApp (never reported delivered) with no
+	// delivery deadline parked in HERALD_JOBS: their SMS fallback would never go out. They
+	// count as lost too.
+	NoDeadline int
 	// States counts the records by state.
 	States map[string]int
 	// QueueLeft is what the worker consumers still had pending or unacknowledged at the end.
@@ -732,6 +736,21 @@ func (r *chaosRun) queueLeft(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
+// deadlineMissing tells whether job id has no delivery deadline parked.
+func (r *chaosRun) deadlineMissing(ctx context.Context, id string) (bool, error) {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := r.js.Stream(ictx, streams.JobsStream)
+	if err != nil {
+		return false, err
+	}
+	_, err = st.GetLastMsgForSubject(ictx, streams.DeadlineSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
 // tally compares every record with the simulator's log.
 func (r *chaosRun) tally(ctx context.Context) error {
 	recs, err := r.records(ctx)
@@ -787,7 +806,16 @@ func (r *chaosRun) tally(ctx context.Context) error {
 			}
 		}
 		phantom := (rec.State == status.Sent || rec.State == status.Delivered || rec.State == status.Read) && n == 0 && !unknown
-		if !Settled(rec.State) || phantom {
+		noDeadline := false
+		if rec.State == status.Sent && !rec.Resume && rec.ChannelIdx+1 < len(rec.Channels) {
+			if noDeadline, err = r.deadlineMissing(ctx, id); err != nil {
+				return err
+			}
+			if noDeadline {
+				r.rep.NoDeadline++
+			}
+		}
+		if !Settled(rec.State) || phantom || noDeadline {
 			r.rep.Lost++
 			if len(lostDetails) < 20 {
 				lostDetails = append(lostDetails, detail("lost", id, rec))
@@ -810,7 +838,7 @@ func (rep *Report) String() string {
 	fmt.Fprintf(&b, "  provider sends       %d\n", rep.Sends)
 	fmt.Fprintf(&b, "  duplicates           %d job ids sent more than once (%d extra sends)\n", rep.Duplicates, rep.ExtraSends)
 	fmt.Fprintf(&b, "  unknown outcome      %d (worker died during the provider call; not resent; %d never reached the provider)\n", rep.Unknown, rep.UnknownNotSent)
-	fmt.Fprintf(&b, "  lost                 %d\n", rep.Lost)
+	fmt.Fprintf(&b, "  lost                 %d (of which %d sent on WhatsApp without a delivery deadline)\n", rep.Lost, rep.NoDeadline)
 	fmt.Fprintf(&b, "  queue left           %d\n", rep.QueueLeft)
 	fmt.Fprintf(&b, "  crashed on own       %d %v\n", len(rep.Crashes), rep.Crashes)
 	states := make([]string, 0, len(rep.States))
@@ -842,7 +870,8 @@ func (rep *Report) String() string {
 const Windows = `
 Settled: done (sent, delivered, read: the provider accepted it, or the attempt is recorded as
 unknown) or final (failed, expired, suppressed, rejected, canceled). Lost: no record, a record
-that never settled, or a record saying sent that the provider never received.
+that never settled, a record saying sent that the provider never received, or a WhatsApp send
+never reported delivered whose delivery deadline (its SMS fallback) is not parked.
 
 Where a duplicate can still come from, and how small the window is:
   - worker killed after the provider accepted a message and before Redis recorded it: the
