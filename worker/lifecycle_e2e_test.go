@@ -460,14 +460,7 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 			h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = fallback }})
 			ctx := context.Background()
 			pj := orderJob(1501 + i)
-			data, err := json.Marshal(pj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			j, err := job.Decode(data, job.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			j := decoded(t, pj)
 			if adm, err := h.Store.Begin(ctx, j, "dead-worker", 300*time.Millisecond, []string{"white", "sms"}); err != nil || adm.Verdict != status.Claimed {
 				t.Fatalf("claim by the dead worker: %+v %v", adm, err)
 			}
@@ -517,6 +510,20 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 	}
 }
 
+// decoded is pj as a worker reads it, for writing its record the way a (dead) worker did.
+func decoded(t *testing.T, pj *producer.Job) *job.Job {
+	t.Helper()
+	data, err := json.Marshal(pj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := job.Decode(data, job.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 // TestSettledButPublishLost: a worker settled a job in Redis and died (or its publish failed)
 // before what it publishes was stored, its message not acknowledged. The redelivery finds
 // the job settled and does nothing twice at the provider, but stores what was lost before it
@@ -542,14 +549,7 @@ func TestSettledButPublishLost(t *testing.T) {
 			h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.FallbackAfter = 2 * time.Second }})
 			ctx := context.Background()
 			pj := orderJob(1601 + i)
-			data, err := json.Marshal(pj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			j, err := job.Decode(data, job.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			j := decoded(t, pj)
 			// What the dead worker left: the outcome recorded, nothing published.
 			if adm, err := h.Store.Begin(ctx, j, "dead-worker", time.Minute, []string{"white", "sms"}); err != nil || adm.Verdict != status.Claimed {
 				t.Fatalf("claim by the dead worker: %+v %v", adm, err)
