@@ -145,13 +145,21 @@ func (p *pacers) get(l ChannelLimit) *pacer {
 // during the provider call", and such a job is never resent). When the caller holds the
 // claim (claimed), an outage is waited out here instead, with the message kept alive:
 // giving it back would leave the claim to expire into "unknown".
-func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, owner string, cascade []string, log *slog.Logger, claimed bool) (time.Time, error) {
+//
+// slot, when not nil, carries the send's last reservation in and out: an allowed one given
+// in is one this send will not use (its pair and daily entries are taken back, see
+// ratelimit.Request.Replaces), and the reservation pace settles on is written back.
+func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, owner string, cascade []string, log *slog.Logger, claimed bool, slot *ratelimit.Decision) (time.Time, error) {
 	l, ok := w.cfg.Limits[ch]
 	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
 		return time.Now(), nil
 	}
 	bulk := j.Priority == job.PriorityBulk
 	req := request(l, ch, j, windowOpen)
+	if slot != nil && slot.Allowed {
+		prev := *slot
+		req.Replaces = &prev
+	}
 	pc := w.pacers.get(l)
 	start := time.Now()
 	waited := ""
@@ -170,9 +178,11 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 		// for a recipient (pair, penalty) gives its token back, so waits for one customer
 		// never slow the number down.
 		var local *rate.Reservation
+		var localWait time.Duration
 		if bulk {
 			local = pc.local.Reserve()
-			if err := w.sleep(ctx, msg, local.Delay(), true); err != nil {
+			localWait = local.Delay()
+			if err := w.sleep(ctx, msg, localWait, true); err != nil {
 				local.Cancel()
 				<-pc.turn
 				return time.Time{}, err
@@ -206,7 +216,11 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			if bulk {
 				<-pc.turn
 			}
-			pc.idle.Store(d.Delay <= w.lateSlot(ch))
+			// Idle: the slot was free at once, and this worker's own asks (bulk) were not
+			// spaced out by the local limiter, so the number is not running at its cap.
+			pc.idle.Store(d.Delay <= w.lateSlot(ch) && localWait == 0)
+			unused := d
+			req.Replaces = &unused // if this reservation goes unused, the next ask replaces it
 			due := time.Now().Add(d.Delay)
 			if err := w.sleep(ctx, msg, d.Delay, bulk); err != nil {
 				return time.Time{}, err
@@ -228,6 +242,9 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			if late := time.Since(due); late > w.lateSlot(ch) {
 				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
 				continue
+			}
+			if slot != nil {
+				*slot = d
 			}
 			return due, nil
 		}
@@ -304,7 +321,10 @@ func (w *Worker) idleSender(ch string) bool {
 // more than lateSlot and would cost a second reservation for nothing. It reports false when
 // no slot is free that soon (the sender is busy now, or a per-recipient rule waits): the
 // caller gives the claim back and paces first. An error is the limiter's store failing.
-func (w *Worker) paceNow(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool) (bool, error) {
+//
+// An allowed reservation is written to slot, also when it goes unused (woken up late): the
+// caller's next pace replaces it.
+func (w *Worker) paceNow(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, slot *ratelimit.Decision) (bool, error) {
 	l, ok := w.cfg.Limits[ch]
 	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
 		return true, nil
@@ -322,6 +342,7 @@ func (w *Worker) paceNow(ctx context.Context, msg jetstream.Msg, ch string, j *j
 		}
 		return false, nil
 	}
+	*slot = d
 	due := time.Now().Add(d.Delay)
 	if err := w.sleep(ctx, msg, d.Delay, false); err != nil {
 		return false, err

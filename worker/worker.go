@@ -48,6 +48,7 @@ import (
 	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
 	"github.com/herald-notify/herald/internal/quiet"
+	"github.com/herald-notify/herald/internal/ratelimit"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -472,6 +473,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	var (
 		due time.Time
 		adm status.Admission
+		// slot is the first channel's last reservation: one that goes unused (the claim made
+		// it late) is replaced by the next, so the send is not held back by its own pair or
+		// daily entries.
+		slot ratelimit.Decision
 	)
 	paced := -1 // the cascade index whose slot was taken before the claim (-1: none)
 	// A sender that is not busy gives its slot right after the claim (paceNow); a busy one
@@ -489,7 +494,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 				}
 			}
 			if len(cascade) > 0 && w.senders[cascade[0]] != nil {
-				switch due, err = w.pace(ctx, msg, cascade[0], j, w.windowForTier(ctx, cascade[0], j), "", cascade, log, false); {
+				switch due, err = w.pace(ctx, msg, cascade[0], j, w.windowForTier(ctx, cascade[0], j), "", cascade, log, false, &slot); {
 				case err == nil:
 				case errors.Is(err, errHeld):
 					return
@@ -561,7 +566,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			if adm.Record.ChannelIdx != 0 || w.senders[cascade[0]] == nil {
 				break
 			}
-			ok, err := w.paceNow(ctx, msg, cascade[0], j, adm.WindowOpen)
+			ok, err := w.paceNow(ctx, msg, cascade[0], j, adm.WindowOpen, &slot)
 			if err != nil {
 				break // the limiter's store is failing: deliver waits for it under the claim
 			}
@@ -597,7 +602,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			break // the claim could not be given back: pace under it
 		}
 	}
-	w.deliver(ctx, msg, j, cascade, owner, adm, paced, log)
+	w.deliver(ctx, msg, j, cascade, owner, adm, paced, &slot, log)
 }
 
 // maxRepace is how many times a plain delivery gives its claim back because the claim made
@@ -619,8 +624,9 @@ func (w *Worker) windowForTier(ctx context.Context, ch string, j *job.Job) bool 
 }
 
 // deliver walks the cascade from the record's current channel.
-// paced is the cascade index whose rate-limit slot was taken before the claim (-1: none).
-func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, owner string, adm status.Admission, paced int, log *slog.Logger) {
+// paced is the cascade index whose rate-limit slot was taken before the claim (-1: none);
+// slot is the first channel's last reservation (see handle), replaced if it went unused.
+func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, owner string, adm status.Admission, paced int, slot *ratelimit.Decision, log *slog.Logger) {
 	rec := adm.Record
 	idx, attempts := rec.ChannelIdx, rec.Attempts
 	var lastErr *provider.Error
@@ -630,7 +636,11 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 			_ = msg.InProgress()
 		}
 		if _, ok := w.senders[ch]; ok && idx != paced {
-			switch _, err := w.pace(ctx, msg, ch, j, adm.WindowOpen, owner, cascade, log, true); {
+			var last *ratelimit.Decision
+			if idx == 0 {
+				last = slot
+			}
+			switch _, err := w.pace(ctx, msg, ch, j, adm.WindowOpen, owner, cascade, log, true, last); {
 			case errors.Is(err, errHeld):
 				return
 			case err != nil: // stopping

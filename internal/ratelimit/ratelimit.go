@@ -91,6 +91,11 @@ type Request struct {
 	// CountsUnique marks a business-initiated send (a template outside the service window);
 	// a recipient already counted in the window costs nothing more.
 	CountsUnique bool
+	// Replaces is an earlier allowed Decision for the same send that will not be used (its
+	// slot passed before the send could go): its pair and daily entries are taken back, so
+	// the send is not held back by its own unused reservation. Its throughput slot stays
+	// spent. nil: none.
+	Replaces *Decision
 }
 
 // Decision is the limiter's answer to one [Request].
@@ -107,6 +112,8 @@ type Decision struct {
 	// one with the longest RetryAfter, so a caller waiting RetryAfter asks again only once
 	// the longest blocker is gone.
 	Reason Reason
+	// member names the reservation's entries in the daily windows (see Request.Replaces).
+	member string
 }
 
 // Limiter enforces [Request] rules across every process sharing its Redis. It is safe for
@@ -164,6 +171,11 @@ func (l *Limiter) Reserve(ctx context.Context, r Request) (Decision, error) {
 		tatKey(r.Sender), slowKey(r.Sender), pairKey(r.Sender, r.Recipient), holdKey(r.Sender, r.Recipient),
 		recipientDailyKey(r.Sender, r.Recipient), senderDailyKey(r.Sender), tierKey(r.Sender),
 	}
+	nonce := strconv.FormatUint(rand.Uint64(), 36)
+	prevSlot, prevMember := "", ""
+	if p := r.Replaces; p != nil && p.Allowed && p.member != "" {
+		prevSlot, prevMember = strconv.FormatInt(p.At.UnixMicro(), 10), p.member
+	}
 	res, err := reserveScript.Run(ctx, l.sc, keys,
 		strconv.FormatFloat(r.Rate, 'g', -1, 64),
 		strconv.FormatFloat(jitter, 'g', -1, 64),
@@ -175,12 +187,18 @@ func (l *Limiter) Reserve(ctx context.Context, r Request) (Decision, error) {
 		counts,
 		r.Recipient,
 		l.window.Microseconds(),
-		strconv.FormatUint(rand.Uint64(), 36),
+		nonce,
+		prevSlot,
+		prevMember,
 	).Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("ratelimit: reserve for %s: %w", r.Sender, err)
 	}
-	return parseReserve(res)
+	d, err := parseReserve(res)
+	if err == nil && d.Allowed {
+		d.member = strconv.FormatInt(d.At.UnixMicro(), 10) + ":" + nonce
+	}
+	return d, err
 }
 
 // parseReserve turns the script's reply {allowed, wait_us, reason, slot_us} into a Decision.

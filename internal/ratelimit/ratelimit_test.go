@@ -169,6 +169,46 @@ func TestReserveRetryAfterRate(t *testing.T) {
 		"a slot frees within the horizon after RetryAfter")
 }
 
+// TestReserveReplaces: a send whose reservation went unused (its slot passed before it could
+// go) asks again with Replaces: its own pair and daily entries do not hold it back, they are
+// taken back, and the new reservation counts instead; without Replaces it would wait for itself.
+func TestReserveReplaces(t *testing.T) {
+	t.Parallel()
+	rdb := testutil.StartRedis(t).Client(t)
+	l := New(rdb)
+	req := Request{Sender: "white:replace", Rate: 1000, Horizon: time.Second, Recipient: "+79001234567",
+		PairInterval: time.Minute, RecipientDailyMax: 1, SenderDailyMax: 1}
+	first := mustReserve(t, l, req)
+	if !first.Allowed {
+		t.Fatalf("first: %+v", first)
+	}
+	if d := mustReserve(t, l, req); d.Allowed {
+		t.Fatalf("the same send again without Replaces: allowed %+v, want denied by its own entries", d)
+	}
+	req.Replaces = &first
+	second := mustReserve(t, l, req)
+	if !second.Allowed || !second.At.After(first.At) {
+		t.Fatalf("with Replaces: %+v, want a later slot than %v", second, first.At)
+	}
+	for _, key := range []string{recipientDailyKey(req.Sender, req.Recipient), senderDailyKey(req.Sender)} {
+		members, err := rdb.ZRange(t.Context(), key, 0, -1).Result()
+		if err != nil || len(members) != 1 || members[0] != second.member {
+			t.Fatalf("%s = %v (%v), want only the new reservation %q", key, members, err, second.member)
+		}
+	}
+	// The new reservation holds the pair and the daily caps like any other.
+	req.Replaces = nil
+	if d := mustReserve(t, l, req); d.Allowed {
+		t.Fatalf("a third send: allowed %+v, want denied", d)
+	}
+	// A denied Decision replaces nothing.
+	denied := Decision{Reason: ReasonPair}
+	req.Replaces = &denied
+	if d := mustReserve(t, l, req); d.Allowed {
+		t.Fatalf("Replaces a denial: allowed %+v, want denied", d)
+	}
+}
+
 func TestReservePair(t *testing.T) {
 	t.Parallel()
 	rdb := testutil.StartRedis(t).Client(t)

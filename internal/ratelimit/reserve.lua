@@ -5,7 +5,8 @@
 -- KEYS: 1 tat, 2 slow, 3 pair, 4 hold, 5 recipient daily, 6 sender daily, 7 tier
 -- ARGV: 1 rate/s, 2 jitter factor (>= 1), 3 horizon, 4 pair interval, 5 recipient daily max,
 --       6 sender daily max, 7 tier max, 8 counts unique (0|1), 9 recipient, 10 window,
---       11 nonce (unique window members)
+--       11 nonce (unique window members), 12 slot of an earlier reservation of the same send
+--       that this one replaces ("" none), 13 that reservation's window member
 -- Reply: {1, delay, "", slot} or {0, retry after, reason, 0}
 if redis.replicate_commands then redis.replicate_commands() end -- TIME before writes on Redis < 5
 
@@ -15,6 +16,14 @@ local function ms(x) return math.floor(x / 1000) + 1 end -- a TTL that outlives 
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[10])
+
+-- A replaced reservation was never used: its window entries go, and its pair entry (the
+-- pair key, if still its slot) does not hold this send back. Its throughput slot stays spent.
+local prevSlot = tonumber(ARGV[12] or "")
+if prevSlot then
+  redis.call("ZREM", KEYS[5], ARGV[13])
+  redis.call("ZREM", KEYS[6], ARGV[13])
+end
 
 local slow = tonumber(redis.call("GET", KEYS[2]) or "1")
 local T = math.ceil(1000000 / (tonumber(ARGV[1]) * slow) * tonumber(ARGV[2]))
@@ -37,8 +46,8 @@ if slot < hold then deny("penalty", hold - now) end
 -- Pair interval, measured between slots (when the sends really happen).
 local pairI = tonumber(ARGV[4])
 if pairI > 0 then
-  local last = redis.call("GET", KEYS[3])
-  if last and slot < tonumber(last) + pairI then deny("pair", tonumber(last) + pairI - now) end
+  local last = tonumber(redis.call("GET", KEYS[3]) or "")
+  if last and last ~= prevSlot and slot < last + pairI then deny("pair", last + pairI - now) end
 end
 
 -- A moving window over a sorted set scored by slot: full when max entries are newer than
