@@ -95,8 +95,8 @@ func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telem
 	publishStatus(ctx, js, log, m, rec)
 }
 
-// publishStatus is PublishStatus returning the publish's future (nil when it could not be
-// sent), for a caller that acknowledges its job only once the event is stored.
+// publishStatus is PublishStatus returning the publish's future (failed when it could not
+// be sent), for a caller that acknowledges its job only once the event is stored.
 func publishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) jetstream.PubAckFuture {
 	e := EventFromRecord(rec)
 	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: e.AppendJSON(make([]byte, 0, 256)),
@@ -104,8 +104,32 @@ func publishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telem
 	f, err := js.PublishMsgAsync(msg)
 	if err != nil {
 		log.Warn("status event not published", "job", rec.ID, "state", rec.State, "err", err)
-		return nil
+		return failedPublish(msg, err)
 	}
 	m.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Events }, "state", rec.State)
 	return f
 }
+
+// failed is the future of a publish that could not even be sent (too many pending, the
+// connection closed): its error is ready at once.
+type failed struct {
+	msg *nats.Msg
+	err chan error
+}
+
+var _ jetstream.PubAckFuture = (*failed)(nil)
+
+func failedPublish(msg *nats.Msg, err error) jetstream.PubAckFuture {
+	c := make(chan error, 1)
+	c <- err
+	return &failed{msg: msg, err: c}
+}
+
+// Ok never delivers: the publish failed.
+func (f *failed) Ok() <-chan *jetstream.PubAck { return nil }
+
+// Err delivers the publish's error.
+func (f *failed) Err() <-chan error { return f.err }
+
+// Msg is the message that was not published.
+func (f *failed) Msg() *nats.Msg { return f.msg }

@@ -95,37 +95,53 @@ func (w *Worker) parkDeadline(ctx context.Context, msg jetstream.Msg, j *job.Job
 	// again. A failure also reaches the async error handler, which retries.
 	f, err := w.js.PublishMsgAsync(sm)
 	if err != nil {
-		log.Error("delivery deadline not scheduled: no SMS fallback if WhatsApp does not deliver", "err", err)
-		return nil
+		log.Warn("delivery deadline not published: the job is delivered again later", "err", err)
+		return failedPublish(sm, err)
 	}
 	return f
 }
 
-// ackStored acknowledges the delivery once every publish in fs (nil entries are skipped) is
-// stored: the status event and the delivery deadline of a send must not depend on this
-// process outliving their publishes. If one fails, or does not answer within the ack wait's
-// third, the delivery is given back for later: its redelivery finds the send recorded
-// (verdict Done) and publishes both again under the same Nats-Msg-Id (see doneAgain). It
-// reports whether the delivery was acknowledged.
-func (w *Worker) ackStored(ctx context.Context, msg jetstream.Msg, log *slog.Logger, fs ...jetstream.PubAckFuture) bool {
-	t := time.NewTimer(max(w.cfg.AckWait/3, time.Second))
-	defer t.Stop()
-	for _, f := range fs {
-		if f == nil {
-			continue
-		}
+// eventWait bounds how long a delivery waits for its status event to be stored before it is
+// acknowledged anyway: events are best effort (the record is the truth), and an events
+// stream that is down must not stop the sending.
+const eventWait = time.Second
+
+// ackStored acknowledges the delivery once what it published is stored, so that none of it
+// depends on this process outliving its publishes: a worker that dies first leaves the job to
+// a redelivery, which finds it settled and publishes again under the same Nats-Msg-Id (see
+// doneAgain). The delivery deadline (nil: none) is the SMS fallback: if it fails, or is not
+// acknowledged within a third of the ack wait, the delivery is given back for later. The
+// status event (nil: none) is waited for up to eventWait and then let go. It reports whether
+// the delivery was acknowledged.
+func (w *Worker) ackStored(ctx context.Context, msg jetstream.Msg, log *slog.Logger, event, deadline jetstream.PubAckFuture) bool {
+	if deadline != nil {
+		t := time.NewTimer(max(w.cfg.AckWait/3, time.Second))
+		defer t.Stop()
 		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			log.Warn("status event or delivery deadline not stored: the job is delivered again later", "err", err)
+		case <-deadline.Ok():
+		case err := <-deadline.Err():
+			log.Warn("delivery deadline not stored: the job is delivered again later", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return false
 		case <-t.C:
-			log.Warn("status event or delivery deadline not acknowledged in time: the job is delivered again later")
+			log.Warn("delivery deadline not acknowledged in time: the job is delivered again later")
 			_ = msg.NakWithDelay(time.Second)
 			return false
 		case <-ctx.Done():
 			return false // stopping hard: not acknowledged, so delivered again
+		}
+	}
+	if event != nil {
+		t := time.NewTimer(eventWait)
+		defer t.Stop()
+		select {
+		case <-event.Ok():
+		case err := <-event.Err():
+			log.Warn("status event not stored", "err", err)
+		case <-t.C:
+			log.Warn("status event not acknowledged in time")
+		case <-ctx.Done():
+			return false
 		}
 	}
 	_ = msg.Ack()
@@ -139,24 +155,32 @@ func (w *Worker) ackStored(ctx context.Context, msg jetstream.Msg, log *slog.Log
 // delivered gets its status event and delivery deadline, a failed job its event and its DLQ
 // letter, a job suppressed, canceled or expired its event. A first delivery is a duplicate
 // publish of the job: its own first message was not acknowledged before all that was stored.
-func (w *Worker) doneAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, rec *status.Record, log *slog.Logger) {
+//
+// The deadline is parked again only by a plain delivery (the job's own message): a fallback
+// check finding the job settled is the deadline itself, or a report's release, and parks
+// nothing. A failed job gets its letter again only if its worker dead-lettered it (a job
+// failed by a provider report has none).
+func (w *Worker) doneAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, rec *status.Record, plain bool, log *slog.Logger) {
 	if md, err := msg.Metadata(); err != nil || md.NumDelivered <= 1 {
 		_ = msg.Ack()
 		return
 	}
 	switch rec.State {
 	case status.Failed:
+		if rec.DeadLetter == "" {
+			break
+		}
 		w.events.publish(ctx, rec)
-		w.deadLetter(ctx, msg, j.ID, dlqReason(rec), rec.Reason)
+		w.deadLetterAs(ctx, msg, j.ID, rec.DeadLetter, rec.Reason, failedLetterID(rec))
 		return
 	case status.Sent:
-		if rec.Resume || rec.ChannelIdx >= len(cascade) || rec.Channel != cascade[rec.ChannelIdx] {
+		if !plain || rec.Resume || rec.ChannelIdx >= len(cascade) || rec.Channel != cascade[rec.ChannelIdx] {
 			break
 		}
 		w.ackStored(ctx, msg, log, w.events.publish(ctx, rec), w.parkDeadline(ctx, msg, j, cascade, rec.ChannelIdx, log))
 		return
 	case status.Suppressed, status.Canceled, status.Expired:
-		w.ackStored(ctx, msg, log, w.events.publish(ctx, rec))
+		w.ackStored(ctx, msg, log, w.events.publish(ctx, rec), nil)
 		return
 	}
 	_ = msg.Ack()

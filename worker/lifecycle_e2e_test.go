@@ -540,7 +540,10 @@ func TestSettledButPublishLost(t *testing.T) {
 	}{
 		{"sent: event and deadline again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.lost"}, true, status.Sent},
 		{"failed: event and letter again", status.Outcome{Mode: status.ModeFailed, Channel: "sms", ChannelIdx: 1, Attempts: 1,
-			Code: "503", Reason: "every channel failed, last: gateway down"}, true, status.Failed},
+			Code: "503", Reason: "every channel failed, last: gateway down", DeadLetter: "exhausted"}, true, status.Failed},
+		// Failed by a provider report: never dead-lettered, so no letter now either.
+		{"failed by a report: nothing again", status.Outcome{Mode: status.ModeFailed, Channel: "sms", ChannelIdx: 1, Attempts: 1,
+			Code: "131026", Reason: "undeliverable"}, true, ""},
 		{"duplicate publish: nothing again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.dup"}, false, ""},
 	}
 	for i, tt := range tests {
@@ -589,10 +592,21 @@ func TestSettledButPublishLost(t *testing.T) {
 			_, derr := st.GetLastMsgForSubject(ctx, streams.DeadlineSubject(pj.ID))
 			if tt.event == "" {
 				if !errors.Is(derr, jetstream.ErrMsgNotFound) {
-					t.Fatalf("duplicate publish parked a deadline (err %v)", derr)
+					t.Fatalf("a deadline was parked (err %v)", derr)
 				}
 				if m, err := events.NextMsg(100 * time.Millisecond); err == nil {
-					t.Fatalf("duplicate publish published %s: %s", m.Subject, m.Data)
+					t.Fatalf("published %s: %s", m.Subject, m.Data)
+				}
+				dlq, err := h.JS.Stream(ctx, streams.DLQStream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				info, err := dlq.Info(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.State.Msgs != 0 {
+					t.Fatalf("DLQ holds %d letters, want none", info.State.Msgs)
 				}
 				return
 			}

@@ -30,7 +30,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -514,11 +513,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		}
 		switch adm.Verdict {
 		case status.Done:
-			if plain {
-				w.doneAgain(ctx, msg, j, cascade, adm.Record, log)
-			} else {
-				_ = msg.Ack()
-			}
+			w.doneAgain(ctx, msg, j, cascade, adm.Record, plain, log)
 			w.count(ctx, "duplicate", "")
 			return
 		case status.Busy:
@@ -568,18 +563,28 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			}
 			ok, err := w.paceNow(ctx, msg, cascade[0], j, adm.WindowOpen, &slot)
 			if err != nil {
-				break // the limiter's store is failing: deliver waits for it under the claim
+				if ctx.Err() != nil { // stopping hard
+					w.giveBack(msg, j, owner, cascade)
+					return
+				}
+				// The limiter's store is failing: give the claim back and let the job come
+				// again later, as one that paces first would; if the claim cannot be given
+				// back either, deliver waits for the store under it.
+				if _, _, rerr := w.store.Settle(ctx, j, owner, "", "", cascade); rerr == nil {
+					w.retryLater(msg, log, err)
+					return
+				}
+				break
 			}
 			if ok {
 				paced = 0
 				break
 			}
 			// The sender is busy (or this recipient must wait): give the claim back and pace
-			// first, as for a busy sender.
+			// first, as for a busy sender. If giving it back failed, the claim may be gone or
+			// not: the next pass claims again (the same owner may) before anything is sent.
 			claimFirst = false
-			if _, _, err := w.store.Settle(ctx, j, owner, "", "", cascade); err != nil {
-				break // the claim could not be given back: pace under it
-			}
+			_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
 			continue
 		}
 		// The slot holds if the job is still on that channel and the claim did not make the send
@@ -598,9 +603,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			break
 		}
 		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", w.cfg.Limits[cascade[0]].Sender, "reason", "late_claim")
-		if _, _, err := w.store.Settle(ctx, j, owner, "", "", cascade); err != nil {
-			break // the claim could not be given back: pace under it
-		}
+		// If giving the claim back failed, it may be gone or not: the next pass claims
+		// again (the same owner may) before anything is sent.
+		_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, &slot, log)
 }
@@ -739,7 +744,7 @@ func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cas
 	if len(cascade) > 0 {
 		last = cascade[len(cascade)-1]
 	}
-	lastErr = &provider.Error{Kind: provider.Channel, Code: lastErr.Code, Reason: exhaustedPrefix + lastErr.Reason}
+	lastErr = &provider.Error{Kind: provider.Channel, Code: lastErr.Code, Reason: "every channel failed, last: " + lastErr.Reason}
 	w.fail(ctx, msg, j, owner, last, len(cascade)-1, attempts, lastErr, "exhausted", log)
 }
 
@@ -774,7 +779,7 @@ func (w *Worker) record(ctx context.Context, msg jetstream.Msg, j *job.Job, owne
 // fail records the job as failed, dead-letters it and terminates the message.
 func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, j *job.Job, owner, ch string, idx, attempts int, pe *provider.Error, reason string, log *slog.Logger) {
 	old, rec, err := w.record(ctx, msg, j, owner, status.Outcome{Mode: status.ModeFailed, Channel: ch,
-		ChannelIdx: max(idx, 0), Attempts: attempts, Code: pe.Code, Reason: pe.Reason}, log)
+		ChannelIdx: max(idx, 0), Attempts: attempts, Code: pe.Code, Reason: pe.Reason, DeadLetter: reason}, log)
 	if err != nil {
 		w.retryLater(msg, log, err)
 		return
@@ -785,22 +790,17 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, j *job.Job, owner,
 	if old != rec.State {
 		w.events.publish(ctx, rec)
 	}
-	if !w.deadLetter(ctx, msg, j.ID, reason, pe.Reason) {
+	if !w.deadLetterAs(ctx, msg, j.ID, reason, pe.Reason, failedLetterID(rec)) {
 		return
 	}
 	w.count(ctx, "failed", ch)
 }
 
-// exhaustedPrefix starts the reason of a job that failed on every channel; a job failed for
-// good by one provider answer (DLQ reason "rejected") has the provider's reason instead.
-const exhaustedPrefix = "every channel failed, last: "
-
-// dlqReason is the DLQ reason fail gave a failed record.
-func dlqReason(rec *status.Record) string {
-	if strings.HasPrefix(rec.Reason, exhaustedPrefix) {
-		return "exhausted"
-	}
-	return "rejected"
+// failedLetterID is the Nats-Msg-Id of a failed job's DLQ letter: one per failure of the job
+// (a replayed job that fails again has a longer history), the same for every delivery that
+// writes it (see doneAgain).
+func failedLetterID(rec *status.Record) string {
+	return "dlq:" + rec.ID + ":" + strconv.Itoa(len(rec.History))
 }
 
 // reject handles a job that cannot be decoded or validated: state rejected (when it has a
@@ -836,19 +836,26 @@ func (w *Worker) settled(ctx context.Context, msg jetstream.Msg, old string, rec
 	if old != rec.State {
 		ev = w.events.publish(ctx, rec)
 	}
-	w.ackStored(ctx, msg, w.log, ev)
+	w.ackStored(ctx, msg, w.log, ev, nil)
 	w.count(ctx, outcome, "")
 }
 
 // deadLetter publishes the original job to herald.dlq.<reason> and terminates the message.
 // It reports false when the DLQ did not take it (the message is then redelivered later).
 func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, id, reason, detail string) bool {
+	seq := "0"
+	if md, _ := msg.Metadata(); md != nil {
+		seq = strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	return w.deadLetterAs(ctx, msg, id, reason, detail, "dlq:"+seq+":"+id)
+}
+
+// deadLetterAs is deadLetter with the letter's Nats-Msg-Id.
+func (w *Worker) deadLetterAs(ctx context.Context, msg jetstream.Msg, id, reason, detail, msgID string) bool {
 	md, _ := msg.Metadata()
 	var attempts uint64
-	seq := "0"
 	if md != nil {
 		attempts = md.NumDelivered
-		seq = strconv.FormatUint(md.Sequence.Stream, 10)
 	}
 	dl := &nats.Msg{Subject: streams.DLQSubject(reason), Data: msg.Data(), Header: nats.Header{}}
 	dl.Header.Set(streams.HeaderReason, reason)
@@ -858,7 +865,7 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, id, reason, 
 	if id != "" {
 		dl.Header.Set(streams.HeaderJobID, id)
 	}
-	dl.Header.Set(streams.HeaderMsgID, "dlq:"+seq+":"+id)
+	dl.Header.Set(streams.HeaderMsgID, msgID)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, dl); err != nil {

@@ -736,15 +736,11 @@ func (r *chaosRun) queueLeft(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-// deadlineMissing tells whether job id has no delivery deadline parked.
-func (r *chaosRun) deadlineMissing(ctx context.Context, id string) (bool, error) {
+// deadlineMissing tells whether job id has no delivery deadline parked in st (HERALD_JOBS).
+func deadlineMissing(ctx context.Context, st jetstream.Stream, id string) (bool, error) {
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := r.js.Stream(ictx, streams.JobsStream)
-	if err != nil {
-		return false, err
-	}
-	_, err = st.GetLastMsgForSubject(ictx, streams.DeadlineSubject(id))
+	_, err := st.GetLastMsgForSubject(ictx, streams.DeadlineSubject(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return true, nil
 	}
@@ -765,6 +761,7 @@ func (r *chaosRun) tally(ctx context.Context) error {
 		}
 	}
 	var dupDetails, lostDetails []string
+	var jobs jetstream.Stream // HERALD_JOBS, opened at the first send that needs a deadline
 	detail := func(kind, id string, rec *status.Record) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s %s:", kind, id)
@@ -807,8 +804,18 @@ func (r *chaosRun) tally(ctx context.Context) error {
 		}
 		phantom := (rec.State == status.Sent || rec.State == status.Delivered || rec.State == status.Read) && n == 0 && !unknown
 		noDeadline := false
-		if rec.State == status.Sent && !rec.Resume && rec.ChannelIdx+1 < len(rec.Channels) {
-			if noDeadline, err = r.deadlineMissing(ctx, id); err != nil {
+		// A send on a channel that reports delivery (WhatsApp; SMS has no deadline here) with
+		// a next channel left.
+		if rec.State == status.Sent && !rec.Resume && rec.Channel != "sms" && rec.ChannelIdx+1 < len(rec.Channels) {
+			if jobs == nil {
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				jobs, err = r.js.Stream(sctx, streams.JobsStream)
+				cancel()
+				if err != nil {
+					return err
+				}
+			}
+			if noDeadline, err = deadlineMissing(ctx, jobs, id); err != nil {
 				return err
 			}
 			if noDeadline {

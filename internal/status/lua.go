@@ -60,6 +60,7 @@ if terminal[rec.state] and ARGV[7] == '1' and (rec.state == 'failed' or rec.stat
     rec.channel_idx = 0
     rec.attempts = 0
     rec.reason = 'replayed from the DLQ'
+    rec.dlq = nil
   end
 end
 if ARGV[8] ~= '' and not raw then
@@ -143,7 +144,7 @@ return {'claimed', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 // attempt records the outcome of one send attempt. KEYS: record, provider message index.
 // ARGV: owner, mode (sent|retry|fallback|failed), channel, channel index, provider message id,
 // code, reason, now, ttl ms, attempts on this channel, job id, next channel (fallback), SMS
-// parts of a sent message (0: not an SMS).
+// parts of a sent message (0: not an SMS), DLQ reason of a failed job (empty: none).
 // Returns {old state, record JSON}. The same outcome of the same delivery recorded twice (a
 // client retry after a lost reply) changes nothing the second time and answers as the first.
 var scriptAttempt = redis.NewScript(luaCommon + `
@@ -220,6 +221,7 @@ elseif mode == 'failed' then
   a.state = 'failed'
   rec.state = 'failed'
   rec.reason = ARGV[7]
+  if ARGV[14] and ARGV[14] ~= '' then rec.dlq = ARGV[14] end
   rec.claim = nil
   rec.resume = nil
 end

@@ -99,6 +99,10 @@ type Record struct {
 	// the state before it, so that recording it again answers as the first time.
 	Op    string `json:"op,omitempty"`
 	OpOld string `json:"op_old,omitempty"`
+	// DeadLetter is the DLQ reason of a failed job whose worker dead-letters it (empty for a
+	// job failed by a provider report, which has no letter): a redelivery writes the letter
+	// again if the first publish was lost.
+	DeadLetter string `json:"dlq,omitempty"`
 }
 
 // UnmarshalJSON accepts the empty object cjson writes for an empty Lua table in place of an
@@ -337,6 +341,8 @@ type Outcome struct {
 	NextChannel string
 	// Segments is the number of SMS parts a sent message was billed as (0: not an SMS).
 	Segments int
+	// DeadLetter is, for ModeFailed, the DLQ reason the worker dead-letters the job with.
+	DeadLetter string
 }
 
 // Attempt records the outcome of a send attempt and returns the state before and the record
@@ -345,7 +351,7 @@ func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old s
 	msgKey := fmt.Sprintf(keyMessage, o.ProviderMessageID)
 	res, err := scriptAttempt.Run(ctx, s.sc, []string{RecordKey(id), msgKey},
 		owner, string(o.Mode), o.Channel, o.ChannelIdx, o.ProviderMessageID, o.Code, o.Reason,
-		s.stamp(), s.ttlMS(), o.Attempts, id, o.NextChannel, o.Segments).StringSlice()
+		s.stamp(), s.ttlMS(), o.Attempts, id, o.NextChannel, o.Segments, o.DeadLetter).StringSlice()
 	if err != nil {
 		return "", nil, fmt.Errorf("status attempt: %w", err)
 	}
@@ -641,6 +647,8 @@ func parseRecord(s string) (*Record, bool) {
 			return 1 << 22, p.str(&r.Op)
 		case "op_old":
 			return 1 << 23, p.str(&r.OpOld)
+		case "dlq":
+			return 1 << 24, p.str(&r.DeadLetter)
 		}
 		return 0, true
 	})
@@ -1015,5 +1023,6 @@ func marshalRecord(r *Record) []byte {
 	b = jsonw.MapHTML(b, "early_ch", r.EarlyChannels)
 	b = jsonw.FieldHTML(b, "op", r.Op)
 	b = jsonw.FieldHTML(b, "op_old", r.OpOld)
+	b = jsonw.FieldHTML(b, "dlq", r.DeadLetter)
 	return append(b, '}')
 }
