@@ -156,11 +156,13 @@ func (w *Worker) ackStored(ctx context.Context, msg jetstream.Msg, log *slog.Log
 // letter, a job suppressed, canceled or expired its event. A first delivery is a duplicate
 // publish of the job: its own first message was not acknowledged before all that was stored.
 //
-// The deadline is parked again only by a plain delivery (the job's own message): a fallback
-// check finding the job settled is the deadline itself, or a report's release, and parks
-// nothing. A failed job gets its letter again only if its worker dead-lettered it (a job
+// check is the fallback check the delivery carries (nil: the job's own message or a
+// replay). A check delivery parks the deadline again only for a send it made itself (on a
+// later channel than the one it checks): finding its own channel's send still undelivered,
+// it is that send's deadline (or a report's release), and parking again would repeat it
+// forever. A failed job gets its letter again only if its worker dead-lettered it (a job
 // failed by a provider report has none).
-func (w *Worker) doneAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, rec *status.Record, plain bool, log *slog.Logger) {
+func (w *Worker) doneAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, rec *status.Record, check *status.Check, log *slog.Logger) {
 	if md, err := msg.Metadata(); err != nil || md.NumDelivered <= 1 {
 		_ = msg.Ack()
 		return
@@ -174,7 +176,7 @@ func (w *Worker) doneAgain(ctx context.Context, msg jetstream.Msg, j *job.Job, c
 		w.deadLetterAs(ctx, msg, j.ID, rec.DeadLetter, rec.Reason, failedLetterID(rec))
 		return
 	case status.Sent:
-		if !plain || rec.Resume || rec.ChannelIdx >= len(cascade) || rec.Channel != cascade[rec.ChannelIdx] {
+		if (check != nil && rec.ChannelIdx <= check.Idx) || rec.Resume || rec.ChannelIdx >= len(cascade) || rec.Channel != cascade[rec.ChannelIdx] {
 			break
 		}
 		w.ackStored(ctx, msg, log, w.events.publish(ctx, rec), w.parkDeadline(ctx, msg, j, cascade, rec.ChannelIdx, log))

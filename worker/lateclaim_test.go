@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -26,8 +27,9 @@ import (
 // whether the record held a claim already: a job waiting for a slot must not.
 type slowClaims struct {
 	*status.Store
-	slow  int           // how many first Begin calls are slowed
-	delay time.Duration // by how much
+	slow        int           // how many first Begin calls are slowed
+	delay       time.Duration // by how much
+	failRelease int           // how many first claim releases fail (Redis not answering)
 
 	mu  sync.Mutex
 	ops []string
@@ -64,6 +66,14 @@ func (s *slowClaims) Begin(ctx context.Context, j *job.Job, owner string, lease 
 
 func (s *slowClaims) Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error) {
 	if state == "" {
+		s.mu.Lock()
+		fail := s.failRelease > 0
+		s.failRelease--
+		s.mu.Unlock()
+		if fail {
+			s.log("release-failed")
+			return "", nil, errors.New("redis: i/o timeout")
+		}
 		s.log("release")
 	} else {
 		s.log("settle-" + state)
@@ -104,28 +114,32 @@ func (s *slowClaims) record() []string {
 func TestLateClaimGivesClaimBack(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		rate float64
-		pair time.Duration
-		jobs int // the last job's store calls are checked
-		slow int
-		want []string
+		name        string
+		rate        float64
+		pair        time.Duration
+		jobs        int // the last job's store calls are checked
+		slow        int
+		failRelease int
+		want        []string
 	}{
-		{"fast claim", 3, 0, 1, 0, []string{"reserve", "begin", "attempt-sent"}},
-		{"one late claim", 3, 0, 1, 1, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
-		{"late every time: paced under the claim after two tries", 3, 0, 1, 10,
+		{"fast claim", 3, 0, 1, 0, 0, []string{"reserve", "begin", "attempt-sent"}},
+		{"one late claim", 3, 0, 1, 1, 0, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
+		{"late every time: paced under the claim after two tries", 3, 0, 1, 10, 0,
 			[]string{"reserve", "begin", "release", "reserve", "begin", "release", "reserve", "begin", "reserve", "attempt-sent"}},
+		// Giving the claim back fails once: it is retried until Redis answers, before the
+		// job waits for a slot or sends (the claim's state must be known).
+		{"late claim, release fails once", 3, 0, 1, 1, 1, []string{"reserve", "begin", "release-failed", "release", "reserve", "begin", "attempt-sent"}},
 		// A pair interval: the unused reservation replaced by the next does not hold the send
 		// back for the interval (an extra, refused reservation would show), however often.
-		{"late claims with a pair interval", 3, time.Minute, 1, 1, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
-		{"late every time with a pair interval", 3, time.Minute, 1, 10,
+		{"late claims with a pair interval", 3, time.Minute, 1, 1, 0, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
+		{"late every time with a pair interval", 3, time.Minute, 1, 10, 0,
 			[]string{"reserve", "begin", "release", "reserve", "begin", "release", "reserve", "begin", "reserve", "attempt-sent"}},
 		// The first job found the sender's slots free at once: the next one claims first and
 		// takes its slot right before the call, so the claim cannot make it late.
-		{"idle sender: claim, then slot", 1000, 0, 2, 0, []string{"begin", "reserve", "attempt-sent"}},
+		{"idle sender: claim, then slot", 1000, 0, 2, 0, 0, []string{"begin", "reserve", "attempt-sent"}},
 		// The sender is busy (1.5/s: the next slot is 677 ms away, and a slot may be taken
 		// only 7.5 ms ahead after a claim): the claim is given back and the job paces first.
-		{"busy sender: claim given back", 1.5, 0, 2, 0, []string{"begin", "reserve", "release", "reserve", "begin", "attempt-sent"}},
+		{"busy sender: claim given back", 1.5, 0, 2, 0, 0, []string{"begin", "reserve", "release", "reserve", "begin", "attempt-sent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,7 +169,7 @@ func TestLateClaimGivesClaimBack(t *testing.T) {
 
 			// 3/s: slots are reserved at 2/s, so a slot may be 167 ms late (far more than a
 			// claim takes on a loaded machine); the slow claims come back 600 ms after it.
-			store := &slowClaims{Store: worker.NewRedisStore(rdb, time.Hour, "1"), slow: tt.slow, delay: 600 * time.Millisecond}
+			store := &slowClaims{Store: worker.NewRedisStore(rdb, time.Hour, "1"), slow: tt.slow, delay: 600 * time.Millisecond, failRelease: tt.failRelease}
 			lim := loggedLimiter{Limiter: ratelimit.New(rdb), s: store}
 			w := worker.New(js, store, cat,
 				map[string]worker.Sender{"white": worker.White{Client: white.New(white.Config{BaseURL: srv.URL, PhoneNumberID: "1", Token: "t"}, nil)}},

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-notify/herald/internal/config"
@@ -510,14 +511,20 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 	}
 }
 
-// decoded is pj as a worker reads it, for writing its record the way a (dead) worker did.
-func decoded(t *testing.T, pj *producer.Job) *job.Job {
+// data is pj's JSON.
+func data(t *testing.T, pj *producer.Job) []byte {
 	t.Helper()
-	data, err := json.Marshal(pj)
+	b, err := json.Marshal(pj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := job.Decode(data, job.Options{})
+	return b
+}
+
+// decoded is pj as a worker reads it, for writing its record the way a (dead) worker did.
+func decoded(t *testing.T, pj *producer.Job) *job.Job {
+	t.Helper()
+	j, err := job.Decode(data(t, pj), job.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,14 +544,16 @@ func TestSettledButPublishLost(t *testing.T) {
 		outcome   status.Outcome
 		redeliver bool
 		event     string // the state whose event must be stored again ("" none)
+		replay    bool   // the job comes as a replay from the DLQ
 	}{
-		{"sent: event and deadline again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.lost"}, true, status.Sent},
+		{"sent: event and deadline again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.lost"}, true, status.Sent, false},
+		{"replayed and sent: event and deadline again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.replay"}, true, status.Sent, true},
 		{"failed: event and letter again", status.Outcome{Mode: status.ModeFailed, Channel: "sms", ChannelIdx: 1, Attempts: 1,
-			Code: "503", Reason: "every channel failed, last: gateway down", DeadLetter: "exhausted"}, true, status.Failed},
+			Code: "503", Reason: "every channel failed, last: gateway down", DeadLetter: "exhausted"}, true, status.Failed, false},
 		// Failed by a provider report: never dead-lettered, so no letter now either.
 		{"failed by a report: nothing again", status.Outcome{Mode: status.ModeFailed, Channel: "sms", ChannelIdx: 1, Attempts: 1,
-			Code: "131026", Reason: "undeliverable"}, true, ""},
-		{"duplicate publish: nothing again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.dup"}, false, ""},
+			Code: "131026", Reason: "undeliverable"}, true, "", false},
+		{"duplicate publish: nothing again", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1, ProviderMessageID: "wamid.dup"}, false, "", false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -565,7 +574,15 @@ func TestSettledButPublishLost(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer events.Unsubscribe()
-			publish(t, h, pj)
+			if tt.replay {
+				// As `herald dlq replay` publishes it.
+				m := &nats.Msg{Subject: streams.SubjectFor(pj.Priority), Data: data(t, pj), Header: nats.Header{streams.HeaderReplay: {"1"}}}
+				if _, err := h.JS.PublishMsg(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				publish(t, h, pj)
+			}
 			cons, err := h.JS.Consumer(ctx, streams.JobsStream, streams.ConsumerTransactional)
 			if err != nil {
 				t.Fatal(err)

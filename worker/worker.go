@@ -461,7 +461,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	if msg.Headers().Get(streams.HeaderReplay) != "" {
 		begin, plain = w.store.BeginReplay, false
 	}
-	if c := checkOf(msg.Headers(), w.cfg.FallbackAfter); c != nil {
+	check := checkOf(msg.Headers(), w.cfg.FallbackAfter)
+	if c := check; c != nil {
 		plain = false
 		begin = func(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error) {
 			return w.store.BeginCheck(ctx, j, owner, lease, channels, *c)
@@ -513,7 +514,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 		}
 		switch adm.Verdict {
 		case status.Done:
-			w.doneAgain(ctx, msg, j, cascade, adm.Record, plain, log)
+			w.doneAgain(ctx, msg, j, cascade, adm.Record, check, log)
 			w.count(ctx, "duplicate", "")
 			return
 		case status.Busy:
@@ -568,23 +569,22 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 					return
 				}
 				// The limiter's store is failing: give the claim back and let the job come
-				// again later, as one that paces first would; if the claim cannot be given
-				// back either, deliver waits for the store under it.
-				if _, _, rerr := w.store.Settle(ctx, j, owner, "", "", cascade); rerr == nil {
+				// again later, as one that paces first would.
+				if w.release(ctx, msg, j, owner, cascade, log) {
 					w.retryLater(msg, log, err)
-					return
 				}
-				break
+				return
 			}
 			if ok {
 				paced = 0
 				break
 			}
 			// The sender is busy (or this recipient must wait): give the claim back and pace
-			// first, as for a busy sender. If giving it back failed, the claim may be gone or
-			// not: the next pass claims again (the same owner may) before anything is sent.
+			// first, as for a busy sender.
 			claimFirst = false
-			_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
+			if !w.release(ctx, msg, j, owner, cascade, log) {
+				return
+			}
 			continue
 		}
 		// The slot holds if the job is still on that channel and the claim did not make the send
@@ -603,11 +603,36 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 			break
 		}
 		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", w.cfg.Limits[cascade[0]].Sender, "reason", "late_claim")
-		// If giving the claim back failed, it may be gone or not: the next pass claims
-		// again (the same owner may) before anything is sent.
-		_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
+		if !w.release(ctx, msg, j, owner, cascade, log) {
+			return
+		}
 	}
 	w.deliver(ctx, msg, j, cascade, owner, adm, paced, &slot, log)
+}
+
+// release gives back this delivery's claim on a job it has not sent, before it waits for a
+// slot. Until Redis has answered the claim may or may not be held, and neither waiting under
+// it (a kill would leave the job in doubt) nor sending without it is safe, so it is retried
+// (the message kept alive) until Redis answers. False: the worker is stopping hard; the
+// delivery is left to JetStream.
+func (w *Worker) release(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, cascade []string, log *slog.Logger) bool {
+	delay := 200 * time.Millisecond
+	for failed := false; ; failed = true {
+		_, _, err := w.store.Settle(ctx, j, owner, "", "", cascade)
+		if err == nil {
+			if failed && w.storeDown.CompareAndSwap(true, false) {
+				log.Info("state store reachable again: resuming")
+			}
+			return true
+		}
+		if w.storeDown.CompareAndSwap(false, true) {
+			log.Warn("state store unavailable: retrying to give a claim back", "err", err)
+		}
+		if err := w.sleep(ctx, msg, delay, false); err != nil {
+			return false
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // maxRepace is how many times a plain delivery gives its claim back because the claim made

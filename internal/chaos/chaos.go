@@ -736,15 +736,19 @@ func (r *chaosRun) queueLeft(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-// deadlineMissing tells whether job id has no delivery deadline parked in st (HERALD_JOBS).
-func deadlineMissing(ctx context.Context, st jetstream.Stream, id string) (bool, error) {
+// deadlineMissing tells whether job id has no delivery deadline parked in st (HERALD_JOBS)
+// for its send on cascade index idx (an older deadline, for an earlier channel, does not count).
+func deadlineMissing(ctx context.Context, st jetstream.Stream, id string, idx int) (bool, error) {
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := st.GetLastMsgForSubject(ictx, streams.DeadlineSubject(id))
+	m, err := st.GetLastMsgForSubject(ictx, streams.DeadlineSubject(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return true, nil
 	}
-	return false, err
+	if err != nil {
+		return false, err
+	}
+	return m.Header.Get(streams.HeaderCheck) != strconv.Itoa(idx), nil
 }
 
 // tally compares every record with the simulator's log.
@@ -815,7 +819,7 @@ func (r *chaosRun) tally(ctx context.Context) error {
 					return err
 				}
 			}
-			if noDeadline, err = deadlineMissing(ctx, jobs, id); err != nil {
+			if noDeadline, err = deadlineMissing(ctx, jobs, id, rec.ChannelIdx); err != nil {
 				return err
 			}
 			if noDeadline {

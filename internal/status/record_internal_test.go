@@ -43,7 +43,8 @@ func randRecord(r *rand.Rand) *Record {
 		Template: randString(r), Priority: randString(r), Campaign: randString(r), Tenant: randString(r),
 		Channel: randString(r), ChannelIdx: r.IntN(5) - 1, Attempts: r.IntN(1000),
 		ProviderMessageID: randString(r), SendAt: randString(r), CreatedAt: randString(r), UpdatedAt: randString(r),
-		Metadata: randMap(r), Early: randMap(r), Resume: r.IntN(2) == 0,
+		Metadata: randMap(r), Early: randMap(r), EarlyChannels: randMap(r), Resume: r.IntN(2) == 0,
+		Op: randString(r), OpOld: randString(r), DeadLetter: randString(r),
 	}
 	for range r.IntN(3) {
 		rec.Channels = append(rec.Channels, randString(r))
