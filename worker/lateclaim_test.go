@@ -122,17 +122,17 @@ func TestLateClaimGivesClaimBack(t *testing.T) {
 		failRelease int
 		want        []string
 	}{
-		{"fast claim", 3, 0, 1, 0, 0, []string{"reserve", "begin", "attempt-sent"}},
-		{"one late claim", 3, 0, 1, 1, 0, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
-		{"late every time: paced under the claim after two tries", 3, 0, 1, 10, 0,
+		{"fast claim", 2.1, 0, 1, 0, 0, []string{"reserve", "begin", "attempt-sent"}},
+		{"one late claim", 2.1, 0, 1, 1, 0, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
+		{"late every time: paced under the claim after two tries", 2.1, 0, 1, 10, 0,
 			[]string{"reserve", "begin", "release", "reserve", "begin", "release", "reserve", "begin", "reserve", "attempt-sent"}},
 		// Giving the claim back fails once: it is retried until Redis answers, before the
 		// job waits for a slot or sends (the claim's state must be known).
-		{"late claim, release fails once", 3, 0, 1, 1, 1, []string{"reserve", "begin", "release-failed", "release", "reserve", "begin", "attempt-sent"}},
+		{"late claim, release fails once", 2.1, 0, 1, 1, 1, []string{"reserve", "begin", "release-failed", "release", "reserve", "begin", "attempt-sent"}},
 		// A pair interval: the unused reservation replaced by the next does not hold the send
 		// back for the interval (an extra, refused reservation would show), however often.
-		{"late claims with a pair interval", 3, time.Minute, 1, 1, 0, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
-		{"late every time with a pair interval", 3, time.Minute, 1, 10, 0,
+		{"late claims with a pair interval", 2.1, time.Minute, 1, 1, 0, []string{"reserve", "begin", "release", "reserve", "begin", "attempt-sent"}},
+		{"late every time with a pair interval", 2.1, time.Minute, 1, 10, 0,
 			[]string{"reserve", "begin", "release", "reserve", "begin", "release", "reserve", "begin", "reserve", "attempt-sent"}},
 		// The first job found the sender's slots free at once: the next one claims first and
 		// takes its slot right before the call, so the claim cannot make it late.
@@ -167,7 +167,7 @@ func TestLateClaimGivesClaimBack(t *testing.T) {
 			srv := httptest.NewServer(provider.Handler())
 			t.Cleanup(srv.Close)
 
-			// 3/s: slots are reserved at 2/s, so a slot may be 167 ms late (far more than a
+			// 2.1/s: slots are reserved at 1.1/s, so a slot may be 238 ms late (far more than a
 			// claim takes on a loaded machine); the slow claims come back 600 ms after it.
 			store := &slowClaims{Store: worker.NewRedisStore(rdb, time.Hour, "1"), slow: tt.slow, delay: 600 * time.Millisecond, failRelease: tt.failRelease}
 			lim := loggedLimiter{Limiter: ratelimit.New(rdb), s: store}
