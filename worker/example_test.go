@@ -72,10 +72,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, d := range templates.SampleDefinitions() {
-		if _, err := templates.Put(ctx, kv, d); err != nil {
-			log.Fatal(err)
-		}
+	if err := templates.PutSamples(ctx, kv); err != nil {
+		log.Fatal(err)
 	}
 	catCtx, stopCatalogue := context.WithCancel(ctx)
 	defer stopCatalogue()

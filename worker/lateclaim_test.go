@@ -154,10 +154,8 @@ func TestLateClaimGivesClaimBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, d := range templates.SampleDefinitions() {
-				if _, err := templates.Put(ctx, kv, d); err != nil {
-					t.Fatal(err)
-				}
+			if err := templates.PutSamples(ctx, kv); err != nil {
+				t.Fatal(err)
 			}
 			cat := templates.NewCatalogue(kv, slog.New(slog.DiscardHandler))
 			if err := cat.Start(ctx); err != nil {

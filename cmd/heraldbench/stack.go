@@ -86,10 +86,8 @@ func startStack(ctx context.Context, dir string, b bins, simArgs []string) (_ *s
 	if err != nil {
 		return s, err
 	}
-	for _, d := range templates.SampleDefinitions() {
-		if _, err = templates.Put(ctx, kv, d); err != nil {
-			return s, err
-		}
+	if err = templates.PutSamples(ctx, kv); err != nil {
+		return s, err
 	}
 	if simArgs != nil {
 		port, err := benchenv.FreePort()

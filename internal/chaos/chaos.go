@@ -338,12 +338,7 @@ func (r *chaosRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, d := range templates.SampleDefinitions() {
-			if _, err := templates.Put(ectx, kv, d); err != nil {
-				return err
-			}
-		}
-		return nil
+		return templates.PutSamples(ectx, kv)
 	}); err != nil {
 		return err
 	}

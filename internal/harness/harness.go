@@ -160,10 +160,8 @@ func Start(tb testing.TB, o Options) *Herald {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, d := range templates.SampleDefinitions() {
-		if _, err := templates.Put(ctx, kv, d); err != nil {
-			tb.Fatal(err)
-		}
+	if err := templates.PutSamples(ctx, kv); err != nil {
+		tb.Fatal(err)
 	}
 	h.Producer = producer.New(h.JS)
 

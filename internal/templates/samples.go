@@ -1,6 +1,11 @@
 package templates
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // SampleDefinitions returns three APPROVED utility templates in Russian with NAMED
 // parameters, of the kind Herald is built for, for `herald dev`, demos and tests:
@@ -68,4 +73,15 @@ func SampleDefinitions() []*Definition {
 		}
 	}
 	return defs
+}
+
+// PutSamples stores every sample definition in the catalogue bucket kv (overwriting one of
+// the same name and language): the set-up of the benchmarks, the chaos test and the tests.
+func PutSamples(ctx context.Context, kv jetstream.KeyValue) error {
+	for _, d := range SampleDefinitions() {
+		if _, err := Put(ctx, kv, d); err != nil {
+			return fmt.Errorf("sample template %s: %w", d.Name, err)
+		}
+	}
+	return nil
 }
