@@ -15,7 +15,7 @@ import (
 	"github.com/herald-notify/herald/producer"
 )
 
-// Publish the job from DESIGN.md (without send_at, so it is queued at once) to a JetStream
+// Publish the example job of docs/contracts.md (without send_at, so it is queued at once) to a JetStream
 // server, then publish it again: the job id is the idempotency key, so the second publish
 // queues nothing.
 func Example() {

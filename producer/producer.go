@@ -29,7 +29,7 @@ import (
 	"github.com/herald-notify/herald/internal/streams"
 )
 
-// Job is the notification job (version 1 of the contract). See DESIGN.md for every field.
+// Job is the notification job (version 1 of the contract). docs/contracts.md describes every field.
 type Job = job.Job
 
 // Media is a job's attached file.

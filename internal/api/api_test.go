@@ -157,10 +157,10 @@ func statusWebhook(t *testing.T, msgID, state string) []byte {
 	})
 }
 
-// fixtures reads internal/webhook/testdata/<name>.json: variant name → full webhook body.
+// fixtures reads testdata/whatsapp/webhooks/<name>.json: variant name → full webhook body.
 func fixtures(t *testing.T, name string) map[string]json.RawMessage {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", name))
+	b, err := os.ReadFile(filepath.Join(testutil.WhatsAppFixtures(), "webhooks", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -579,7 +579,7 @@ func TestGetNotification(t *testing.T) {
 }
 
 // shippingConfirmation is the en_US sample_shipping_confirmation definition from
-// shared/fixtures/whatsapp/cloud-api-traffic/get_templates.yml, as the Graph API lists it.
+// testdata/whatsapp/cloud-api-traffic/get_templates.yml, as the Graph API lists it.
 const shippingConfirmation = `{"name":"sample_shipping_confirmation","previous_category":"SHIPPING_UPDATE","components":[{"type":"BODY","text":"Your package has been shipped. It will be delivered in {{1}} business days."},{"type":"FOOTER","text":"This message is from an unverified business."}],"language":"en_US","status":"APPROVED","category":"UTILITY","id":"419824263320619"}`
 
 func TestTemplates(t *testing.T) {
@@ -780,7 +780,7 @@ func TestWhatsAppWebhookSignature(t *testing.T) {
 func TestWhatsAppWebhookFixtures(t *testing.T) {
 	t.Parallel()
 	h := harness.Start(t, harness.Options{NoWorker: true})
-	files, err := filepath.Glob(filepath.Join("..", "webhook", "testdata", "*.json"))
+	files, err := filepath.Glob(filepath.Join(testutil.WhatsAppFixtures(), "webhooks", "*.json"))
 	if err != nil || len(files) < 5 {
 		t.Fatalf("fixtures: %v %v", files, err)
 	}

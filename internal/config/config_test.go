@@ -12,7 +12,7 @@ import (
 	"github.com/herald-notify/herald/internal/job"
 )
 
-// documented is the configuration every default gives: the values in DESIGN.md's
+// documented is the configuration every default gives: the values in the README's
 // configuration table, and the code's own defaults for variables the table leaves out.
 func documented() config.Config {
 	return config.Config{
@@ -94,7 +94,7 @@ func errVars(t *testing.T, err error) []string {
 func TestDefaults(t *testing.T) {
 	clearEnv(t)
 	got := config.Defaults()
-	// The DESIGN.md configuration table, variable by variable.
+	// The README's configuration table, variable by variable.
 	design := []struct {
 		name      string
 		got, want any

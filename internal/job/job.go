@@ -1,4 +1,4 @@
-// Package job defines the notification job (version 1 of the contract in DESIGN.md), its
+// Package job defines the notification job (version 1 of the contract in docs/contracts.md), its
 // strict JSON decoding and its validation. The producer, the API and the worker all use it,
 // so a job that one of them accepts is a job every other one accepts too.
 package job

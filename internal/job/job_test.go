@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,7 +18,7 @@ import (
 // opts are the documented deployment defaults (HERALD_DEFAULT_REGION, HERALD_DEFAULT_LANGUAGE).
 var opts = job.Options{DefaultRegion: "RU", DefaultLanguage: "ru"}
 
-// designExample is the job from DESIGN.md's "Job (JSON, version 1)", byte for byte.
+// designExample is the example job of docs/contracts.md, byte for byte.
 const designExample = `{
   "id": "order-123456-ready",
   "to": "+79001234567",
@@ -164,11 +166,31 @@ func runDecodeCases(t *testing.T, cases []decodeCase) {
 	}
 }
 
+// TestContractsShowTheExample keeps docs/contracts.md true: its example job is the one these
+// tests decode.
+func TestContractsShowTheExample(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "contracts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fence = "```json\n"
+	i := strings.Index(string(doc), fence)
+	if i < 0 {
+		t.Fatal("docs/contracts.md has no JSON example")
+	}
+	rest := string(doc)[i+len(fence):]
+	shown := rest[:strings.Index(rest, "\n```")]
+	if shown != designExample {
+		t.Errorf("docs/contracts.md shows another example job:\n%s\nwant:\n%s", shown, designExample)
+	}
+}
+
 func TestDecodeDesignExample(t *testing.T) {
 	t.Parallel()
 	j, err := job.Decode([]byte(designExample), opts)
 	if err != nil {
-		t.Fatalf("the DESIGN.md example job must decode: %v", err)
+		t.Fatalf("the docs/contracts.md example job must decode: %v", err)
 	}
 	sendAt := time.Date(2026, 11, 25, 9, 0, 0, 0, time.FixedZone("MSK", 3*3600))
 	expiresAt := time.Date(2026, 11, 26, 0, 0, 0, 0, time.FixedZone("MSK", 3*3600))
@@ -190,7 +212,7 @@ func TestDecodeDesignExample(t *testing.T) {
 		Metadata: map[string]string{"order_id": "123456"},
 	}
 	if diff := jobDiff(&want, j); diff != "" {
-		t.Errorf("decoded DESIGN example differs: %s", diff)
+		t.Errorf("decoded contract example differs: %s", diff)
 	}
 	if _, off := j.SendAt.Zone(); off != 3*3600 {
 		t.Errorf("send_at offset = %ds, want the job's +03:00 kept", off)
@@ -665,7 +687,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		name string
 		in   string
 	}{
-		{"DESIGN example", designExample},
+		{"contract example", designExample},
 		{"minimal template", string(mustJSON(t, base()))},
 		{"national number and defaults", `{"id":"x","to":"8 900 123-45-67","template":"t"}`},
 		{"text job", `{"id":"x","to":"+79001234567","text":"<b>&amp;</b> \u2028 \"quoted\"","priority":"bulk","channels":["grey"]}`},

@@ -12,7 +12,8 @@ import (
 	"github.com/herald-notify/herald/internal/testutil"
 )
 
-const fixtures = "../../../shared/fixtures/whatsapp"
+// fixtures is the repository's copy of the recorded WhatsApp traffic (testdata/SOURCES.md).
+var fixtures = testutil.WhatsAppFixtures()
 
 // cassetteBodies returns the non-empty `string: '...'` bodies of a VCR cassette.
 func cassetteBodies(t *testing.T, name string) []string {

@@ -549,7 +549,7 @@ func keys(v any, prefix string, out map[string][]string) {
 
 func TestWebhookShapeMatchesFixture(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(filepath.Join("testdata", "message_status.json"))
+	raw, err := os.ReadFile(filepath.Join(testutil.WhatsAppFixtures(), "webhooks", "message_status.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -790,7 +790,7 @@ func TestRuleAsync(t *testing.T) {
 
 func TestTemplatesPagination(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(filepath.Join("testdata", "definitions-examples.json"))
+	raw, err := os.ReadFile(filepath.Join(testutil.WhatsAppFixtures(), "templates", "definitions-examples.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

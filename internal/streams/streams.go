@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Names of streams, subjects, consumers and buckets: the contract in DESIGN.md.
+// Names of streams, subjects, consumers and buckets: the contract in docs/contracts.md.
 const (
 	JobsStream   = "HERALD_JOBS"
 	EventsStream = "HERALD_EVENTS"

@@ -11,7 +11,8 @@ import (
 	"github.com/herald-notify/herald/internal/testutil"
 )
 
-const fixtures = "../../../shared/fixtures/whatsapp"
+// fixtures is the repository's copy of the recorded WhatsApp traffic (testdata/SOURCES.md).
+var fixtures = testutil.WhatsAppFixtures()
 
 func cassetteStrings(t *testing.T, name string) []string { return testutil.CassetteStrings(t, name) }
 

@@ -10,11 +10,11 @@ import (
 	"testing"
 )
 
-// WhatsAppFixtures is the directory of the recorded WhatsApp traffic and webhook payloads
-// (../shared/fixtures/whatsapp beside the checkout).
+// WhatsAppFixtures is the directory of the recorded WhatsApp traffic and webhook payloads,
+// testdata/whatsapp at the repository's root (testdata/SOURCES.md says where each came from).
 func WhatsAppFixtures() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "whatsapp")
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "whatsapp")
 }
 
 // CassetteStrings returns the value of every `string: '...'` scalar (request and response

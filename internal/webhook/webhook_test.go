@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
-// fixtures returns every variant of every testdata/*.json file as "file/variant" → body.
+// fixtures returns every variant of every testdata/whatsapp/webhooks/*.json file as "file/variant" → body.
 func fixtures(tb testing.TB) map[string][]byte {
 	tb.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	files, err := filepath.Glob(filepath.Join(testutil.WhatsAppFixtures(), "webhooks", "*.json"))
 	if err != nil || len(files) == 0 {
 		tb.Fatalf("no fixtures: %v", err)
 	}

@@ -34,7 +34,6 @@ const (
 	testToken   = "EAAGtestTokenValue0123456789abcdef"
 	testPhoneID = "107878721936019"
 	testWABA    = "114503234599312"
-	fixtureDir  = "../../../shared/fixtures/whatsapp/cloud-api-traffic"
 )
 
 // spans records every span of the package's tests; set once because the global tracer
@@ -387,7 +386,7 @@ func TestClassificationTable(t *testing.T) {
 
 func TestRecordedGraphError(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(filepath.Join(fixtureDir, "send_text_handles_error_response.yml"))
+	raw, err := os.ReadFile(filepath.Join(testutil.WhatsAppFixtures(), "cloud-api-traffic", "send_text_handles_error_response.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
