@@ -415,6 +415,12 @@ func (w *Worker) handBack(it jetstream.MessagesContext) {
 	}
 }
 
+// Process handles one delivery of a job message exactly as Run does (admit, deliver,
+// dispose), in the caller's goroutine, and returns once the message's fate is settled: acked,
+// nak'd, terminated or dead-lettered. It is for callers that pull messages themselves, and for
+// tests that feed one message and look at what happened to it.
+func (w *Worker) Process(ctx context.Context, msg jetstream.Msg) { w.handle(ctx, msg, nil) }
+
 // handle processes one delivery. It never panics on input: a job it cannot decode goes to
 // the DLQ.
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
