@@ -62,6 +62,8 @@ var graphCodes = map[int]rule{
 	131042: {provider.Sender, 0, "Business eligibility payment issue"},
 	131048: {provider.Sender, 0, "Spam rate limit hit: restrictions on messages from this number"},
 	133010: {provider.Sender, 0, "Phone number not registered on the Cloud API"},
+	// The business phone number was deleted: no job can go out from it.
+	33: {provider.Sender, 0, "This phone number has been deleted"},
 	// Not in the issue's list: permission problems hit every job alike.
 	3:      {provider.Sender, 0, "API Method: capability or permissions issue"},
 	10:     {provider.Sender, 0, "Permission denied"},
@@ -74,6 +76,22 @@ var graphCodes = map[int]rule{
 	// Not in the issue's list: a malformed request, like 100.
 	131008: {provider.Job, 0, "Required parameter is missing"},
 	131009: {provider.Job, 0, "Parameter value is not valid"},
+}
+
+// subcodeNoObject is Graph's error_subcode 33 under code 100: "Object with ID ... does not
+// exist, cannot be loaded due to missing permissions, or does not support this operation".
+// Sent to /<phone-number-id>/messages it means the sender's id or token is wrong, which
+// fails every job alike: a sender error, not the job's.
+const subcodeNoObject = 33
+
+// ClassifySubcode is Classify with the Graph error_subcode (0 when there is none): code 100
+// with subcode 33 is a Sender error (the phone number id does not exist or the token may not
+// use it); any other subcode changes nothing.
+func ClassifySubcode(httpStatus, code, subcode int) provider.Kind {
+	if code == 100 && subcode == subcodeNoObject {
+		return provider.Sender
+	}
+	return Classify(httpStatus, code)
 }
 
 // Classify maps a Cloud API failure to a provider.Kind. code is the Graph error code (NoCode
@@ -187,7 +205,7 @@ func FromGraphError(httpStatus int, ge *GraphError) *provider.Error {
 	if ge.FBTraceID != "" {
 		reason += " (fbtrace_id " + sanitize(ge.FBTraceID, "") + ")"
 	}
-	return &provider.Error{Kind: Classify(httpStatus, ge.Code), Code: code, Reason: reason, After: after, Err: ge}
+	return &provider.Error{Kind: ClassifySubcode(httpStatus, ge.Code, ge.Subcode), Code: code, Reason: reason, After: after, Err: ge}
 }
 
 // maxReason keeps a Reason to one readable line in a status record.

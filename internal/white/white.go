@@ -190,7 +190,7 @@ func build(m Message) (outMessage, error) {
 		if m.Media.URL == "" {
 			return outMessage{}, invalid("media has no url")
 		}
-		md := &outMedia{Link: m.Media.URL, Caption: m.Media.Caption}
+		md := &outMedia{Link: m.Media.URL, Caption: cutRunes(m.Media.Caption, MaxCaption)}
 		out.Type = m.Media.Type
 		switch m.Media.Type {
 		case job.MediaImage:
@@ -207,6 +207,26 @@ func build(m Message) (outMessage, error) {
 		return outMessage{}, invalid("message has no template, text or media")
 	}
 	return out, nil
+}
+
+// MaxCaption is the longest media caption the Cloud API takes, in characters. A window media
+// message may carry the job's text (up to 4,096 characters) as its caption, so build cuts it.
+const MaxCaption = 1024
+
+// cutRunes returns s cut to at most n characters, on a character boundary: a caption cut
+// inside a multi-byte letter would no longer be valid UTF-8.
+func cutRunes(s string, n int) string {
+	if len(s) <= n { // fewer bytes than n: fewer characters too
+		return s
+	}
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
 }
 
 func invalid(reason string) *provider.Error {

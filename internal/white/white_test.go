@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -335,6 +336,7 @@ func TestClassificationTable(t *testing.T) {
 		{3, 500, provider.Sender, 0},
 		{10, 403, provider.Sender, 0},
 		{131005, 403, provider.Sender, 0},
+		{33, 400, provider.Sender, 0},
 		{200, 403, provider.Sender, 0},
 		{299, 403, provider.Sender, 0},
 		// Job.
@@ -384,23 +386,80 @@ func TestClassificationTable(t *testing.T) {
 	}
 }
 
+// TestRecordedGraphError replays the recorded answer to a send from a phone number id that
+// does not exist (code 100, subcode 33): a sender error, since every job from that id fails
+// alike, not one to dead-letter the job over.
 func TestRecordedGraphError(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(filepath.Join(testutil.WhatsAppFixtures(), "cloud-api-traffic", "send_text_handles_error_response.yml"))
-	if err != nil {
-		t.Fatal(err)
+	bodies := testutil.CassetteStrings(t, "send_text_handles_error_response.yml")
+	if len(bodies) != 2 || !strings.Contains(bodies[1], `"code":100,"error_subcode":33`) {
+		t.Fatalf("fixture changed: %q", bodies)
 	}
-	// The recorded answer: code 100, subcode 33, a message with an object id.
-	if !bytes.Contains(raw, []byte(`"code":100,"error_subcode":33`)) {
-		t.Fatal("fixture changed")
-	}
-	body := `{"error":{"message":"Unsupported post request. Object with ID '123123' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https:\/\/developers.facebook.com\/docs\/graph-api","type":"GraphMethodException","code":100,"error_subcode":33,"fbtrace_id":"AzJYAMZdf4WaDlLDXeqjTr9"}}`
-	srv, _ := fakeGraph(t, answer(400, body))
-	_, err = newTestClient(srv, 0).Send(context.Background(), Message{JobID: "j", To: "+56789", Text: "hola"})
+	srv, _ := fakeGraph(t, answer(400, bodies[1]))
+	_, err := newTestClient(srv, 0).Send(context.Background(), Message{JobID: "j", To: "+56789", Text: "hola"})
 	pe := provider.Classify(err)
-	if pe.Kind != provider.Job || pe.Code != "100" || !strings.HasPrefix(pe.Reason, "Unsupported post request. Object with ID '123123'") ||
+	if pe.Kind != provider.Sender || pe.Code != "100" || !strings.HasPrefix(pe.Reason, "Unsupported post request. Object with ID '123123'") ||
 		!strings.HasSuffix(pe.Reason, "(fbtrace_id AzJYAMZdf4WaDlLDXeqjTr9)") {
-		t.Errorf("got %+v", pe)
+		t.Errorf("got %+v, want a Sender error with code 100", pe)
+	}
+}
+
+func TestClassifySubcode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                  string
+		status, code, subcode int
+		want                  provider.Kind
+	}{
+		{"100/33: no such phone number id, or no permission", 400, 100, 33, provider.Sender},
+		{"100 with another subcode stays the job's", 400, 100, 2494010, provider.Job},
+		{"100 without a subcode", 400, 100, 0, provider.Job},
+		{"33 at the top level: the number was deleted", 400, 33, 0, provider.Sender},
+		{"subcode 33 under another code changes nothing", 400, 131026, 33, provider.Channel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := ClassifySubcode(tt.status, tt.code, tt.subcode); got != tt.want {
+				t.Errorf("ClassifySubcode(%d, %d, %d) = %v, want %v", tt.status, tt.code, tt.subcode, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCaptionCut: a window media message may carry the job's text (up to 4,096 characters)
+// as its caption; the Cloud API takes 1,024, so the body carries the first 1,024 characters,
+// cut between characters whatever their byte length.
+func TestCaptionCut(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, caption, want string
+	}{
+		{"short", "Ваш чек", "Ваш чек"},
+		{"exactly the limit", strings.Repeat("я", MaxCaption), strings.Repeat("я", MaxCaption)},
+		{"ASCII text of a window message", strings.Repeat("a", 4096), strings.Repeat("a", MaxCaption)},
+		{"two-byte letters", strings.Repeat("ж", 3000), strings.Repeat("ж", MaxCaption)},
+		{"four-byte emoji after one ASCII", "x" + strings.Repeat("🎁", 2000), "x" + strings.Repeat("🎁", MaxCaption-1)},
+	}
+	for _, tt := range tests {
+		for _, kind := range []string{job.MediaImage, job.MediaVideo, job.MediaDocument} {
+			t.Run(tt.name+"/"+kind, func(t *testing.T) {
+				t.Parallel()
+				srv, reqs := fakeGraph(t, answer(200, okBody))
+				m := Message{JobID: "j", To: "+79001234567", Media: &job.Media{Type: kind, URL: "https://x.example/f", Caption: tt.caption}}
+				if _, err := newTestClient(srv, 0).Send(context.Background(), m); err != nil {
+					t.Fatal(err)
+				}
+				body := reqs()[0].Body
+				if !utf8.Valid(body) {
+					t.Fatal("request body is not valid UTF-8")
+				}
+				got, _ := decodeJSON(t, body)[kind].(map[string]any)["caption"].(string)
+				if got != tt.want {
+					t.Errorf("caption of %d characters, want %d", utf8.RuneCountInString(got), utf8.RuneCountInString(tt.want))
+				}
+			})
+		}
 	}
 }
 
