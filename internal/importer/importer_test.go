@@ -303,9 +303,9 @@ func TestRunRejects(t *testing.T) {
 			header: []string{"line", "reason", "phone", "name", "order", "send_at"},
 			rejects: []reject{
 				{"3", []string{"to: not a valid phone number"}, []string{"12345", "Борис", "101", ""}},
-				{"4", []string{`params.name: column "name" is empty`}, []string{"+79012345678", "", "102", ""}},
-				{"5", []string{"row: has 2 fields, the header has 4"}, []string{"+79023456789", "Вера"}},
-				{"6", []string{"send_at: must be an RFC 3339 time", `"tomorrow"`}, []string{"+79034567890", "Глеб", "103", "tomorrow"}},
+				{"4", []string{`params.name: column "name" is empty`}, []string{"'+79012345678", "", "102", ""}},
+				{"5", []string{"row: has 2 fields, the header has 4"}, []string{"'+79023456789", "Вера"}},
+				{"6", []string{"send_at: must be an RFC 3339 time", `"tomorrow"`}, []string{"'+79034567890", "Глеб", "103", "tomorrow"}},
 				{"7", []string{"to: required"}, []string{"", "Дина", "104", ""}},
 				{"8", []string{`row: bare " in non-quoted-field`}, nil},
 			},
@@ -317,7 +317,7 @@ func TestRunRejects(t *testing.T) {
 			queued:  1,
 			header:  []string{"line", "reason", "phone", "order"},
 			rejects: []reject{
-				{"3", []string{`buttons.0: column "order" is empty`}, []string{"+79012345678", ""}},
+				{"3", []string{`buttons.0: column "order" is empty`}, []string{"'+79012345678", ""}},
 			},
 		},
 		{
@@ -327,9 +327,52 @@ func TestRunRejects(t *testing.T) {
 			queued:  1,
 			header:  []string{"line", "reason", "id", "phone"},
 			rejects: []reject{
-				{"2", []string{`id: key column "id" is empty`}, []string{"", "+79001234567"}},
+				{"2", []string{`id: key column "id" is empty`}, []string{"", "'+79001234567"}},
 				{"4", []string{"to: not a valid phone number"}, []string{"c-3", "bad"}},
 			},
+		},
+		{
+			// A spreadsheet opening the reject file must not run a cell as a formula.
+			name: "csv formula cells are text in the reject file", file: "formulas.csv",
+			content: "phone,name,note\n" +
+				"12345,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"open\"\")\",x\n" + // line 2: bad phone
+				"@SUM(A1),-2+3,+1\n" + // line 3
+				"bad,\"\tcmd\",\"\rx\"\n" + // line 4: tab and carriage return
+				"+79001234567,Анна,ok\n", // line 5: fine
+			opts:   importer.Options{Map: map[string]string{"name": "name"}},
+			queued: 1,
+			header: []string{"line", "reason", "phone", "name", "note"},
+			rejects: []reject{
+				{"2", []string{"to: not a valid phone number"}, []string{"12345", `'=HYPERLINK("http://evil.example","open")`, "x"}},
+				{"3", []string{"to:"}, []string{"'@SUM(A1)", "'-2+3", "'+1"}},
+				{"4", []string{"to:"}, []string{"bad", "'\tcmd", "'\rx"}},
+			},
+		},
+		{
+			// A CSV row is bounded like a JSON Lines one; the rows after it are read.
+			name: "csv row longer than MaxLineBytes", file: "long.csv",
+			content: "phone,name\n" +
+				"+79001234567,Анна\n" + // line 2
+				"+79012345678," + strings.Repeat("x", 2*importer.MaxLineBytes) + "\n" + // line 3
+				"+79023456789,Вера\n", // line 4
+			opts:    importer.Options{Map: map[string]string{"name": "name"}},
+			queued:  2,
+			header:  []string{"line", "reason", "phone", "name"},
+			rejects: []reject{{"3", []string{fmt.Sprintf("row: longer than %d bytes", importer.MaxLineBytes)}, []string{""}}},
+		},
+		{
+			// A quote never closed would make the rest of the file one record: the record is
+			// cut where it passes the bound, and reading resumes at the next line.
+			name: "csv unclosed quote", file: "open.csv",
+			content: "phone,name\n" +
+				"+79001234567,\"open\n" + // line 2: the quote opens
+				strings.Repeat("y", 800<<10) + "\n" + // line 3
+				strings.Repeat("z", 800<<10) + "\n" + // line 4: the bound is crossed here
+				"+79023456789,Вера\n", // line 5
+			opts:    importer.Options{Map: map[string]string{"name": "name"}},
+			queued:  1,
+			header:  []string{"line", "reason", "phone", "name"},
+			rejects: []reject{{"4", []string{fmt.Sprintf("row: longer than %d bytes", importer.MaxLineBytes)}, []string{""}}},
 		},
 		{
 			name: "jsonl", file: "base.jsonl",
@@ -396,6 +439,64 @@ func TestRunRejects(t *testing.T) {
 				if w.row != nil && !slices.Equal(got[2:], w.row) {
 					t.Errorf("line %s row = %q, want %q", w.line, got[2:], w.row)
 				}
+			}
+		})
+	}
+}
+
+// TestRejectFileNeverOverwritten: the reject file is created, never opened: an existing
+// file, a symlink to someone else's file or a dangling symlink at its path stops the import
+// before anything is published, names --rejects, and leaves what was there as it was.
+func TestRejectFileNeverOverwritten(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// prepare puts something at the reject path; it returns the file whose content must
+		// not change and that content ("" for none: it must not come to exist).
+		prepare func(t *testing.T, rejects string) (string, string)
+	}{
+		{"existing reject file", func(t *testing.T, rejects string) (string, string) {
+			if err := os.WriteFile(rejects, []byte("an earlier run's rejects\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return rejects, "an earlier run's rejects\n"
+		}},
+		{"symlink to another file", func(t *testing.T, rejects string) (string, string) {
+			target := filepath.Join(t.TempDir(), "precious.txt")
+			if err := os.WriteFile(target, []byte("precious\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, rejects); err != nil {
+				t.Fatal(err)
+			}
+			return target, "precious\n"
+		}},
+		{"dangling symlink", func(t *testing.T, rejects string) (string, string) {
+			target := filepath.Join(t.TempDir(), "created-through-the-link")
+			if err := os.Symlink(target, rejects); err != nil {
+				t.Fatal(err)
+			}
+			return target, ""
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			js := setup(t)
+			file := writeFile(t, "base.csv", "phone\n+79001234567\nbad\n")
+			watched, before := tc.prepare(t, file+".rejects.csv")
+			_, err := importer.Run(t.Context(), js, importer.Options{File: file, Campaign: "c1", Template: "order_ready", Jobs: jobOpts})
+			if !errors.Is(err, importer.ErrUsage) || !strings.Contains(err.Error(), "--rejects") || !strings.Contains(err.Error(), "O_EXCL") {
+				t.Fatalf("err = %v, want a usage error naming --rejects and O_EXCL", err)
+			}
+			got, rerr := os.ReadFile(watched)
+			switch {
+			case before == "" && !errors.Is(rerr, os.ErrNotExist):
+				t.Errorf("%s was created through the link: %q, %v", watched, got, rerr)
+			case before != "" && string(got) != before:
+				t.Errorf("%s = %q, want it untouched (%q)", watched, got, before)
+			}
+			if n := storedCount(t, js); n != 0 {
+				t.Errorf("%d jobs published before the reject file failed", n)
 			}
 		})
 	}

@@ -8,18 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // readBuffer is the read-ahead of the input.
 const readBuffer = 256 << 10
 
-// MaxLineBytes is the longest JSON Lines row accepted; a longer one is rejected (a job is at
-// most job.MaxSize encoded, so a real row is far shorter).
+// MaxLineBytes is the longest row accepted, JSON Lines or CSV; a longer one is rejected (a
+// job is at most job.MaxSize encoded, so a real row is far shorter). For CSV the bound
+// holds to within the read-ahead (readBuffer): a quoted field that never closes cannot make
+// one record hold the rest of the file in memory.
 const MaxLineBytes = 1 << 20
 
 // errMissing is wrapped when a row has no such column (a JSON Lines row without the key).
@@ -45,19 +49,22 @@ type source interface {
 }
 
 func newSource(r io.Reader, opts Options) (source, error) {
-	br := bufio.NewReaderSize(r, readBuffer)
 	if opts.Format == FormatJSONL {
-		return &jsonlSource{br: br}, nil
+		return &jsonlSource{br: bufio.NewReaderSize(r, readBuffer)}, nil
 	}
-	return newCSVSource(br, opts.Comma)
+	return newCSVSource(r, opts.Comma)
 }
 
 type csvSource struct {
-	r   *csv.Reader
-	hdr []string
+	r     *csv.Reader
+	guard *rowGuard
+	hdr   []string
 }
 
-func newCSVSource(br *bufio.Reader, comma rune) (*csvSource, error) {
+func newCSVSource(in io.Reader, comma rune) (*csvSource, error) {
+	// The guard sits below the read-ahead buffer, which encoding/csv then uses as it is.
+	guard := &rowGuard{r: in}
+	br := bufio.NewReaderSize(guard, readBuffer)
 	if comma == 0 {
 		comma = detectComma(br)
 	}
@@ -79,7 +86,7 @@ func newCSVSource(br *bufio.Reader, comma rune) (*csvSource, error) {
 		}
 		hdr[i] = strings.TrimSpace(h)
 	}
-	return &csvSource{r: r, hdr: hdr}, nil
+	return &csvSource{r: r, guard: guard, hdr: hdr}, nil
 }
 
 // detectComma picks the separator that occurs most in the header line: spreadsheets in
@@ -103,8 +110,14 @@ func (s *csvSource) columns() []string { return s.hdr }
 func (s *csvSource) header() []string { return append([]string{"line", "reason"}, s.hdr...) }
 
 func (s *csvSource) next(fields []string) (row, []string, error) {
+	s.guard.startRecord()
 	rec, err := s.r.Read()
 	if err != nil {
+		var long *rowTooLongError
+		if errors.As(err, &long) {
+			// The overlong part is not kept: the reject names the line, not the data.
+			return row{line: long.line, err: fmt.Sprintf("row: longer than %d bytes", MaxLineBytes)}, fields, nil
+		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			// The reader resumes at the next line: one bad row is one reject.
@@ -120,6 +133,80 @@ func (s *csvSource) next(fields []string) (row, []string, error) {
 		r.err = fmt.Sprintf("row: has %d fields, the header has %d", len(rec), len(s.hdr))
 	}
 	return r, fields, nil
+}
+
+// rowGuard bounds one CSV record to MaxLineBytes: encoding/csv has no limit of its own and
+// keeps a whole record in memory, so one unclosed quote would make the rest of the file one
+// record. It counts the bytes handed to the read-ahead buffer since startRecord; past the
+// bound it skips the rest of the physical line and fails that read with a *rowTooLongError,
+// which the CSV reader returns for the record; reading resumes at the next line.
+type rowGuard struct {
+	r       io.Reader
+	n       int    // bytes handed out since startRecord
+	lines   int    // newlines handed out in all
+	pending []byte // what followed the newline that ended a skipped line
+	scratch []byte
+}
+
+// rowTooLongError fails a CSV record longer than MaxLineBytes; line is the physical line the
+// bound was crossed on.
+type rowTooLongError struct{ line int }
+
+func (e *rowTooLongError) Error() string {
+	return fmt.Sprintf("line %d: row longer than %d bytes", e.line, MaxLineBytes)
+}
+
+func (g *rowGuard) startRecord() { g.n = 0 }
+
+func (g *rowGuard) Read(p []byte) (int, error) {
+	if g.n >= MaxLineBytes {
+		// Only a record still unfinished asks for more: everything handed out before was
+		// consumed up to this line, whose newline is not in the buffer yet.
+		line := g.lines + 1
+		if err := g.skipLine(); err != nil {
+			return 0, err
+		}
+		g.n = 0
+		return 0, &rowTooLongError{line: line}
+	}
+	p = p[:min(len(p), MaxLineBytes-g.n)]
+	var n int
+	var err error
+	if len(g.pending) > 0 {
+		n = copy(p, g.pending)
+		g.pending = g.pending[n:]
+	} else {
+		n, err = g.r.Read(p)
+	}
+	g.n += n
+	g.lines += bytes.Count(p[:n], []byte{'\n'})
+	return n, err
+}
+
+// skipLine discards input up to and including the next newline; io.EOF ends the line too.
+func (g *rowGuard) skipLine() error {
+	if g.scratch == nil {
+		g.scratch = make([]byte, 64<<10)
+	}
+	for {
+		chunk := g.pending
+		if len(chunk) == 0 {
+			n, err := g.r.Read(g.scratch)
+			chunk = g.scratch[:n]
+			if n == 0 && err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+			g.lines++
+			g.pending = append([]byte(nil), chunk[i+1:]...)
+			return nil
+		}
+		g.pending = nil
+	}
 }
 
 type jsonlSource struct {
@@ -210,12 +297,21 @@ type rejectWriter struct {
 	rec  []string
 }
 
-// newRejectWriter creates (truncates) path at once, so that an unwritable place fails the
-// import before anything is published rather than at the first bad row.
+// rejectFlags create the reject file only if nothing is at its path: O_EXCL refuses an
+// existing file or link (another user's symlink cannot make the import overwrite its target)
+// and O_NOFOLLOW refuses a symbolic link at the last component even where O_EXCL would not.
+const rejectFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | oNoFollow
+
+// newRejectWriter creates path at once, so that an unwritable place fails the import before
+// anything is published rather than at the first bad row. It never opens an existing file or
+// a link (rejectFlags); the file is readable by its owner only, since rows carry phone numbers.
 func newRejectWriter(path string, header []string) (*rejectWriter, error) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, rejectFlags, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("reject file: %w", err)
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%w: reject file %s already exists (it is opened with O_CREAT|O_EXCL|O_NOFOLLOW and never overwritten or followed): remove it or name another with --rejects", ErrUsage, path)
+		}
+		return nil, fmt.Errorf("reject file (--rejects): %w", err)
 	}
 	bw := bufio.NewWriter(f)
 	w := csv.NewWriter(bw)
@@ -229,17 +325,34 @@ func newRejectWriter(path string, header []string) (*rejectWriter, error) {
 func (rw *rejectWriter) write(r *row, reason string) error {
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
-	rw.rec = append(rw.rec[:0], strconv.Itoa(r.line), reason)
+	rw.rec = append(rw.rec[:0], strconv.Itoa(r.line), neutralize(reason))
 	if r.raw != nil || r.fields == nil {
-		rw.rec = append(rw.rec, string(r.raw))
+		rw.rec = append(rw.rec, neutralize(string(r.raw)))
 	} else {
-		rw.rec = append(rw.rec, r.fields...)
+		for _, f := range r.fields {
+			rw.rec = append(rw.rec, neutralize(f))
+		}
 	}
 	rw.n++
 	if err := rw.w.Write(rw.rec); err != nil {
 		return fmt.Errorf("write reject file %s: %w", rw.path, err)
 	}
 	return nil
+}
+
+// neutralize keeps a cell of the reject file from being read as a formula by a spreadsheet
+// (CSV injection: "=HYPERLINK(...)" opened in Excel or LibreOffice): a cell starting with
+// = + - @, a tab or a carriage return gets a leading apostrophe, which spreadsheets take as
+// "this is text". A phone number "+7..." is prefixed too: the reject file is for reading.
+func neutralize(cell string) string {
+	if cell == "" {
+		return cell
+	}
+	switch cell[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + cell
+	}
+	return cell
 }
 
 // close flushes the file, and removes it when no row was rejected.
