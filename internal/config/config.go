@@ -5,8 +5,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,31 @@ type Config struct {
 	NATSCreds string `envconfig:"HERALD_NATS_CREDS"`
 	RedisURL  string `envconfig:"HERALD_REDIS_URL"`
 	HTTPAddr  string `envconfig:"HERALD_HTTP_ADDR" default:":8080"`
+	// OpsAddr is the ops listener: /healthz, /readyz, /metrics and, with Pprof, /debug/pprof.
+	// It is apart from the public API so that metrics and profiles are never on the port the
+	// internet reaches. Empty: a worker serves it on HTTPAddr (a worker serves nothing else),
+	// the API serves no metrics.
+	OpsAddr string `envconfig:"HERALD_OPS_ADDR"`
+	// Pprof serves /debug/pprof/ on the ops listener; off by default, since a profile names
+	// code and data an attacker should not see.
+	Pprof bool `envconfig:"HERALD_PPROF" default:"false"`
+	// HTTP server limits of the API: header, whole-request and response deadlines, idle
+	// keep-alive, open connections.
+	HTTPReadHeaderTimeout time.Duration `envconfig:"HERALD_HTTP_READ_HEADER_TIMEOUT" default:"5s"`
+	HTTPReadTimeout       time.Duration `envconfig:"HERALD_HTTP_READ_TIMEOUT" default:"60s"`
+	HTTPWriteTimeout      time.Duration `envconfig:"HERALD_HTTP_WRITE_TIMEOUT" default:"60s"`
+	HTTPIdleTimeout       time.Duration `envconfig:"HERALD_HTTP_IDLE_TIMEOUT" default:"120s"`
+	HTTPMaxConns          int           `envconfig:"HERALD_HTTP_MAX_CONNS" default:"4096"`
+	// WebhookMaxInFlight bounds the webhook requests whose body is being read or handled at
+	// once: webhooks are read before their signature can be checked, so this is what an
+	// unauthenticated caller can hold. Beyond it the API answers 503.
+	WebhookMaxInFlight int `envconfig:"HERALD_WEBHOOK_MAX_INFLIGHT" default:"64"`
+	// APIRate and APIBurst are each API key's request rate (x/time/rate); APIMaxInFlightBytes
+	// bounds the batch bytes one key has in flight. Beyond either the API answers 429 with
+	// Retry-After.
+	APIRate             float64 `envconfig:"HERALD_API_RATE" default:"200"`
+	APIBurst            int     `envconfig:"HERALD_API_BURST" default:"400"`
+	APIMaxInFlightBytes int     `envconfig:"HERALD_API_MAX_INFLIGHT_BYTES" default:"134217728"`
 	// PublicURL is where providers reach Herald's webhooks (Kannel's dlr-url); defaults to
 	// http://127.0.0.1<HTTP_ADDR port>.
 	PublicURL string `envconfig:"HERALD_PUBLIC_URL"`
@@ -48,7 +75,8 @@ type Config struct {
 	GreyBaseURL    string `envconfig:"HERALD_GREY_BASE_URL"`
 	GreyInstanceID string `envconfig:"HERALD_GREY_INSTANCE_ID"`
 	GreyToken      string `envconfig:"HERALD_GREY_TOKEN"`
-	// GreyWebhookToken is the webhookUrlToken the gateway sends as a Bearer token (optional).
+	// GreyWebhookToken is the webhookUrlToken the gateway sends as a Bearer token; the API
+	// needs it whenever grey is configured (RequireAPI), and refuses grey webhooks without it.
 	GreyWebhookToken string  `envconfig:"HERALD_GREY_WEBHOOK_TOKEN"`
 	GreyMPS          float64 `envconfig:"HERALD_GREY_MPS" default:"1"`
 
@@ -62,6 +90,9 @@ type Config struct {
 	SMSSMPPPassword string `envconfig:"HERALD_SMS_SMPP_PASSWORD"`
 	SMSSubject      string `envconfig:"HERALD_SMS_SUBJECT" default:"herald.sms.outbound"`
 	SMSMaxSegments  int    `envconfig:"HERALD_SMS_MAX_SEGMENTS" default:"6"`
+	// SMSDLRSecret keys the HMAC that the Kannel dlr-url carries: workers sign each SMS's
+	// report URL, the API accepts only reports whose token verifies.
+	SMSDLRSecret string `envconfig:"HERALD_SMS_DLR_SECRET"`
 
 	PairInterval  time.Duration `envconfig:"HERALD_PAIR_INTERVAL" default:"6s"`
 	FallbackAfter time.Duration `envconfig:"HERALD_FALLBACK_AFTER" default:"10m"`
@@ -182,6 +213,41 @@ func (c *Config) Validate() error {
 	if c.SMSMaxSegments < 1 || c.SMSMaxSegments > 255 {
 		bad("SMS_MAX_SEGMENTS", "must be 1-255")
 	}
+	for name, a := range map[string]string{"HTTP_ADDR": c.HTTPAddr, "OPS_ADDR": c.OpsAddr} {
+		if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
+			bad(name, "must be host:port or :port: %v", err)
+		}
+	}
+	if c.SMSDLRSecret != "" && len(c.SMSDLRSecret) < MinSecretLen {
+		bad("SMS_DLR_SECRET", "must be at least %d characters (e.g. openssl rand -hex 32)", MinSecretLen)
+	}
+	if c.GreyWebhookToken != "" && len(c.GreyWebhookToken) < MinTokenLen {
+		bad("GREY_WEBHOOK_TOKEN", "must be at least %d characters, so it cannot be guessed", MinTokenLen)
+	}
+	for name, d := range map[string]time.Duration{"HTTP_READ_HEADER_TIMEOUT": c.HTTPReadHeaderTimeout,
+		"HTTP_READ_TIMEOUT": c.HTTPReadTimeout, "HTTP_WRITE_TIMEOUT": c.HTTPWriteTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout} {
+		if d <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	if c.HTTPReadHeaderTimeout > c.HTTPReadTimeout && c.HTTPReadTimeout > 0 {
+		bad("HTTP_READ_HEADER_TIMEOUT", "must not be above HERALD_HTTP_READ_TIMEOUT, which includes it")
+	}
+	if c.HTTPMaxConns < 1 {
+		bad("HTTP_MAX_CONNS", "must be at least 1")
+	}
+	if c.WebhookMaxInFlight < 1 {
+		bad("WEBHOOK_MAX_INFLIGHT", "must be at least 1")
+	}
+	if c.APIRate <= 0 {
+		bad("API_RATE", "must be positive (requests per second per API key)")
+	}
+	if c.APIBurst < 1 {
+		bad("API_BURST", "must be at least 1")
+	}
+	if c.APIMaxInFlightBytes < 1<<20 {
+		bad("API_MAX_INFLIGHT_BYTES", "must be at least 1048576 (1 MiB)")
+	}
 	if c.PairInterval < 0 {
 		bad("PAIR_INTERVAL", "must not be negative")
 	}
@@ -243,6 +309,38 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// MinSecretLen is the shortest HERALD_SMS_DLR_SECRET accepted; MinTokenLen the shortest
+// HERALD_GREY_WEBHOOK_TOKEN.
+const (
+	MinSecretLen = 32
+	MinTokenLen  = 16
+)
+
+// greyConfigured tells whether this deployment talks to a grey gateway at all.
+func (c *Config) greyConfigured() bool {
+	return slices.Contains(c.Channels, job.ChannelGrey) || c.GreyBaseURL != "" || c.GreyInstanceID != ""
+}
+
+// kannelDLRs tells whether SMS go out through Kannel, whose delivery reports come back by
+// HTTP to GET /webhooks/sms.
+func (c *Config) kannelDLRs() bool {
+	return c.SMSDriver == "kannel" && (slices.Contains(c.Channels, job.ChannelSMS) || c.SMSURL != "")
+}
+
+// RequireAPI checks what the API needs to authenticate its webhooks: the grey gateway's
+// token when grey is configured, the DLR secret when SMS go through Kannel. Without them
+// those webhooks would be refused (or, before, open to anyone).
+func (c *Config) RequireAPI() error {
+	var errs []error
+	if c.greyConfigured() && c.GreyWebhookToken == "" {
+		errs = append(errs, errors.New("HERALD_GREY_WEBHOOK_TOKEN: required when grey is configured (HERALD_CHANNELS, HERALD_GREY_BASE_URL or HERALD_GREY_INSTANCE_ID): set it as the instance's webhookUrlToken"))
+	}
+	if c.kannelDLRs() && c.SMSDLRSecret == "" {
+		errs = append(errs, fmt.Errorf("HERALD_SMS_DLR_SECRET: required for the kannel SMS driver (it authenticates GET /webhooks/sms): at least %d random characters, the same on the API and the workers", MinSecretLen))
+	}
+	return errors.Join(errs...)
+}
+
 // RequireWorker checks what a worker needs beyond the defaults: the sender credentials of
 // every channel in the default cascade.
 func (c *Config) RequireWorker() error {
@@ -259,6 +357,9 @@ func (c *Config) RequireWorker() error {
 		case job.ChannelSMS:
 			if c.SMSDriver == "kannel" && c.SMSURL == "" {
 				errs = append(errs, errors.New("HERALD_SMS_URL: required for the kannel SMS driver"))
+			}
+			if c.SMSDriver == "kannel" && c.SMSDLRSecret == "" {
+				errs = append(errs, errors.New("HERALD_SMS_DLR_SECRET: required for the kannel SMS driver (workers sign each dlr-url with it; the API checks it)"))
 			}
 		case job.ChannelGrey:
 			if c.GreyBaseURL == "" || c.GreyInstanceID == "" || c.GreyToken == "" {
@@ -324,6 +425,12 @@ func Defaults() Config {
 				panic("config: bad default for " + t.Field(i).Name)
 			}
 			f.SetInt(int64(n))
+		case bool:
+			b, err := strconv.ParseBool(def)
+			if err != nil {
+				panic("config: bad default for " + t.Field(i).Name)
+			}
+			f.SetBool(b)
 		case float64:
 			x, err := strconv.ParseFloat(def, 64)
 			if err != nil {

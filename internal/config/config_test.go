@@ -16,8 +16,11 @@ import (
 // configuration table, and the code's own defaults for variables the table leaves out.
 func documented() config.Config {
 	return config.Config{
-		HTTPAddr:        ":8080",
-		APIURL:          "http://127.0.0.1:8080",
+		HTTPAddr:              ":8080",
+		APIURL:                "http://127.0.0.1:8080",
+		HTTPReadHeaderTimeout: 5 * time.Second, HTTPReadTimeout: time.Minute, HTTPWriteTimeout: time.Minute,
+		HTTPIdleTimeout: 2 * time.Minute, HTTPMaxConns: 4096, WebhookMaxInFlight: 64,
+		APIRate: 200, APIBurst: 400, APIMaxInFlightBytes: 128 << 20,
 		Channels:        []string{"white", "sms"},
 		DefaultRegion:   "RU",
 		DefaultLanguage: "ru",
@@ -199,6 +202,21 @@ func TestValidate(t *testing.T) {
 		{"log level unknown", func(c *config.Config) { c.LogLevel = "trace" }, []string{"HERALD_LOG_LEVEL"}},
 		{"log format text", func(c *config.Config) { c.LogFormat = "text" }, nil},
 		{"log format unknown", func(c *config.Config) { c.LogFormat = "logfmt" }, []string{"HERALD_LOG_FORMAT"}},
+		{"ops address", func(c *config.Config) { c.OpsAddr = "127.0.0.1:9090" }, nil},
+		{"ops address without port", func(c *config.Config) { c.OpsAddr = "127.0.0.1" }, []string{"HERALD_OPS_ADDR"}},
+		{"HTTP address without port", func(c *config.Config) { c.HTTPAddr = "8080" }, []string{"HERALD_HTTP_ADDR"}},
+		{"DLR secret", func(c *config.Config) { c.SMSDLRSecret = strings.Repeat("s", config.MinSecretLen) }, nil},
+		{"DLR secret too short", func(c *config.Config) { c.SMSDLRSecret = "secret" }, []string{"HERALD_SMS_DLR_SECRET"}},
+		{"grey webhook token too short", func(c *config.Config) { c.GreyWebhookToken = "tok" }, []string{"HERALD_GREY_WEBHOOK_TOKEN"}},
+		{"read timeout zero", func(c *config.Config) { c.HTTPReadTimeout = 0 }, []string{"HERALD_HTTP_READ_TIMEOUT"}},
+		{"header timeout above read timeout", func(c *config.Config) { c.HTTPReadHeaderTimeout = 2 * time.Minute }, []string{"HERALD_HTTP_READ_HEADER_TIMEOUT"}},
+		{"write timeout negative", func(c *config.Config) { c.HTTPWriteTimeout = -time.Second }, []string{"HERALD_HTTP_WRITE_TIMEOUT"}},
+		{"idle timeout zero", func(c *config.Config) { c.HTTPIdleTimeout = 0 }, []string{"HERALD_HTTP_IDLE_TIMEOUT"}},
+		{"no connections", func(c *config.Config) { c.HTTPMaxConns = 0 }, []string{"HERALD_HTTP_MAX_CONNS"}},
+		{"no webhooks in flight", func(c *config.Config) { c.WebhookMaxInFlight = 0 }, []string{"HERALD_WEBHOOK_MAX_INFLIGHT"}},
+		{"API rate zero", func(c *config.Config) { c.APIRate = 0 }, []string{"HERALD_API_RATE"}},
+		{"API burst zero", func(c *config.Config) { c.APIBurst = 0 }, []string{"HERALD_API_BURST"}},
+		{"API bytes below 1 MiB", func(c *config.Config) { c.APIMaxInFlightBytes = 1000 }, []string{"HERALD_API_MAX_INFLIGHT_BYTES"}},
 		{
 			name: "every problem at once",
 			set: func(c *config.Config) {
@@ -314,6 +332,9 @@ func TestLoad(t *testing.T) {
 func TestRequireWorker(t *testing.T) {
 	t.Parallel()
 	white := func(c *config.Config) { c.WhitePhoneNumberID, c.WhiteToken = "1234567890", "EAAG-token" }
+	kannel := func(c *config.Config) {
+		c.SMSURL, c.SMSDLRSecret = "http://127.0.0.1:13013/cgi-bin/sendsms", strings.Repeat("k", config.MinSecretLen)
+	}
 	cases := []struct {
 		name  string
 		set   func(*config.Config)
@@ -323,12 +344,18 @@ func TestRequireWorker(t *testing.T) {
 		{
 			name:  "defaults lack every credential",
 			set:   func(*config.Config) {},
-			want:  []string{"HERALD_WHITE_PHONE_NUMBER_ID", "HERALD_WHITE_TOKEN", "HERALD_SMS_URL"},
-			lines: 3,
+			want:  []string{"HERALD_WHITE_PHONE_NUMBER_ID", "HERALD_WHITE_TOKEN", "HERALD_SMS_URL", "HERALD_SMS_DLR_SECRET"},
+			lines: 4,
 		},
 		{
 			name: "white and kannel configured",
-			set:  func(c *config.Config) { white(c); c.SMSURL = "http://127.0.0.1:13013/cgi-bin/sendsms" },
+			set:  func(c *config.Config) { white(c); kannel(c) },
+		},
+		{
+			name:  "kannel without the DLR secret",
+			set:   func(c *config.Config) { white(c); kannel(c); c.SMSDLRSecret = "" },
+			want:  []string{"HERALD_SMS_DLR_SECRET"},
+			lines: 1,
 		},
 		{
 			name:  "white token missing",
@@ -342,7 +369,7 @@ func TestRequireWorker(t *testing.T) {
 		},
 		{
 			name: "SMS alone",
-			set:  func(c *config.Config) { c.Channels = []string{"sms"}; c.SMSURL = "http://sms.example/send" },
+			set:  func(c *config.Config) { c.Channels = []string{"sms"}; kannel(c) },
 		},
 		{
 			name:  "grey without credentials",
@@ -384,6 +411,60 @@ func TestRequireWorker(t *testing.T) {
 			}
 			if n := len(strings.Split(err.Error(), "\n")); n != tc.lines {
 				t.Errorf("%d problems reported, want %d: %v", n, tc.lines, err)
+			}
+		})
+	}
+}
+
+// TestRequireAPI: the API refuses to start without what authenticates its webhooks: the
+// grey gateway's token once grey is configured, the DLR secret once SMS go through Kannel.
+func TestRequireAPI(t *testing.T) {
+	t.Parallel()
+	secret := strings.Repeat("d", config.MinSecretLen)
+	cases := []struct {
+		name string
+		set  func(*config.Config)
+		want []string // the variables the error names, in order; nil: ready
+	}{
+		{"defaults: kannel in the cascade", func(*config.Config) {}, []string{"HERALD_SMS_DLR_SECRET"}},
+		{"kannel with its secret", func(c *config.Config) { c.SMSDLRSecret = secret }, nil},
+		{"smpp needs no DLR secret", func(c *config.Config) { c.SMSDriver = "smpp" }, nil},
+		{"nats needs no DLR secret", func(c *config.Config) { c.SMSDriver = "nats" }, nil},
+		{"no SMS at all", func(c *config.Config) { c.Channels = []string{"white"} }, nil},
+		{"a kannel URL outside the cascade still sends reports", func(c *config.Config) {
+			c.Channels = []string{"white"}
+			c.SMSURL = "http://kannel:13013/cgi-bin/sendsms"
+		}, []string{"HERALD_SMS_DLR_SECRET"}},
+		{"grey in the cascade without a token", func(c *config.Config) {
+			c.Channels = []string{"grey", "sms"}
+			c.SMSDLRSecret = secret
+		}, []string{"HERALD_GREY_WEBHOOK_TOKEN"}},
+		{"grey gateway configured outside the cascade", func(c *config.Config) {
+			c.SMSDLRSecret = secret
+			c.GreyBaseURL, c.GreyInstanceID = "https://api.green-api.com", "1101000001"
+		}, []string{"HERALD_GREY_WEBHOOK_TOKEN"}},
+		{"grey with its token", func(c *config.Config) {
+			c.Channels = []string{"grey", "sms"}
+			c.SMSDLRSecret, c.GreyWebhookToken = secret, strings.Repeat("g", config.MinTokenLen)
+		}, nil},
+		{"both missing", func(c *config.Config) { c.Channels = []string{"grey", "sms"} },
+			[]string{"HERALD_GREY_WEBHOOK_TOKEN", "HERALD_SMS_DLR_SECRET"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := documented()
+			tc.set(&c)
+			err := c.RequireAPI()
+			var got []string
+			if err != nil {
+				for _, line := range strings.Split(err.Error(), "\n") {
+					name, _, _ := strings.Cut(line, ":")
+					got = append(got, name)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("RequireAPI named %q, want %q: %v", got, tc.want, err)
 			}
 		})
 	}
