@@ -1,0 +1,25 @@
+-- Prepended to every script: the state order, the clock and the one way a record is saved.
+local rank = {queued=0, scheduled=1, sent=2, delivered=3, read=4}
+local terminal = {failed=true, expired=true, suppressed=true, rejected=true, canceled=true}
+local function nowms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- save stores rec and keeps its campaign's counters (herald:camp:<name>, a hash of
+-- s:<state> counts) in step with the state change from prev (nil for a new record). The
+-- counter key is derived here rather than passed in KEYS: Herald supports a single Redis
+-- primary (with replicas or Sentinel), not Redis Cluster. It returns the encoded record, so
+-- that a script answering with the record it just saved does not encode it a second time
+-- (cjson is most of a script's cost).
+local function save(key, rec, ttl, prev)
+  local enc = cjson.encode(rec)
+  redis.call('SET', key, enc, 'PX', ttl)
+  local c = rec.campaign
+  if c and c ~= '' and c ~= cjson.null and prev ~= rec.state then
+    local ck = 'herald:camp:' .. c
+    if prev then redis.call('HINCRBY', ck, 's:' .. prev, -1) end
+    redis.call('HINCRBY', ck, 's:' .. rec.state, 1)
+    redis.call('PEXPIRE', ck, ttl)
+  end
+  return enc
+end

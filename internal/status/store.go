@@ -1,0 +1,399 @@
+// Package status keeps each notification's record in Redis: its state, the claim that makes
+// a send happen at most once across the fleet, and the history of every channel attempt.
+// All changes go through Lua scripts (lua/*.lua, see scripts.go), so concurrent workers,
+// redelivered messages and out-of-order webhooks never corrupt a record or move it backwards.
+//
+// record.go holds the record and its states, codec.go its JSON and the scripts' replies,
+// scripts.go the scripts and their arguments, store.go the Store and campaign.go the
+// campaign counters.
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-notify/herald/internal/job"
+)
+
+// ErrNotFound is returned when no record exists for an id.
+var ErrNotFound = errors.New("notification not found")
+
+// ErrBusy is returned by Settle when another delivery holds a live claim on the job.
+var ErrBusy = errors.New("notification is being sent by another delivery")
+
+// Keys used in Redis. Braces keep a record and its index on one Redis Cluster slot where
+// both are named in one script.
+const (
+	keyRecord     = "herald:n:{%s}"
+	keyMessage    = "herald:m:{%s}"
+	KeySuppressed = "herald:suppressed"
+	keyWindow     = "herald:win:%s"
+)
+
+// RecordKey returns the Redis key of a notification record.
+func RecordKey(id string) string { return fmt.Sprintf(keyRecord, id) }
+
+// messageKey is the key of the index from a provider message id to its job id.
+func messageKey(msgID string) string { return fmt.Sprintf(keyMessage, msgID) }
+
+// WindowKey returns the Redis key marking an open 24-hour window between a business number
+// (its Cloud API phone number id; "" for a store that serves no particular number) and a
+// recipient: the window belongs to the conversation with that number, not to the customer.
+func WindowKey(business, to string) string {
+	if business == "" {
+		return fmt.Sprintf(keyWindow, to)
+	}
+	return fmt.Sprintf(keyWindow, business+":"+to)
+}
+
+// Store reads and changes records.
+type Store struct {
+	rdb redis.UniversalClient
+	sc  redis.Scripter // runs the scripts: rdb, or an autopipeliner on it (see Pipelined)
+	// business is the WhatsApp number (phone number id) whose windows the claim reads.
+	business string
+	ttl      time.Duration
+	now      func() time.Time
+}
+
+// NewStore returns a Store keeping records for ttl. now is the clock for record times
+// (nil: time.Now); leases use the Redis server's clock.
+func NewStore(rdb redis.UniversalClient, ttl time.Duration, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, sc: rdb, ttl: ttl, now: now}
+}
+
+// ForBusiness returns a copy of s whose claims and Window read the 24-hour windows with the
+// business number id (the Cloud API phone number id the workers send from).
+func (s *Store) ForBusiness(id string) *Store {
+	c := *s
+	c.business = id
+	return &c
+}
+
+// Pipelined returns a copy of s whose scripts run through sc, normally go-redis's
+// autopipeliner on the same client (rdb.AutoPipeline()): the claims and outcomes of many
+// concurrent jobs then share round trips, which at thousands of jobs a second costs Redis
+// and the worker a fraction of the CPU of one round trip each. The caller closes sc after
+// the last use of the copy.
+func (s *Store) Pipelined(sc redis.Scripter) *Store {
+	c := *s
+	c.sc = sc
+	return &c
+}
+
+func (s *Store) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
+
+// Verdict is what Begin decided.
+type Verdict string
+
+// Begin verdicts.
+const (
+	// Claimed: this delivery holds the job; send it.
+	Claimed Verdict = "claimed"
+	// Done: the job was handled before (sent, or final); ack the duplicate delivery.
+	Done Verdict = "done"
+	// Busy: another delivery holds a live claim; try again after Wait.
+	Busy Verdict = "busy"
+	// Ambiguous: a previous holder died during its provider call; the attempt is recorded as
+	// unknown and the job is not resent.
+	Ambiguous Verdict = "ambiguous"
+	// SuppressedVerdict: the recipient opted out; the record is now suppressed.
+	SuppressedVerdict Verdict = "suppressed"
+)
+
+// Admission is the result of Begin.
+type Admission struct {
+	Verdict    Verdict
+	Record     *Record
+	Wait       time.Duration
+	WindowOpen bool
+}
+
+// Begin runs the per-recipient admission checks and claims the job in one round trip:
+// already handled, claimed by another delivery, opted out; and whether the 24-hour window is
+// open. owner must be unique per delivery.
+func (s *Store) Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (Admission, error) {
+	return s.begin(ctx, j, owner, lease, channels, false, nil)
+}
+
+// BeginReplay is Begin for a job replayed from the DLQ: a failed or rejected record that no
+// attempt ever reached the customer with starts its cascade again.
+func (s *Store) BeginReplay(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (Admission, error) {
+	return s.begin(ctx, j, owner, lease, channels, true, nil)
+}
+
+// Check makes a delivery a fallback check on one attempt (see BeginCheck).
+type Check struct {
+	// Idx is the cascade index of the attempt the check was set for.
+	Idx int
+	// Deadline: the attempt is still only 'sent' after HERALD_FALLBACK_AFTER, so the job
+	// moves to the next channel. Without it the check only carries a fallback that a failed
+	// status report already decided (the record has Resume set).
+	Deadline bool
+	// Reason is recorded with the deadline fallback.
+	Reason string
+}
+
+// BeginCheck is Begin for a fallback check: the delivery deadline firing, or the job
+// re-published after a failed status report. It claims the job only when the record has a
+// fallback to carry out (Resume set), or, for a deadline, when the attempt at c.Idx is still
+// the current one and not delivered; otherwise the verdict is Done.
+func (s *Store) BeginCheck(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, c Check) (Admission, error) {
+	return s.begin(ctx, j, owner, lease, channels, false, &c)
+}
+
+func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, replay bool, check *Check) (Admission, error) {
+	a := beginArgs{
+		Record:     RecordKey(j.ID),
+		Suppressed: KeySuppressed,
+		Window:     WindowKey(s.business, j.To),
+		Owner:      owner,
+		LeaseMS:    lease.Milliseconds(),
+		Initial:    marshalRecord(NewRecord(j, Queued, channels, s.now())),
+		To:         j.To,
+		TTLMS:      s.ttl.Milliseconds(),
+		Now:        s.stamp(),
+		Replay:     replay,
+	}
+	if check != nil {
+		a.CheckIdx, a.Deadline, a.DeadlineReason = strconv.Itoa(check.Idx), check.Deadline, check.Reason
+	}
+	res, err := a.run(ctx, s.sc).Slice()
+	if err != nil {
+		return Admission{}, fmt.Errorf("status begin: %w", err)
+	}
+	return beginReply(res)
+}
+
+// Mode of an attempt outcome.
+type Mode string
+
+// Attempt modes.
+const (
+	ModeSent     Mode = "sent"
+	ModeRetry    Mode = "retry"
+	ModeFallback Mode = "fallback"
+	ModeFailed   Mode = "failed"
+)
+
+// Outcome describes one send attempt for Attempt.
+type Outcome struct {
+	Mode              Mode
+	Channel           string
+	ChannelIdx        int
+	Attempts          int
+	ProviderMessageID string
+	Code              string
+	Reason            string
+	// NextChannel is the channel a fallback moves to.
+	NextChannel string
+	// Segments is the number of SMS parts a sent message was billed as (0: not an SMS).
+	Segments int
+	// DeadLetter is, for ModeFailed, the DLQ reason the worker dead-letters the job with.
+	DeadLetter string
+}
+
+// Attempt records the outcome of a send attempt and returns the state before and the record
+// after.
+func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old string, rec *Record, err error) {
+	a := attemptArgs{
+		Record:            RecordKey(id),
+		Message:           messageKey(o.ProviderMessageID),
+		Owner:             owner,
+		Mode:              o.Mode,
+		Channel:           o.Channel,
+		ChannelIdx:        o.ChannelIdx,
+		ProviderMessageID: o.ProviderMessageID,
+		Code:              o.Code,
+		Reason:            o.Reason,
+		Now:               s.stamp(),
+		TTLMS:             s.ttl.Milliseconds(),
+		Attempts:          o.Attempts,
+		JobID:             id,
+		NextChannel:       o.NextChannel,
+		Segments:          o.Segments,
+		DeadLetter:        o.DeadLetter,
+	}
+	res, err := a.run(ctx, s.sc).StringSlice()
+	if err != nil {
+		return "", nil, fmt.Errorf("status attempt: %w", err)
+	}
+	return attemptReply(res)
+}
+
+// Settle moves a record (created if missing from j) to a final state that involves no send:
+// expired, rejected, canceled. With state "" it only releases owner's claim.
+func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (old string, rec *Record, err error) {
+	a := settleArgs{
+		Record: RecordKey(j.ID),
+		// Read the clock for Initial before Now: a new record's created_at never follows
+		// its updated_at.
+		Initial: marshalRecord(NewRecord(j, Queued, channels, s.now())),
+		Owner:   owner,
+		State:   state,
+		Reason:  reason,
+		Now:     s.stamp(),
+		TTLMS:   s.ttl.Milliseconds(),
+	}
+	res, err := a.run(ctx, s.sc).StringSlice()
+	if err != nil {
+		return "", nil, fmt.Errorf("status settle: %w", err)
+	}
+	return settleReply(res)
+}
+
+// Create stores the first record of an accepted job unless one exists; it returns the
+// existing record when it does (a repeated id).
+func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing *Record, err error) {
+	ok, err := s.rdb.SetNX(ctx, RecordKey(rec.ID), marshalRecord(rec), s.ttl).Result()
+	if err != nil {
+		return false, nil, fmt.Errorf("status create: %w", err)
+	}
+	if ok {
+		if rec.Campaign != "" {
+			pipe := s.rdb.Pipeline()
+			s.countNew(ctx, pipe, rec)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return true, rec, fmt.Errorf("status create: campaign counter: %w", err)
+			}
+		}
+		return true, rec, nil
+	}
+	existing, err = s.Get(ctx, rec.ID)
+	return false, existing, err
+}
+
+// Get returns the record of id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
+	raw, err := s.rdb.Get(ctx, RecordKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("status get: %w", err)
+	}
+	rec, err := unmarshalRecord(raw)
+	if err != nil {
+		return nil, fmt.Errorf("status get %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// JobIDForMessage returns the job id of a provider message id, or ErrNotFound.
+func (s *Store) JobIDForMessage(ctx context.Context, msgID string) (string, error) {
+	id, err := s.rdb.Get(ctx, messageKey(msgID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	return id, err
+}
+
+// Report is a provider's status report on one message.
+type Report struct {
+	// JobID, when the provider echoes it (biz_opaque_callback_data); else found by MessageID.
+	JobID     string
+	MessageID string
+	State     string
+	Code      string
+	Reason    string
+	// Fallback: a failed report moves the job on to its next channel (the record gets
+	// Resume set) instead of failing it, when the cascade has one.
+	Fallback bool
+	// Channel is the channel the reported message went out on (white, grey, sms). A report
+	// is only ever applied to an attempt on that channel.
+	Channel string
+}
+
+// Apply records a provider status report, forward only. It returns the record state before
+// and after, and whether anything changed; unknown messages give ErrNotFound.
+func (s *Store) Apply(ctx context.Context, r Report) (old string, rec *Record, changed bool, err error) {
+	id := r.JobID
+	if id == "" {
+		if id, err = s.JobIDForMessage(ctx, r.MessageID); err != nil {
+			return "", nil, false, err
+		}
+	}
+	a := statusArgs{
+		Record:    RecordKey(id),
+		MessageID: r.MessageID,
+		State:     r.State,
+		Code:      r.Code,
+		Reason:    r.Reason,
+		Now:       s.stamp(),
+		TTLMS:     s.ttl.Milliseconds(),
+		Fallback:  r.Fallback,
+		Channel:   r.Channel,
+	}
+	res, err := a.run(ctx, s.sc).StringSlice()
+	if err != nil {
+		return "", nil, false, fmt.Errorf("status apply: %w", err)
+	}
+	return statusReply(res)
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// CreateMany stores the first records of many accepted jobs in one pipeline (SET NX each);
+// existing records are left as they are.
+func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(recs))
+	for i, r := range recs {
+		cmds[i] = pipe.SetNX(ctx, RecordKey(r.ID), marshalRecord(r), s.ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("status create: %w", err)
+	}
+	pipe = s.rdb.Pipeline()
+	n := 0
+	for i, r := range recs {
+		if r.Campaign != "" && cmds[i].Val() {
+			s.countNew(ctx, pipe, r)
+			n++
+		}
+	}
+	if n > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("status create: campaign counters: %w", err)
+		}
+	}
+	return nil
+}
+
+// OpenWindow marks the 24-hour customer-service window between the business number id
+// ("" for the store's own, see ForBusiness) and to as open for d (an inbound message to that
+// number opens or renews it).
+func (s *Store) OpenWindow(ctx context.Context, business, to string, d time.Duration) error {
+	if business == "" {
+		business = s.business
+	}
+	return s.rdb.Set(ctx, WindowKey(business, to), s.stamp(), d).Err()
+}
+
+// Window tells whether the 24-hour customer-service window between the business number id
+// ("" for the store's own, see ForBusiness) and to is open, and until when.
+func (s *Store) Window(ctx context.Context, business, to string) (open bool, until time.Time, err error) {
+	if business == "" {
+		business = s.business
+	}
+	ttl, err := s.rdb.PTTL(ctx, WindowKey(business, to)).Result()
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("status window: %w", err)
+	}
+	if ttl <= 0 {
+		return false, time.Time{}, nil
+	}
+	return true, s.now().Add(ttl).UTC().Truncate(time.Second), nil
+}
