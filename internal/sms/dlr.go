@@ -1,6 +1,9 @@
 package sms
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -48,6 +51,43 @@ type DLR struct {
 	At time.Time
 	// Reply is the SMSC's reply text, e.g. "id:... stat:DELIVRD err:000"; may be empty.
 	Reply string
+	// Token is the dlr-url's token (DLRTokenParam), to check with VerifyDLRToken. It is a
+	// credential: never log it.
+	Token string
+}
+
+// DLRTokenParam is the dlr-url query parameter that carries a report's token.
+const DLRTokenParam = "token"
+
+// dlrTokenDomain separates these MACs from any other use of the same secret.
+const dlrTokenDomain = "herald-dlr-v1\x00"
+
+// DLRToken is the token of job id's delivery reports: HMAC-SHA256 of the job id under the
+// secret (HERALD_SMS_DLR_SECRET), base64url without padding. The worker puts it in each
+// dlr-url; no one without the secret can make one for another job, so a report that carries
+// it came back through Kannel from a send Herald made.
+func DLRToken(secret []byte, jobID string) string {
+	return base64.RawURLEncoding.EncodeToString(dlrMAC(secret, jobID))
+}
+
+// VerifyDLRToken reports whether token is DLRToken(secret, jobID), comparing in constant
+// time; an empty secret verifies nothing.
+func VerifyDLRToken(secret []byte, jobID, token string) bool {
+	if len(secret) == 0 {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, dlrMAC(secret, jobID))
+}
+
+func dlrMAC(secret []byte, jobID string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(dlrTokenDomain))
+	m.Write([]byte(jobID))
+	return m.Sum(nil)
 }
 
 // ParseKannelDLR reads the query of a Kannel delivery-report callback, as requested by the
@@ -80,7 +120,7 @@ func ParseKannelDLR(q url.Values) (DLR, error) {
 	default:
 		return DLR{}, fmt.Errorf("%w: unknown type %d", ErrInvalidDLR, typ)
 	}
-	d := DLR{JobID: id, State: state, Type: typ, To: recipient(q.Get("to")), Reply: q.Get("reply")}
+	d := DLR{JobID: id, State: state, Type: typ, To: recipient(q.Get("to")), Reply: q.Get("reply"), Token: q.Get(DLRTokenParam)}
 	if len(d.Reply) > maxReply {
 		d.Reply = strings.ToValidUTF8(d.Reply[:maxReply], "")
 	}

@@ -75,3 +75,50 @@ func TestParseKannelDLRCapsReply(t *testing.T) {
 		t.Errorf("reply len %d, err %v", len(d.Reply), err)
 	}
 }
+
+// TestDLRToken: only the secret's holder can make a report's token, for one job id only.
+func TestDLRToken(t *testing.T) {
+	t.Parallel()
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	good := DLRToken(secret, "order-1")
+	if DLRToken(secret, "order-1") != good {
+		t.Fatal("DLRToken is not deterministic")
+	}
+	tests := []struct {
+		name   string
+		secret []byte
+		id     string
+		token  string
+		want   bool
+	}{
+		{"the job's own token", secret, "order-1", good, true},
+		{"another job's id", secret, "order-2", good, false},
+		{"another secret", []byte("another secret of thirty-two chars"), "order-1", good, false},
+		{"no secret verifies nothing", nil, "order-1", DLRToken(nil, "order-1"), false},
+		{"no token", secret, "order-1", "", false},
+		{"a truncated token", secret, "order-1", good[:len(good)-2], false},
+		{"not base64url", secret, "order-1", "!!" + good[2:], false},
+		{"one character changed", secret, "order-1", flip(good), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := VerifyDLRToken(tt.secret, tt.id, tt.token); got != tt.want {
+				t.Errorf("VerifyDLRToken = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if strings.ContainsAny(good, "%&=?+/") {
+		t.Errorf("token %q has characters a dlr-url would have to escape", good)
+	}
+}
+
+func flip(s string) string {
+	b := []byte(s)
+	if b[0] == 'A' {
+		b[0] = 'B'
+	} else {
+		b[0] = 'A'
+	}
+	return string(b)
+}

@@ -37,6 +37,9 @@ type KannelConfig struct {
 	From string
 	// DLRURL is Herald's public GET /webhooks/sms URL; empty asks for no delivery reports.
 	DLRURL string
+	// DLRSecret (HERALD_SMS_DLR_SECRET) keys the token each dlr-url carries (DLRToken), by
+	// which the API tells Kannel's reports from forged ones. It must be the API's.
+	DLRSecret []byte
 	// DLRMask is the report types to ask for (Kannel's dlr-mask bits); 0 means DefaultDLRMask.
 	DLRMask int
 	// MaxSegments is the longest SMS sent, in parts; 0 means DefaultMaxSegments.
@@ -78,17 +81,23 @@ func NewKannel(cfg KannelConfig, hc *http.Client) *Kannel {
 	return &Kannel{hc: hc, cfg: cfg, sep: sep}
 }
 
-// dlrURL is the dlr-url for one job. Kannel replaces the %-escapes when the report comes:
-// %d the report type, %p the recipient, %T the Unix time, %A the SMSC's reply text. The job
-// id is URL-escaped and then its '%' doubled, because Kannel would read "%D0" as its own %D
-// escape; "%%" comes out of Kannel as a single '%'.
-func (k *Kannel) dlrURL(jobID string) string {
+// dlrURL is the dlr-url for one job and its token. Kannel replaces the %-escapes when the
+// report comes: %d the report type, %p the recipient, %T the Unix time, %A the SMSC's reply
+// text. The job id is URL-escaped and then its '%' doubled, because Kannel would read "%D0"
+// as its own %D escape; "%%" comes out of Kannel as a single '%'. The token is base64url,
+// which has no '%' to escape.
+func (k *Kannel) dlrURL(jobID string) (u, token string) {
 	sep := "?"
 	if strings.Contains(k.cfg.DLRURL, "?") {
 		sep = "&"
 	}
 	id := strings.ReplaceAll(url.QueryEscape(jobID), "%", "%%")
-	return k.cfg.DLRURL + sep + "id=" + id + "&type=%d&to=%p&ts=%T&reply=%A"
+	u = k.cfg.DLRURL + sep + "id=" + id + "&type=%d&to=%p&ts=%T&reply=%A"
+	if len(k.cfg.DLRSecret) > 0 {
+		token = DLRToken(k.cfg.DLRSecret, jobID)
+		u += "&" + DLRTokenParam + "=" + token
+	}
+	return u, token
 }
 
 // Send hands m to Kannel. Success means Kannel accepted or queued it (HTTP 2xx: "0: Accepted
@@ -123,9 +132,12 @@ func (k *Kannel) Send(ctx context.Context, m Message) (provider.Result, error) {
 	if k.cfg.From != "" {
 		q.Set("from", k.cfg.From)
 	}
+	var token string // a secret too: it must not reach an error text
 	if k.cfg.DLRURL != "" {
+		var u string
+		u, token = k.dlrURL(m.JobID)
 		q.Set("dlr-mask", strconv.Itoa(k.cfg.DLRMask))
-		q.Set("dlr-url", k.dlrURL(m.JobID))
+		q.Set("dlr-url", u)
 	}
 
 	cctx, cancel := context.WithTimeoutCause(ctx, k.cfg.Timeout, errKannelTimeout)
@@ -137,14 +149,14 @@ func (k *Kannel) Send(ctx context.Context, m Message) (provider.Result, error) {
 	}
 	resp, err := k.hc.Do(req)
 	if err != nil {
-		return provider.Result{}, k.transportError(ctx, cctx, err)
+		return provider.Result{}, k.transportError(ctx, cctx, err, token)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKannelAnswer))
 	if err != nil {
-		return provider.Result{}, k.transportError(ctx, cctx, err)
+		return provider.Result{}, k.transportError(ctx, cctx, err, token)
 	}
-	if pe := classifyKannel(resp.StatusCode, string(body), k.cfg.Password); pe != nil {
+	if pe := classifyKannel(resp.StatusCode, string(body), k.cfg.Password, token); pe != nil {
 		if pe.Kind == provider.Retry {
 			pe.After = provider.RetryAfter(resp.Header, time.Now())
 		}
@@ -155,10 +167,11 @@ func (k *Kannel) Send(ctx context.Context, m Message) (provider.Result, error) {
 
 var errKannelTimeout = errors.New("sms: kannel call timed out")
 
-// transportError classifies a failed round trip; parent is the caller's context.
-func (k *Kannel) transportError(parent, cctx context.Context, err error) error {
+// transportError classifies a failed round trip; parent is the caller's context. The error
+// text of a failed request repeats its URL: the password and the DLR token are redacted.
+func (k *Kannel) transportError(parent, cctx context.Context, err error, token string) error {
 	return provider.TransportError(parent, cctx, err, provider.Call{Prefix: "sms: kannel", Name: "Kannel",
-		Timeout: k.cfg.Timeout, TimeoutCause: errKannelTimeout, Secrets: []string{k.cfg.Password, k.cfg.User}, MaxReason: maxReason})
+		Timeout: k.cfg.Timeout, TimeoutCause: errKannelTimeout, Secrets: []string{k.cfg.Password, k.cfg.User, token}, MaxReason: maxReason})
 }
 
 // classifyKannel maps a sendsms answer to an outcome, nil for success. Kannel has no error
@@ -172,7 +185,7 @@ func (k *Kannel) transportError(parent, cctx context.Context, err error) error {
 //	400 anything else ("Missing receiver", ...)      Job: this request is wrong
 //	404, 405, 415                                    Sender: HERALD_SMS_URL is not a sendsms endpoint
 //	408, 429, 5xx ("Temporal failure ...", "Sending failed.")  Retry
-func classifyKannel(status int, body, password string) *provider.Error {
+func classifyKannel(status int, body string, secrets ...string) *provider.Error {
 	if status >= 200 && status <= 299 {
 		return nil
 	}
@@ -191,7 +204,7 @@ func classifyKannel(status int, body, password string) *provider.Error {
 	case status == 408 || status == 429 || status >= 500 || status < 400: // < 400: an unfollowed redirect, passing
 		kind = provider.Retry
 	}
-	text := sanitize(body, password)
+	text := sanitize(body, secrets...)
 	if text == "" {
 		text = http.StatusText(status)
 	}

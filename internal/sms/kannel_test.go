@@ -18,9 +18,10 @@ import (
 )
 
 const (
-	testUser     = "herald"
-	testPassword = "s3cret-Pa55word"
-	testDLRURL   = "https://herald.example/webhooks/sms"
+	testDLRSecret = "0123456789abcdef0123456789abcdef"
+	testUser      = "herald"
+	testPassword  = "s3cret-Pa55word"
+	testDLRURL    = "https://herald.example/webhooks/sms"
 )
 
 // fakeKannel is an httptest sendsms endpoint that records each request's query.
@@ -50,7 +51,8 @@ func reply(status int, body string) http.HandlerFunc {
 }
 
 func newTestKannel(srv *httptest.Server, mod func(*KannelConfig)) *Kannel {
-	cfg := KannelConfig{URL: srv.URL + "/cgi-bin/sendsms", User: testUser, Password: testPassword, From: "Shop", DLRURL: testDLRURL}
+	cfg := KannelConfig{URL: srv.URL + "/cgi-bin/sendsms", User: testUser, Password: testPassword, From: "Shop", DLRURL: testDLRURL,
+		DLRSecret: []byte(testDLRSecret)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -94,7 +96,7 @@ func TestKannelSendQuery(t *testing.T) {
 				"coding":   tt.coding,
 				"charset":  "UTF-8",
 				"dlr-mask": "31",
-				"dlr-url":  testDLRURL + "?id=order-1%%3Aready&type=%d&to=%p&ts=%T&reply=%A",
+				"dlr-url":  testDLRURL + "?id=order-1%%3Aready&type=%d&to=%p&ts=%T&reply=%A&token=" + DLRToken([]byte(testDLRSecret), "order-1:ready"),
 			}
 			for k, v := range want {
 				if got := q.Get(k); got != v {
@@ -185,9 +187,17 @@ func TestKannelDLRRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := DLR{JobID: id, State: StateDelivered, Type: 1, To: "+79001234567", At: time.Unix(1700000000, 0).UTC(), Reply: "id:42 stat:DELIVRD err:000"}
+			want := DLR{JobID: id, State: StateDelivered, Type: 1, To: "+79001234567", At: time.Unix(1700000000, 0).UTC(), Reply: "id:42 stat:DELIVRD err:000",
+				Token: DLRToken([]byte(testDLRSecret), id)}
 			if d != want {
 				t.Errorf("DLR = %+v, want %+v", d, want)
+			}
+			// The report Kannel makes of the dlr-url proves itself; nobody else's does.
+			if !VerifyDLRToken([]byte(testDLRSecret), d.JobID, d.Token) {
+				t.Error("the dlr-url's token does not verify")
+			}
+			if VerifyDLRToken([]byte(testDLRSecret), d.JobID+"x", d.Token) {
+				t.Error("the token verifies for another job")
 			}
 		})
 	}
@@ -343,8 +353,9 @@ func TestKannelTimeoutCancelAndConnection(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Kind != provider.Retry || pe.Code != "connection" {
 			t.Fatalf("err = %v, want Retry connection", err)
 		}
+		token := DLRToken([]byte(testDLRSecret), "j")
 		for e := error(pe); e != nil; e = errors.Unwrap(e) {
-			if s := fmt.Sprintf("%v %+v", e, e); strings.Contains(s, testPassword) || strings.Contains(s, "79001234567") {
+			if s := fmt.Sprintf("%v %+v", e, e); strings.Contains(s, testPassword) || strings.Contains(s, "79001234567") || strings.Contains(s, token) {
 				t.Errorf("secret in error: %s", s)
 			}
 		}
@@ -361,7 +372,7 @@ func TestKannelAnswerEchoingSecrets(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	if s := err.Error(); strings.Contains(s, testPassword) || strings.Contains(s, "79001234567") {
+	if s := err.Error(); strings.Contains(s, testPassword) || strings.Contains(s, "79001234567") || strings.Contains(s, DLRToken([]byte(testDLRSecret), "j")) {
 		t.Errorf("secret in error: %s", s)
 	}
 }
