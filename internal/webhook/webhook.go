@@ -1,6 +1,7 @@
 // Package webhook parses and verifies WhatsApp Cloud API webhooks (object
-// "whatsapp_business_account"): message status updates, inbound customer messages and the
-// template lifecycle events (status, category, quality).
+// "whatsapp_business_account"): message status updates, inbound customer messages, the
+// template lifecycle events (status, category, quality) and customers' marketing
+// preferences (user_preferences).
 //
 // It is pure logic: the HTTP handler reads the body, calls Verify with the
 // X-Hub-Signature-256 header, then Parse, and acts on the Batch. Parse is lenient by design:
@@ -33,6 +34,16 @@ const (
 	FieldTemplateStatus   = "message_template_status_update"
 	FieldTemplateCategory = "template_category_update"
 	FieldTemplateQuality  = "message_template_quality_update"
+	FieldUserPreferences  = "user_preferences"
+)
+
+// User preference categories and values of a "user_preferences" change.
+const (
+	// PreferenceMarketing is the category of a customer stopping or resuming marketing
+	// messages (the only one Meta sends so far).
+	PreferenceMarketing = "marketing_messages"
+	PreferenceStop      = "stop"
+	PreferenceResume    = "resume"
 )
 
 // Batch is everything one webhook POST carried, flattened across entries and changes, in
@@ -48,6 +59,9 @@ type Batch struct {
 	TemplateCategory []TemplateCategory
 	// TemplateQuality holds "message_template_quality_update" events.
 	TemplateQuality []TemplateQuality
+	// UserPreferences holds "user_preferences" events: a customer stopped or resumed
+	// marketing messages from the business.
+	UserPreferences []UserPreference
 	// Errors are value-level errors of "messages" changes (Meta reports, for example, an
 	// inbound payload it could not render this way). They are also copied into the
 	// Errors of every Inbound of the same change; count them here, not there.
@@ -187,6 +201,26 @@ type TemplateQuality struct {
 	At     time.Time
 }
 
+// UserPreference is one entry of a "user_preferences" change.
+type UserPreference struct {
+	// WaID is the customer's WhatsApp id (digits, no "+").
+	WaID string
+	// Category is PreferenceMarketing; others are kept as Meta sent them.
+	Category string
+	// Value is PreferenceStop or PreferenceResume.
+	Value string
+	// Detail is Meta's description ("User requested to stop marketing messages").
+	Detail string
+	// At is when the customer changed it (zero when missing or invalid): the order of
+	// preferences, since Meta may deliver an older one after a newer one.
+	At time.Time
+	// PhoneNumberID and DisplayPhoneNumber identify the business number it is about; WABAID
+	// is the WhatsApp Business Account (entry.id).
+	PhoneNumberID      string
+	DisplayPhoneNumber string
+	WABAID             string
+}
+
 // Parse decodes one webhook POST body. It returns an error wrapping ErrMalformed only when
 // the body is not JSON or not a "whatsapp_business_account" object with an entry array;
 // unknown fields, change fields and message types, and values of an unexpected JSON type
@@ -257,6 +291,17 @@ func (b *Batch) add(e *entry, c *change) {
 			WABAID:        string(e.ID),
 			At:            e.Time.asTime(),
 		})
+	case FieldUserPreferences:
+		for _, p := range v.UserPreferences {
+			if p.WaID == "" {
+				continue // about no one
+			}
+			b.UserPreferences = append(b.UserPreferences, UserPreference{
+				WaID: string(p.WaID), Category: p.Category, Value: p.Value, Detail: p.Detail, At: p.Timestamp.asTime(),
+				PhoneNumberID: string(v.Metadata.PhoneNumberID), DisplayPhoneNumber: string(v.Metadata.DisplayPhoneNumber),
+				WABAID: string(e.ID),
+			})
+		}
 	default:
 		b.Unknown = append(b.Unknown, c.Field)
 	}
@@ -445,6 +490,17 @@ type value struct {
 
 	PreviousQualityScore string `json:"previous_quality_score"`
 	NewQualityScore      string `json:"new_quality_score"`
+
+	// field "user_preferences"
+	UserPreferences []wirePreference `json:"user_preferences"`
+}
+
+type wirePreference struct {
+	WaID      flexString `json:"wa_id"`
+	Detail    string     `json:"detail"`
+	Category  string     `json:"category"`
+	Value     string     `json:"value"`
+	Timestamp flexString `json:"timestamp"`
 }
 
 type contact struct {

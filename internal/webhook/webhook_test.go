@@ -603,6 +603,31 @@ func TestParseSynthetic(t *testing.T) {
 			},
 		},
 		{
+			// Meta's user_preferences reference: the timestamp is a number, the metadata names
+			// the business number.
+			name: "user preferences: marketing stopped and resumed",
+			body: wrap("user_preferences", `{"messaging_product":"whatsapp",
+				"metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
+				"contacts":[{"profile":{"name":"Sheena Nelson"},"wa_id":"16505551234"}],
+				"user_preferences":[
+					{"wa_id":"16505551234","detail":"User requested to stop marketing messages","category":"marketing_messages","value":"stop","timestamp":1731705721},
+					{"wa_id":16505559999,"detail":"User requested to resume marketing messages","category":"marketing_messages","value":"resume","timestamp":"1731705722"},
+					{"detail":"no wa_id: about no one","category":"marketing_messages","value":"stop","timestamp":1731705723}
+				]}`),
+			check: func(t *testing.T, b *Batch) {
+				want := []UserPreference{
+					{WaID: "16505551234", Category: PreferenceMarketing, Value: PreferenceStop, Detail: "User requested to stop marketing messages",
+						At: unix(1731705721), PhoneNumberID: "106540352242922", DisplayPhoneNumber: "15550783881", WABAID: "waba1"},
+					{WaID: "16505559999", Category: PreferenceMarketing, Value: PreferenceResume, Detail: "User requested to resume marketing messages",
+						At: unix(1731705722), PhoneNumberID: "106540352242922", DisplayPhoneNumber: "15550783881", WABAID: "waba1"},
+				}
+				if !slices.Equal(b.UserPreferences, want) {
+					t.Errorf("UserPreferences = %+v, want %+v", b.UserPreferences, want)
+				}
+				eq(t, "Unknown", len(b.Unknown), 0)
+			},
+		},
+		{
 			name: "empty entry list",
 			body: `{"object":"whatsapp_business_account","entry":[]}`,
 			check: func(t *testing.T, b *Batch) {
@@ -687,6 +712,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(inbound(`{"from":"1","id":"2","type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":"x","title":"y"}}}`)))
 	f.Add([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"statuses":"x"}}]}]}`))
 	f.Add([]byte(`{"object":"whatsapp_business_account","entry":[1]}`))
+	f.Add([]byte(wrap("user_preferences", `{"user_preferences":[{"wa_id":"1","category":"marketing_messages","value":"stop","timestamp":1}]}`)))
 	f.Add([]byte(`{"object":"whatsapp_business_account"`))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, body []byte) {
