@@ -37,9 +37,11 @@ deps: ## install what the tests need: redis-server and kannel (Debian), helm (Go
 	$(GO) mod download
 
 .PHONY: test
-test: deps ## install test dependencies, then run every test with the race detector
+test: deps ## install test dependencies, then run every test with the race detector, and the external example
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# Another module using only the public packages (its own go.mod, replace ../..).
+	cd examples/external && $(GO) vet ./... && $(GO) run -race .
 
 .PHONY: test-short
 test-short: ## run the tests without the race detector (faster)

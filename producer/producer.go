@@ -38,8 +38,35 @@ type Media = job.Media
 // ValidationError lists every invalid field of a rejected job.
 type ValidationError = job.ValidationError
 
+// FieldError names one invalid field of a rejected job (ValidationError.Fields).
+type FieldError = job.FieldError
+
+// JobOptions are the validation defaults a Job's Validate method takes (WithDefaults sets
+// the producer's own).
+type JobOptions = job.Options
+
 // ErrInvalid matches (errors.Is) every validation error: the job can never be sent as it is.
 var ErrInvalid = job.ErrInvalid
+
+// Priority lanes of a Job: bulk never delays transactional.
+const (
+	PriorityTransactional = job.PriorityTransactional
+	PriorityBulk          = job.PriorityBulk
+)
+
+// Channel names a Job's Channels may list.
+const (
+	ChannelWhite = job.ChannelWhite
+	ChannelGrey  = job.ChannelGrey
+	ChannelSMS   = job.ChannelSMS
+)
+
+// Media types of a Job's Media.
+const (
+	MediaImage    = job.MediaImage
+	MediaVideo    = job.MediaVideo
+	MediaDocument = job.MediaDocument
+)
 
 // Publisher is the part of jetstream.JetStream the producer uses.
 type Publisher interface {
@@ -76,7 +103,8 @@ func WithMaxInFlight(n int) Option { return func(p *Producer) { p.inFlight = max
 func WithClock(now func() time.Time) Option { return func(p *Producer) { p.now = now } }
 
 // New returns a Producer publishing through js (a jetstream.JetStream). The streams must
-// exist: `herald api`, `herald worker` and `herald dev` create them at start.
+// exist: `herald api`, `herald worker` and `herald dev` create them at start, and a service
+// running without them creates them with worker.EnsureStreams.
 func New(js Publisher, opts ...Option) *Producer {
 	p := &Producer{js: js, opts: job.Options{DefaultRegion: "RU", DefaultLanguage: "ru"}, inFlight: 4096, now: time.Now,
 		tracer: otel.Tracer("github.com/herald-notify/herald/producer")}

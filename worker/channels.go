@@ -14,14 +14,14 @@ import (
 
 // WhiteClient is the Cloud API adapter's send call.
 type WhiteClient interface {
-	Send(ctx context.Context, m white.Message) (provider.Result, error)
+	Send(ctx context.Context, m WhiteMessage) (Result, error)
 }
 
 var _ WhiteClient = (*white.Client)(nil)
 
 // SMSClient is an SMS driver's send call.
 type SMSClient interface {
-	Send(ctx context.Context, m sms.Message) (provider.Result, error)
+	Send(ctx context.Context, m SMSMessage) (Result, error)
 }
 
 var _ SMSClient = (*sms.Kannel)(nil)
@@ -63,7 +63,7 @@ func (s White) Send(ctx context.Context, m Message) (Result, error) {
 
 // GreyClient is the grey gateway adapter's send call.
 type GreyClient interface {
-	Send(ctx context.Context, m grey.Message) (provider.Result, error)
+	Send(ctx context.Context, m GreyMessage) (Result, error)
 }
 
 var _ GreyClient = (*grey.Client)(nil)

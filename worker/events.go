@@ -38,7 +38,7 @@ type Event struct {
 }
 
 // EventFromRecord is the event announcing rec's current state.
-func EventFromRecord(rec *status.Record) Event {
+func EventFromRecord(rec *Record) Event {
 	e := Event{ID: rec.ID, State: rec.State, Channel: rec.Channel, ProviderMessageID: rec.ProviderMessageID,
 		Reason: rec.Reason, Campaign: rec.Campaign, Tenant: rec.Tenant, Metadata: rec.Metadata,
 		Attempts: len(rec.History), At: time.Now().UTC()}
@@ -91,7 +91,7 @@ func (e *events) publish(ctx context.Context, rec *status.Record) jetstream.PubA
 
 // PublishStatus publishes rec's state as an event, without waiting for JetStream's
 // acknowledgement (see events.publish); used by the worker and the API.
-func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) {
+func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *Metrics, rec *Record) {
 	publishStatus(ctx, js, log, m, rec)
 }
 
