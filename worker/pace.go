@@ -20,7 +20,7 @@ import (
 
 // Limiter is the fleet-wide rate limiter (internal/ratelimit on Redis).
 type Limiter interface {
-	Reserve(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error)
+	Reserve(ctx context.Context, r LimitRequest) (LimitDecision, error)
 	SlowSender(ctx context.Context, sender string, factor float64, d time.Duration) error
 	HoldRecipient(ctx context.Context, sender, recipient string, d time.Duration) error
 }
@@ -84,25 +84,27 @@ func (w *Worker) probeStore(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// lateSlot is how late after its reserved slot a send on ch may still go: half the time the
-// pacing margin buys (1.5% of a second, or one slot at low rates), and at least 5 ms. Sends
-// up to that late bunch at most half the margin's worth of messages into a second; the other
-// half absorbs the jitter of the path from the worker to the provider (the claim, the HTTP
-// call), which the slot cannot see. Later than that, the slot is taken again.
-func (w *Worker) lateSlot(ch string) time.Duration {
-	l, ok := w.cfg.Limits[ch]
-	if !ok || l.Rate <= 0 {
+// lateSlot is how late after its reserved slot a send on ch may still go (see lateSlotOf).
+func (w *Worker) lateSlot(ch string) time.Duration { return lateSlotOf(w.cfg.Limits[ch]) }
+
+// lateSlotOf is how late after its reserved slot a send under l may still go: half the time
+// the pacing margin buys (1.5% of a second, or one slot at low rates), and at least 5 ms.
+// Sends up to that late bunch at most half the margin's worth of messages into a second; the
+// other half absorbs the jitter of the path from the worker to the provider (the claim, the
+// HTTP call), which the slot cannot see. Later than that, the slot is taken again.
+func lateSlotOf(l ChannelLimit) time.Duration {
+	if l.Rate <= 0 {
 		return time.Hour
 	}
 	margin := time.Duration((1 - paceRate(l.Rate)/l.Rate) * float64(time.Second))
 	return max(5*time.Millisecond, margin/2)
 }
 
-// errHeld means pace parked the job (a long wait): the delivery is finished.
-var errHeld = errors.New("job held until a limit allows it")
-
 // errStopping means the worker is stopping while the job waited for a slot.
 var errStopping = errors.New("worker stopping")
+
+// errBusy means no slot was free at once (paceIfFree).
+var errBusy = errors.New("no slot free at once")
 
 // pacer is one worker's local side of a sender's limit: bulk jobs take turns asking Redis
 // (one asker per sender and worker, smoothed with x/time/rate at the fleet rate), so a
@@ -134,75 +136,130 @@ func (p *pacers) get(l ChannelLimit) *pacer {
 	return pc
 }
 
-// pace waits until the channel's limits allow sending j. It returns nil when the send may
-// go now, errHeld when the job was parked in a schedule (long waits: daily caps, the tier),
-// errStopping when the worker is stopping, or an infrastructure error (the limiter's store
-// is unreachable: fail closed, never send unlimited). Waiting uses up no attempt. It
-// returns the time of the reserved slot.
+// paceMode is how a delivery asks for a slot.
+type paceMode int
+
+const (
+	// paceUnclaimed: before the claim. An outage of the limiter's store is an error: nothing
+	// holds the job, so it simply comes again later.
+	paceUnclaimed paceMode = iota
+	// paceClaimed: under the claim. An outage is waited out, the message kept alive: giving
+	// the message back would leave the claim to expire into "unknown".
+	paceClaimed
+	// paceIfFree: under a claim just taken, only a slot free within lateSlot, and errBusy if
+	// there is none (the sender is busy now, or a per-recipient rule waits).
+	paceIfFree
+)
+
+// pace is the one place a delivery waits for a rate-limit slot for cascade[idx]. It returns
+// the slot's time once the send may go, a *heldError when a limit makes the job wait long (a
+// daily cap, the tier: the caller parks it), errStopping when the worker is stopping,
+// errBusy (paceIfFree), or an infrastructure error (fail closed: never send unlimited).
+// Waiting uses up no attempt.
 //
-// A plain delivery paces its first channel before it claims the job: a worker killed while
-// its jobs wait for slots then leaves no claims behind (an expired claim reads as "died
-// during the provider call", and such a job is never resent). When the caller holds the
-// claim (claimed), an outage is waited out here instead, with the message kept alive:
-// giving it back would leave the claim to expire into "unknown".
-//
-// slot, when not nil, carries the send's last reservation in and out: an allowed one given
-// in is one this send will not use (its pair and daily entries are taken back, see
-// ratelimit.Request.Replaces), and the reservation pace settles on is written back.
-func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, owner string, cascade []string, log *slog.Logger, claimed bool, slot *ratelimit.Decision) (time.Time, error) {
+// The first channel's last reservation travels in d.slot: an allowed one that this send will
+// not use (the claim made it late) is replaced by the next ask, which takes back its pair and
+// daily entries (ratelimit.Request.Replaces), and the reservation pace settles on is written
+// back.
+func (w *Worker) pace(ctx context.Context, d *delivery, idx int, windowOpen bool, how paceMode) (time.Time, error) {
+	ch := d.cascade[idx]
 	l, ok := w.cfg.Limits[ch]
 	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
 		return time.Now(), nil
 	}
-	bulk := j.Priority == job.PriorityBulk
-	req := request(l, ch, j, windowOpen)
+	var slot *ratelimit.Decision
+	if idx == 0 {
+		slot = &d.slot
+	}
+	req := request(l, ch, d.job, windowOpen)
 	if slot != nil && slot.Allowed {
 		prev := *slot
 		req.Replaces = &prev
 	}
 	pc := w.pacers.get(l)
-	start := time.Now()
-	waited := ""
+	if how == paceIfFree {
+		return w.slotIfFree(ctx, d, l, pc, req, slot)
+	}
+	return w.waitSlot(ctx, d, l, pc, req, slot, how == paceClaimed)
+}
+
+// slotIfFree takes a slot only if one is free within lateSlot, and waits for it: the order
+// for a sender that is not busy, under a claim taken just before. A slot taken before the
+// claim would be late by the claim's round trip, which on a loaded machine is often more than
+// lateSlot and would cost a second reservation for nothing. An allowed reservation is written
+// to slot even when it goes unused (woken up late): the next ask replaces it.
+func (w *Worker) slotIfFree(ctx context.Context, d *delivery, l ChannelLimit, pc *pacer, req ratelimit.Request, slot *ratelimit.Decision) (time.Time, error) {
+	req.Horizon = lateSlotOf(l)
+	dec, err := w.cfg.Limiter.Reserve(ctx, req)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("rate limiter: %w", err)
+	}
+	if !dec.Allowed {
+		if dec.Reason == ratelimit.ReasonRate {
+			pc.idle.Store(false)
+		}
+		return time.Time{}, errBusy
+	}
+	if slot != nil {
+		*slot = dec
+	}
+	due := time.Now().Add(dec.Delay)
+	if err := w.sleep(ctx, d.msg, dec.Delay, false); err != nil {
+		return time.Time{}, err
+	}
+	if time.Since(due) > lateSlotOf(l) {
+		// Woken up late (CPU starved): the slot is spent.
+		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
+		return time.Time{}, errBusy
+	}
+	return due, nil
+}
+
+// waitSlot asks for a slot until one is allowed and waits for it. Bulk jobs take turns per
+// sender in this worker (see pacer); the turn is released by a deferred release that is safe
+// to call twice, and given up early while a job waits for one recipient.
+func (w *Worker) waitSlot(ctx context.Context, d *delivery, l ChannelLimit, pc *pacer, req ratelimit.Request, slot *ratelimit.Decision, claimed bool) (time.Time, error) {
+	bulk := d.job.Priority == job.PriorityBulk
+	late := lateSlotOf(l)
+	start, waited := time.Now(), false
 	defer func() {
-		if waited != "" {
+		if waited {
 			w.cfg.Metrics.Record(ctx, func(m *telemetry.Metrics) float64Histogram { return m.LimiterWait }, time.Since(start).Seconds(), "sender", l.Sender)
 		}
 	}()
-	for attempt := 0; ; attempt++ {
-		if bulk {
-			if err := w.takeTurn(ctx, msg, pc); err != nil {
-				return time.Time{}, err
-			}
-		}
-		// The local limiter spaces this worker's asks at the fleet rate; an ask Redis denies
-		// for a recipient (pair, penalty) gives its token back, so waits for one customer
-		// never slow the number down.
+	tn := &turn{pc: pc}
+	defer tn.release()
+	for {
+		tn.release()
+		// The local limiter spaces this worker's bulk asks at the fleet rate; an ask Redis
+		// denies for a recipient (pair, penalty) gives its token back, so waits for one
+		// customer never slow the number down.
 		var local *rate.Reservation
 		var localWait time.Duration
 		if bulk {
+			if err := w.takeTurn(ctx, d.msg, tn); err != nil {
+				return time.Time{}, err
+			}
 			local = pc.local.Reserve()
 			localWait = local.Delay()
-			if err := w.sleep(ctx, msg, localWait, true); err != nil {
+			if err := w.sleep(ctx, d.msg, localWait, true); err != nil {
 				local.Cancel()
-				<-pc.turn
 				return time.Time{}, err
 			}
 		}
-		d, err := w.cfg.Limiter.Reserve(ctx, req)
-		if err == nil && !d.Allowed && d.Reason != ratelimit.ReasonRate && local != nil {
+		dec, err := w.cfg.Limiter.Reserve(ctx, req)
+		if err == nil && !dec.Allowed && dec.Reason != ratelimit.ReasonRate && local != nil {
 			local.Cancel()
 		}
 		if err != nil {
-			if bulk {
-				<-pc.turn
-			}
+			tn.release()
 			if !claimed {
 				return time.Time{}, fmt.Errorf("rate limiter: %w", err)
 			}
 			if w.storeDown.CompareAndSwap(false, true) {
-				log.Warn("rate limiter unavailable: waiting for it, nothing is sent meanwhile", "err", err)
+				d.log.Warn("rate limiter unavailable: waiting for it, nothing is sent meanwhile", "err", err)
 			}
-			if err := w.sleep(ctx, msg, time.Second, false); err != nil {
+			if err := w.sleep(ctx, d.msg, time.Second, false); err != nil {
 				return time.Time{}, err
 			}
 			select {
@@ -212,26 +269,24 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			}
 			continue
 		}
-		if d.Allowed {
-			if bulk {
-				<-pc.turn
-			}
+		if dec.Allowed {
+			tn.release()
 			// Idle: the slot was free at once, and this worker's own asks (bulk) were not
 			// spaced out by the local limiter, so the number is not running at its cap.
-			pc.idle.Store(d.Delay <= w.lateSlot(ch) && localWait == 0)
-			unused := d
+			pc.idle.Store(dec.Delay <= late && localWait == 0)
+			unused := dec
 			req.Replaces = &unused // if this reservation goes unused, the next ask replaces it
-			due := time.Now().Add(d.Delay)
-			if err := w.sleep(ctx, msg, d.Delay, bulk); err != nil {
+			due := time.Now().Add(dec.Delay)
+			if err := w.sleep(ctx, d.msg, dec.Delay, bulk); err != nil {
 				return time.Time{}, err
 			}
 			// Redis went away while this job waited: do not send on an old reservation; wait
 			// for Redis to come back and reserve again (fail closed).
 			if w.storeDown.Load() {
 				// Probe here too: the lanes (which also probe) may be blocked for a long time.
-				w.probeStore(ctx, log)
+				w.probeStore(ctx, d.log)
 				if w.storeDown.Load() {
-					if err := w.sleep(ctx, msg, time.Second, bulk); err != nil {
+					if err := w.sleep(ctx, d.msg, time.Second, bulk); err != nil {
 						return time.Time{}, err
 					}
 				}
@@ -239,52 +294,58 @@ func (w *Worker) pace(ctx context.Context, msg jetstream.Msg, ch string, j *job.
 			}
 			// A slot this process woke up late for (CPU starved, a GC pause) is given up:
 			// sending late would bunch with the next slots at the provider.
-			if late := time.Since(due); late > w.lateSlot(ch) {
+			if time.Since(due) > late {
 				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
 				continue
 			}
 			if slot != nil {
-				*slot = d
+				*slot = dec
 			}
 			return due, nil
 		}
-		reason := string(d.Reason)
-		if waited == "" {
-			waited = reason
+		reason := string(dec.Reason)
+		if !waited {
+			waited = true
 			w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", reason)
 		}
-		wait := d.RetryAfter
-		long := d.Reason == ratelimit.ReasonRecipientDaily || d.Reason == ratelimit.ReasonSenderDaily ||
-			d.Reason == ratelimit.ReasonTier || wait > w.cfg.AckWait/3
-		if long {
-			if bulk {
-				<-pc.turn
-			}
-			w.waitFor(ctx, msg, j, owner, cascade, w.cfg.Now().Add(wait), reason, log)
-			return time.Time{}, errHeld
+		wait := dec.RetryAfter
+		if dec.Reason == ratelimit.ReasonRecipientDaily || dec.Reason == ratelimit.ReasonSenderDaily ||
+			dec.Reason == ratelimit.ReasonTier || wait > w.cfg.AckWait/3 {
+			return time.Time{}, &heldError{until: w.cfg.Now().Add(wait), reason: reason}
 		}
 		// A pair or penalty wait concerns one recipient: wait without holding the sender's
-		// turn. A rate wait keeps the turn: this job is next in line here.
-		if bulk && d.Reason != ratelimit.ReasonRate {
-			<-pc.turn
+		// turn, and without a concurrency slot. A rate wait keeps the turn: this job is next.
+		if dec.Reason != ratelimit.ReasonRate {
+			tn.release()
 		}
 		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, 1, "reason", reason)
 		wait += rand.N(wait/10 + time.Millisecond)
 		unpark := func() error { return nil }
-		if d.Reason != ratelimit.ReasonRate {
-			unpark = parkFor(msg, wait)
+		if dec.Reason != ratelimit.ReasonRate {
+			unpark = parkFor(d.msg, wait)
 		}
-		err = w.sleep(ctx, msg, wait, bulk)
+		err = w.sleep(ctx, d.msg, wait, bulk)
 		if uerr := unpark(); err == nil {
 			err = uerr
 		}
 		w.cfg.Metrics.Add(ctx, func(m *telemetry.Metrics) metricUpDown { return m.Waiting }, -1, "reason", reason)
-		if bulk && d.Reason == ratelimit.ReasonRate {
-			<-pc.turn
-		}
 		if err != nil {
 			return time.Time{}, err
 		}
+	}
+}
+
+// turn is a bulk job's turn at its sender's pacer in this worker.
+type turn struct {
+	pc   *pacer
+	held bool
+}
+
+// release gives the turn back if it is held; safe to call any number of times.
+func (t *turn) release() {
+	if t.held {
+		t.held = false
+		<-t.pc.turn
 	}
 }
 
@@ -313,46 +374,6 @@ func (w *Worker) idleSender(ch string) bool {
 		return true
 	}
 	return w.pacers.get(l).idle.Load()
-}
-
-// paceNow takes a slot on ch for j only if one is free within lateSlot, and waits for it: the
-// order for a sender that is not busy, under a claim taken just before. Taking the slot before
-// the claim would make it late by the claim's round trip, which on a loaded machine is often
-// more than lateSlot and would cost a second reservation for nothing. It reports false when
-// no slot is free that soon (the sender is busy now, or a per-recipient rule waits): the
-// caller gives the claim back and paces first. An error is the limiter's store failing.
-//
-// An allowed reservation is written to slot, also when it goes unused (woken up late): the
-// caller's next pace replaces it.
-func (w *Worker) paceNow(ctx context.Context, msg jetstream.Msg, ch string, j *job.Job, windowOpen bool, slot *ratelimit.Decision) (bool, error) {
-	l, ok := w.cfg.Limits[ch]
-	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
-		return true, nil
-	}
-	pc := w.pacers.get(l)
-	req := request(l, ch, j, windowOpen)
-	req.Horizon = w.lateSlot(ch)
-	d, err := w.cfg.Limiter.Reserve(ctx, req)
-	if err != nil {
-		return false, fmt.Errorf("rate limiter: %w", err)
-	}
-	if !d.Allowed {
-		if d.Reason == ratelimit.ReasonRate {
-			pc.idle.Store(false)
-		}
-		return false, nil
-	}
-	*slot = d
-	due := time.Now().Add(d.Delay)
-	if err := w.sleep(ctx, msg, d.Delay, false); err != nil {
-		return false, err
-	}
-	if time.Since(due) > w.lateSlot(ch) {
-		// Woken up late (CPU starved): the slot is spent.
-		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
-		return false, nil
-	}
-	return true, nil
 }
 
 // liveMsg is a delivery that tells JetStream it is still being worked on while it waits
@@ -501,15 +522,17 @@ func (w *Worker) sleep(ctx context.Context, msg jetstream.Msg, d time.Duration, 
 }
 
 // takeTurn waits for the sender's turn in this worker, keeping the message alive meanwhile.
-func (w *Worker) takeTurn(ctx context.Context, msg jetstream.Msg, pc *pacer) error {
+func (w *Worker) takeTurn(ctx context.Context, msg jetstream.Msg, t *turn) error {
 	select {
-	case pc.turn <- struct{}{}:
+	case t.pc.turn <- struct{}{}:
+		t.held = true
 		return nil
 	default:
 	}
 	keepAlive(msg)
 	select {
-	case pc.turn <- struct{}{}:
+	case t.pc.turn <- struct{}{}:
+		t.held = true
 		return nil
 	case <-w.stopping:
 		return errStopping

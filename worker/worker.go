@@ -28,8 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,16 +36,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-notify/herald/internal/job"
-	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
-	"github.com/herald-notify/herald/internal/quiet"
-	"github.com/herald-notify/herald/internal/ratelimit"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -76,11 +68,11 @@ type Config struct {
 	RetryBaseDelay   time.Duration
 	RetryMaxDelay    time.Duration
 	// Jobs are the job validation defaults (region, language).
-	Jobs job.Options
+	Jobs JobOptions
 	// Logger receives structured logs (default slog.Default()); phone numbers are masked.
 	Logger *slog.Logger
 	// Metrics records the worker's instruments (nil: none).
-	Metrics *telemetry.Metrics
+	Metrics *Metrics
 	// AnnounceStop, when set, is called when this worker stops a channel after an
 	// account-level error, so that the rest of the fleet stops it too (each calls
 	// StopSender); nil keeps the stop in this worker.
@@ -90,7 +82,7 @@ type Config struct {
 	FallbackAfter time.Duration
 	// QuietHours holds bulk jobs (and jobs asking for it) outside the recipient's allowed
 	// local hours; the zero value never holds.
-	QuietHours quiet.Hours
+	QuietHours QuietHours
 	// Campaigns tells which campaigns an operator canceled (nil: none are).
 	Campaigns interface{ Canceled(name string) bool }
 	// Limiter paces sends fleet-wide; Limits says how per channel (a channel without an
@@ -141,9 +133,9 @@ type Result = provider.Result
 
 // Message is what a Sender is asked to send: the job and its rendering for the channel.
 type Message struct {
-	Job *job.Job
+	Job *Job
 	// Template is the job's catalogue definition (nil for a text job).
-	Template *templates.Definition
+	Template *Definition
 	// WindowOpen tells whether the recipient's 24-hour customer-service window is open.
 	WindowOpen bool
 }
@@ -156,11 +148,11 @@ type Sender interface {
 
 // Store is the part of the status store the worker uses.
 type Store interface {
-	Begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error)
-	BeginReplay(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error)
-	BeginCheck(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, c status.Check) (status.Admission, error)
-	Attempt(ctx context.Context, id, owner string, o status.Outcome) (string, *status.Record, error)
-	Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (string, *status.Record, error)
+	Begin(ctx context.Context, j *Job, owner string, lease time.Duration, channels []string) (Admission, error)
+	BeginReplay(ctx context.Context, j *Job, owner string, lease time.Duration, channels []string) (Admission, error)
+	BeginCheck(ctx context.Context, j *Job, owner string, lease time.Duration, channels []string, c Check) (Admission, error)
+	Attempt(ctx context.Context, id, owner string, o Outcome) (string, *Record, error)
+	Settle(ctx context.Context, j *Job, owner, state, reason string, channels []string) (string, *Record, error)
 	Ping(ctx context.Context) error
 	Window(ctx context.Context, business, to string) (open bool, until time.Time, err error)
 }
@@ -170,8 +162,8 @@ var _ Store = (*status.Store)(nil)
 // Templates looks templates up: Lookup only approved ones (WhatsApp), Definition any
 // (grey and SMS need no approval).
 type Templates interface {
-	Lookup(name, language string) (*templates.Definition, error)
-	Definition(name, language string) (*templates.Definition, error)
+	Lookup(name, language string) (*Definition, error)
+	Definition(name, language string) (*Definition, error)
 }
 
 var _ Templates = (*templates.Catalogue)(nil)
@@ -235,7 +227,7 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 // NewRedisStore returns the Redis status store for workers and the API; ttl bounds how long
 // records (and so the idempotency of a job id) are kept, and phoneNumberID is the WhatsApp
 // business number (Cloud API phone number id) whose 24-hour windows with customers it reads.
-func NewRedisStore(rdb redis.UniversalClient, ttl time.Duration, phoneNumberID string) *status.Store {
+func NewRedisStore(rdb redis.UniversalClient, ttl time.Duration, phoneNumberID string) *RedisStore {
 	return status.NewStore(rdb, ttl, nil).ForBusiness(phoneNumberID)
 }
 
@@ -369,7 +361,7 @@ func (w *Worker) lane(ctx, hard context.Context, name string, c jetstream.Consum
 			continue
 		}
 		if ctx.Err() != nil { // drained after stop: give it back at once
-			_ = msg.Nak()
+			w.dispose(hard, msg, w.log, nak())
 			release()
 			continue
 		}
@@ -411,7 +403,7 @@ func (w *Worker) handBack(it jetstream.MessagesContext) {
 		if err != nil {
 			return
 		}
-		_ = msg.Nak()
+		w.dispose(context.Background(), msg, w.log, nak())
 	}
 }
 
@@ -420,678 +412,3 @@ func (w *Worker) handBack(it jetstream.MessagesContext) {
 // nak'd, terminated or dead-lettered. It is for callers that pull messages themselves, and for
 // tests that feed one message and look at what happened to it.
 func (w *Worker) Process(ctx context.Context, msg jetstream.Msg) { w.handle(ctx, msg, nil) }
-
-// handle processes one delivery. It never panics on input: a job it cannot decode goes to
-// the DLQ.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
-	if m := w.cfg.Metrics; m != nil {
-		m.InFlight.Add(ctx, 1)
-		defer m.InFlight.Add(ctx, -1)
-	}
-	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(msg.Headers()))
-	ctx, span := w.tracer.Start(ctx, "herald.process", trace.WithSpanKind(trace.SpanKindConsumer))
-	defer span.End()
-	defer func() {
-		if r := recover(); r != nil {
-			// A bug must not take the fleet down: park the job in the DLQ and go on.
-			w.log.Error("worker: panic while handling a job", "panic", fmt.Sprint(r))
-			w.deadLetter(ctx, msg, "", "panic", fmt.Sprintf("worker panic: %v", r))
-		}
-	}()
-	md, err := msg.Metadata()
-	if err != nil {
-		_ = msg.Term()
-		return
-	}
-	if md.NumDelivered > 1 {
-		w.log.Debug("redelivery", "delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
-	}
-	lm := newLiveMsg(msg, w.cfg.AckWait)
-	lm.slot = sl
-	defer lm.close()
-	msg = lm
-	j, err := job.Decode(msg.Data(), w.cfg.Jobs)
-	if err != nil {
-		id := bestEffortID(msg.Data())
-		span.SetStatus(codes.Error, "invalid job")
-		w.reject(ctx, msg, id, err)
-		return
-	}
-	span.SetAttributes(attribute.String("herald.job_id", j.ID))
-	log := w.log.With("job", j.ID, "to", phone.Mask(j.To))
-	cascade := w.route(j)
-	owner := w.owner + ":" + strconv.FormatUint(md.Sequence.Stream, 10) + ":" + strconv.FormatUint(md.NumDelivered, 10)
-
-	plain := true
-	begin := w.store.Begin
-	if msg.Headers().Get(streams.HeaderReplay) != "" {
-		begin, plain = w.store.BeginReplay, false
-	}
-	check := checkOf(msg.Headers(), w.cfg.FallbackAfter)
-	if c := check; c != nil {
-		plain = false
-		begin = func(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string) (status.Admission, error) {
-			return w.store.BeginCheck(ctx, j, owner, lease, channels, *c)
-		}
-	}
-	// A plain delivery waits for quiet hours and for its first channel's rate-limit slot
-	// before it claims the job (see pace): a held or waiting job leaves no claim behind.
-	var (
-		due time.Time
-		adm status.Admission
-		// slot is the first channel's last reservation: one that goes unused (the claim made
-		// it late) is replaced by the next, so the send is not held back by its own pair or
-		// daily entries.
-		slot ratelimit.Decision
-	)
-	paced := -1 // the cascade index whose slot was taken before the claim (-1: none)
-	// A sender that is not busy gives its slot right after the claim (paceNow); a busy one
-	// first, and the claim follows.
-	claimFirst := plain && len(cascade) > 0 && w.idleSender(cascade[0])
-	for try := 0; ; try++ {
-		due = time.Time{}
-		var err error
-		if plain && !claimFirst && !j.Expired(w.cfg.Now()) && !w.canceled(j) {
-			if w.quietApplies(j) {
-				now := w.cfg.Now()
-				if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
-					w.waitFor(ctx, msg, j, "", cascade, at, "quiet_hours", log)
-					return
-				}
-			}
-			if len(cascade) > 0 && w.senders[cascade[0]] != nil {
-				switch due, err = w.pace(ctx, msg, cascade[0], j, w.windowForTier(ctx, cascade[0], j), "", cascade, log, false, &slot); {
-				case err == nil:
-				case errors.Is(err, errHeld):
-					return
-				case errors.Is(err, errStopping), ctx.Err() != nil:
-					_ = msg.Nak()
-					return
-				default:
-					w.retryLater(msg, log, err)
-					return
-				}
-			}
-		}
-		adm, err = begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade)
-		if err != nil {
-			w.retryLater(msg, log, err)
-			return
-		}
-		switch adm.Verdict {
-		case status.Done:
-			w.doneAgain(ctx, msg, j, cascade, adm.Record, check, log)
-			w.count(ctx, "duplicate", "")
-			return
-		case status.Busy:
-			_ = msg.NakWithDelay(adm.Wait + 100*time.Millisecond)
-			return
-		case status.Ambiguous:
-			log.Warn("previous delivery died during its provider call: not resending", "channel", adm.Record.Channel)
-			ev := w.events.publish(ctx, adm.Record)
-			var deadline jetstream.PubAckFuture
-			if adm.Record.State == status.Sent {
-				// Never resent, but not given up either: if the provider does not report the
-				// message delivered (a report by job id names the attempt in doubt) within
-				// HERALD_FALLBACK_AFTER, the deadline moves the job to its next channel, exactly
-				// as for a message whose send was recorded. A message that never left is then
-				// not lost.
-				deadline = w.parkDeadline(ctx, msg, j, cascade, adm.Record.ChannelIdx, log)
-			}
-			w.ackStored(ctx, msg, log, ev, deadline)
-			w.count(ctx, "unknown", adm.Record.Channel)
-			return
-		case status.SuppressedVerdict:
-			w.settled(ctx, msg, status.Queued, adm.Record, "suppressed")
-			return
-		}
-		// Cancellation and expiry are decided while holding the claim, so they never race a
-		// delivery that is sending the same job.
-		if w.canceled(j) {
-			w.settleUnsent(ctx, msg, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade, log)
-			return
-		}
-		if j.Expired(w.cfg.Now()) {
-			w.settleUnsent(ctx, msg, j, owner, status.Expired, "expires_at passed before sending", cascade, log)
-			return
-		}
-		if (!plain || claimFirst) && w.quietApplies(j) {
-			// A fallback (deadline, failed report) found at night waits for the morning too,
-			// and so does a plain job that claimed before it paced.
-			now := w.cfg.Now()
-			if at := w.cfg.QuietHours.Next(now, j.To); at.After(now) {
-				w.waitFor(ctx, msg, j, owner, cascade, at, "quiet_hours", log)
-				return
-			}
-		}
-		if claimFirst {
-			if adm.Record.ChannelIdx != 0 || w.senders[cascade[0]] == nil {
-				break
-			}
-			ok, err := w.paceNow(ctx, msg, cascade[0], j, adm.WindowOpen, &slot)
-			if err != nil {
-				if ctx.Err() != nil { // stopping hard
-					w.giveBack(msg, j, owner, cascade)
-					return
-				}
-				// The limiter's store is failing: give the claim back and let the job come
-				// again later, as one that paces first would.
-				if w.release(ctx, msg, j, owner, cascade, log) {
-					w.retryLater(msg, log, err)
-				}
-				return
-			}
-			if ok {
-				paced = 0
-				break
-			}
-			// The sender is busy (or this recipient must wait): give the claim back and pace
-			// first, as for a busy sender.
-			claimFirst = false
-			if !w.release(ctx, msg, j, owner, cascade, log) {
-				return
-			}
-			continue
-		}
-		// The slot holds if the job is still on that channel and the claim did not make the send
-		// late (it would bunch with the next slots at the provider). A plain delivery whose
-		// slot the claim made late gives the claim back and paces again: waiting for a slot
-		// under a claim would turn a kill of this worker into an outcome in doubt for a job
-		// that never reached the provider. After maxRepace tries it paces under the claim.
-		if due.IsZero() || adm.Record.ChannelIdx != 0 {
-			break
-		}
-		if time.Since(due) <= w.lateSlot(cascade[0]) {
-			paced = 0
-			break
-		}
-		if !plain || try >= maxRepace {
-			break
-		}
-		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", w.cfg.Limits[cascade[0]].Sender, "reason", "late_claim")
-		if !w.release(ctx, msg, j, owner, cascade, log) {
-			return
-		}
-	}
-	w.deliver(ctx, msg, j, cascade, owner, adm, paced, &slot, log)
-}
-
-// release gives back this delivery's claim on a job it has not sent, before it waits for a
-// slot. Until Redis has answered the claim may or may not be held, and neither waiting under
-// it (a kill would leave the job in doubt) nor sending without it is safe, so it is retried
-// (the message kept alive) until Redis answers. False: the worker is stopping hard; the
-// delivery is left to JetStream.
-func (w *Worker) release(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, cascade []string, log *slog.Logger) bool {
-	delay := 200 * time.Millisecond
-	for failed := false; ; failed = true {
-		_, _, err := w.store.Settle(ctx, j, owner, "", "", cascade)
-		if err == nil {
-			if failed && w.storeDown.CompareAndSwap(true, false) {
-				log.Info("state store reachable again: resuming")
-			}
-			return true
-		}
-		if w.storeDown.CompareAndSwap(false, true) {
-			log.Warn("state store unavailable: retrying to give a claim back", "err", err)
-		}
-		if err := w.sleep(ctx, msg, delay, false); err != nil {
-			return false
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
-}
-
-// maxRepace is how many times a plain delivery gives its claim back because the claim made
-// its slot late, before it waits for a new slot under the claim: a CPU-starved worker must
-// still make progress.
-const maxRepace = 2
-
-// windowForTier tells, before the claim, whether the customer's 24-hour window is open, when
-// it matters to the first channel's slot: with a messaging tier configured, a template to a
-// customer in the window is not business-initiated and must not count against it. Without a
-// tier nothing asks Redis (the claim reads the window anyway). An error counts as closed: the
-// tier is then over-counted, never exceeded.
-func (w *Worker) windowForTier(ctx context.Context, ch string, j *job.Job) bool {
-	if ch != job.ChannelWhite || j.Template == "" || w.cfg.Limits[ch].UniqueDailyMax <= 0 {
-		return false
-	}
-	open, _, err := w.store.Window(ctx, "", j.To)
-	return err == nil && open
-}
-
-// deliver walks the cascade from the record's current channel.
-// paced is the cascade index whose rate-limit slot was taken before the claim (-1: none);
-// slot is the first channel's last reservation (see handle), replaced if it went unused.
-func (w *Worker) deliver(ctx context.Context, msg jetstream.Msg, j *job.Job, cascade []string, owner string, adm status.Admission, paced int, slot *ratelimit.Decision, log *slog.Logger) {
-	rec := adm.Record
-	idx, attempts := rec.ChannelIdx, rec.Attempts
-	var lastErr *provider.Error
-	for ; idx < len(cascade); idx++ {
-		ch := cascade[idx]
-		if idx > rec.ChannelIdx {
-			_ = msg.InProgress()
-		}
-		if _, ok := w.senders[ch]; ok && idx != paced {
-			var last *ratelimit.Decision
-			if idx == 0 {
-				last = slot
-			}
-			switch _, err := w.pace(ctx, msg, ch, j, adm.WindowOpen, owner, cascade, log, true, last); {
-			case errors.Is(err, errHeld):
-				return
-			case err != nil: // stopping
-				w.giveBack(msg, j, owner, cascade)
-				return
-			}
-		}
-		// A wait for a slot can be long: an operator may have canceled the campaign meanwhile.
-		if w.canceled(j) {
-			w.settleUnsent(ctx, msg, j, owner, status.Canceled, "campaign "+j.Campaign+" canceled", cascade, log)
-			return
-		}
-		res, err := w.send(ctx, ch, j, adm.WindowOpen)
-		if err == nil {
-			old, rec, err := w.record(ctx, msg, j, owner, status.Outcome{
-				Mode: status.ModeSent, Channel: ch, ChannelIdx: idx, Attempts: attempts + 1, ProviderMessageID: res.MessageID,
-				Segments: res.Segments}, log)
-			if err != nil {
-				// Stopping with the send still unrecorded: keep the claim (it expires into
-				// 'unknown', never a second send) and let JetStream redeliver.
-				log.Error("sent, but recording failed", "channel", ch, "err", err)
-				_ = msg.NakWithDelay(w.cfg.AckWait)
-				return
-			}
-			var ev jetstream.PubAckFuture
-			if old != rec.State {
-				ev = w.events.publish(ctx, rec)
-			}
-			if rec.Resume && rec.ChannelIdx == idx+1 {
-				// The provider reported the message failed before the send was recorded: go
-				// on to the next channel now, under a fresh claim. If that claim cannot be
-				// taken, the parked deadline carries the fallback.
-				if adm2, err := w.store.BeginCheck(ctx, j, owner, w.cfg.AckWait+10*time.Second, cascade, status.Check{Idx: idx}); err == nil && adm2.Verdict == status.Claimed {
-					log.Info("failed report came before the record: falling back", "from", ch, "to", cascade[idx+1])
-					attempts = 0
-					continue
-				}
-			}
-			w.ackStored(ctx, msg, log, ev, w.parkDeadline(ctx, msg, j, cascade, idx, log))
-			w.count(ctx, "sent", ch)
-			log.Debug("sent", "channel", ch, "provider_message_id", res.MessageID)
-			return
-		}
-		if ctx.Err() != nil {
-			// Hard stop during the call: the outcome is unknown; the claim stays and expires
-			// into 'unknown' rather than risking a second send.
-			return
-		}
-		pe := provider.Classify(err)
-		lastErr = pe
-		w.sendMetric(ctx, ch, pe)
-		w.feedback(ctx, ch, j, pe.Code, log)
-		switch pe.Kind {
-		case provider.Retry:
-			attempts++
-			if attempts < w.cfg.RetryMaxAttempts {
-				if _, _, err := w.record(ctx, msg, j, owner, status.Outcome{Mode: status.ModeRetry, Channel: ch,
-					ChannelIdx: idx, Attempts: attempts, Code: pe.Code, Reason: pe.Reason}, log); err != nil {
-					w.retryLater(msg, log, err)
-					return
-				}
-				delay := w.backoff(attempts, pe.After)
-				log.Info("send failed, retrying later", "channel", ch, "code", pe.Code, "attempt", attempts, "delay", delay)
-				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Retries }, "channel", ch, "code", pe.Code)
-				_ = msg.NakWithDelay(delay)
-				return
-			}
-			pe = &provider.Error{Kind: provider.Channel, Code: pe.Code, Reason: fmt.Sprintf("%d attempts failed, last: %s", attempts, pe.Reason)}
-			fallthrough
-		case provider.Channel, provider.Sender:
-			// The grey adapter has its own circuit breaker (with probes); the others stop here.
-			if pe.Kind == provider.Sender && ch != job.ChannelGrey {
-				w.stopSender(ctx, ch, pe, log)
-			}
-			if idx == len(cascade)-1 {
-				break
-			}
-			if _, _, err := w.record(ctx, msg, j, owner, status.Outcome{Mode: status.ModeFallback, Channel: ch,
-				ChannelIdx: idx + 1, Attempts: 0, Code: pe.Code, Reason: pe.Reason, NextChannel: cascade[idx+1]}, log); err != nil {
-				w.retryLater(msg, log, err)
-				return
-			}
-			log.Info("falling back", "from", ch, "to", cascade[idx+1], "code", pe.Code, "reason", pe.Reason)
-			w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Fallbacks }, "channel", ch, "reason", pe.Kind.String())
-			attempts = 0
-			continue
-		case provider.Job:
-			w.fail(ctx, msg, j, owner, ch, idx, attempts, pe, "rejected", log)
-			return
-		}
-	}
-	if lastErr == nil {
-		lastErr = &provider.Error{Kind: provider.Channel, Reason: "no channel in the cascade"}
-	}
-	last := ""
-	if len(cascade) > 0 {
-		last = cascade[len(cascade)-1]
-	}
-	lastErr = &provider.Error{Kind: provider.Channel, Code: lastErr.Code, Reason: "every channel failed, last: " + lastErr.Reason}
-	w.fail(ctx, msg, j, owner, last, len(cascade)-1, attempts, lastErr, "exhausted", log)
-}
-
-// record records the outcome of a provider call (sent, retry, fallback, failed). If Redis
-// does not answer it keeps trying (the message kept alive with InProgress) until it does or
-// the worker stops hard: giving up would leave the claim to expire into 'unknown' although
-// the outcome is known.
-func (w *Worker) record(ctx context.Context, msg jetstream.Msg, j *job.Job, owner string, o status.Outcome, log *slog.Logger) (string, *status.Record, error) {
-	delay := 200 * time.Millisecond
-	for {
-		old, rec, err := w.store.Attempt(ctx, j.ID, owner, o)
-		if err == nil {
-			return old, rec, nil
-		}
-		if errors.Is(err, status.ErrNotFound) {
-			// Redis came back without its data (no persistence): write the record again,
-			// under this delivery's claim, so the send is known and never repeated.
-			if _, berr := w.store.Begin(ctx, j, owner, w.cfg.AckWait+10*time.Second, w.route(j)); berr == nil {
-				continue
-			}
-		}
-		if w.storeDown.CompareAndSwap(false, true) {
-			log.Warn("state store unavailable: retrying the record of the provider's answer", "mode", string(o.Mode), "err", err)
-		}
-		if err := w.sleep(ctx, msg, delay, false); err != nil {
-			return "", nil, err
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
-}
-
-// fail records the job as failed, dead-letters it and terminates the message.
-func (w *Worker) fail(ctx context.Context, msg jetstream.Msg, j *job.Job, owner, ch string, idx, attempts int, pe *provider.Error, reason string, log *slog.Logger) {
-	old, rec, err := w.record(ctx, msg, j, owner, status.Outcome{Mode: status.ModeFailed, Channel: ch,
-		ChannelIdx: max(idx, 0), Attempts: attempts, Code: pe.Code, Reason: pe.Reason, DeadLetter: reason}, log)
-	if err != nil {
-		w.retryLater(msg, log, err)
-		return
-	}
-	log.Warn("job failed", "reason", reason, "code", pe.Code, "detail", pe.Reason)
-	// The event goes out before the letter, so it is on its way when the message is
-	// terminated; a redelivery after a failed letter publishes both again (doneAgain).
-	if old != rec.State {
-		w.events.publish(ctx, rec)
-	}
-	if !w.deadLetterAs(ctx, msg, j.ID, reason, pe.Reason, failedLetterID(rec)) {
-		return
-	}
-	w.count(ctx, "failed", ch)
-}
-
-// failedLetterID is the Nats-Msg-Id of a failed job's DLQ letter: one per failure of the job
-// (a replayed job that fails again has a longer history), the same for every delivery that
-// writes it (see doneAgain).
-func failedLetterID(rec *status.Record) string {
-	return "dlq:" + rec.ID + ":" + strconv.Itoa(len(rec.History))
-}
-
-// reject handles a job that cannot be decoded or validated: state rejected (when it has a
-// usable id) and the DLQ.
-func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, id string, verr error) {
-	w.log.Warn("invalid job", "job", id, "err", verr.Error())
-	if !w.deadLetter(ctx, msg, id, "invalid", verr.Error()) {
-		return
-	}
-	if id != "" {
-		j := &job.Job{ID: id}
-		if old, rec, err := w.store.Settle(ctx, j, "", status.Rejected, verr.Error(), nil); err == nil && old != rec.State {
-			w.events.publish(ctx, rec)
-		}
-	}
-	w.count(ctx, "rejected", "")
-}
-
-// settleUnsent ends a claimed job that will not be sent (state canceled or expired, with
-// reason) and acks it; if Redis does not answer, the job is delivered again later.
-func (w *Worker) settleUnsent(ctx context.Context, msg jetstream.Msg, j *job.Job, owner, state, reason string, cascade []string, log *slog.Logger) {
-	old, rec, err := w.store.Settle(ctx, j, owner, state, reason, cascade)
-	if err != nil {
-		w.retryLater(msg, log, err)
-		return
-	}
-	w.settled(ctx, msg, old, rec, state)
-}
-
-// settled acks a job that reached a final state without a send and reports it.
-func (w *Worker) settled(ctx context.Context, msg jetstream.Msg, old string, rec *status.Record, outcome string) {
-	var ev jetstream.PubAckFuture
-	if old != rec.State {
-		ev = w.events.publish(ctx, rec)
-	}
-	w.ackStored(ctx, msg, w.log, ev, nil)
-	w.count(ctx, outcome, "")
-}
-
-// deadLetter publishes the original job to herald.dlq.<reason> and terminates the message.
-// It reports false when the DLQ did not take it (the message is then redelivered later).
-func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, id, reason, detail string) bool {
-	seq := "0"
-	if md, _ := msg.Metadata(); md != nil {
-		seq = strconv.FormatUint(md.Sequence.Stream, 10)
-	}
-	return w.deadLetterAs(ctx, msg, id, reason, detail, "dlq:"+seq+":"+id)
-}
-
-// deadLetterAs is deadLetter with the letter's Nats-Msg-Id.
-func (w *Worker) deadLetterAs(ctx context.Context, msg jetstream.Msg, id, reason, detail, msgID string) bool {
-	md, _ := msg.Metadata()
-	var attempts uint64
-	if md != nil {
-		attempts = md.NumDelivered
-	}
-	dl := &nats.Msg{Subject: streams.DLQSubject(reason), Data: msg.Data(), Header: nats.Header{}}
-	dl.Header.Set(streams.HeaderReason, reason)
-	dl.Header.Set(streams.HeaderError, truncate(detail, 1000))
-	dl.Header.Set(streams.HeaderAttempts, strconv.FormatUint(attempts, 10))
-	dl.Header.Set(streams.HeaderSubject, msg.Subject())
-	if id != "" {
-		dl.Header.Set(streams.HeaderJobID, id)
-	}
-	dl.Header.Set(streams.HeaderMsgID, msgID)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := w.js.PublishMsg(pctx, dl); err != nil {
-		w.log.Error("DLQ publish failed; job will be redelivered", "job", id, "err", err)
-		_ = msg.NakWithDelay(5 * time.Second)
-		return false
-	}
-	_ = msg.TermWithReason(reason)
-	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.DeadLetts }, "reason", reason)
-	return true
-}
-
-// retryLater puts a message back after an infrastructure error (Redis unreachable): fail
-// closed, never send without a claim. The lanes stop pulling until Redis answers, so an
-// outage does not turn into a redelivery storm.
-func (w *Worker) retryLater(msg jetstream.Msg, log *slog.Logger, err error) {
-	if w.storeDown.CompareAndSwap(false, true) {
-		log.Warn("state store unavailable: pausing until it answers; job delayed", "err", err)
-	}
-	_ = msg.NakWithDelay(2*time.Second + rand.N(time.Second))
-}
-
-// giveBack releases this delivery's claim on a job it did not send (a wait interrupted by a
-// stop or an outage), so the redelivered copy is not taken for a crash mid-send, and hands
-// the message back.
-func (w *Worker) giveBack(msg jetstream.Msg, j *job.Job, owner string, cascade []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, _, _ = w.store.Settle(ctx, j, owner, "", "", cascade)
-	_ = msg.Nak()
-}
-
-func (w *Worker) canceled(j *job.Job) bool {
-	return j.Campaign != "" && w.cfg.Campaigns != nil && w.cfg.Campaigns.Canceled(j.Campaign)
-}
-
-// quietApplies: bulk jobs respect quiet hours, transactional ones do not, unless the job says
-// otherwise.
-func (w *Worker) quietApplies(j *job.Job) bool {
-	if !w.cfg.QuietHours.On() {
-		return false
-	}
-	if j.QuietHours != nil {
-		return *j.QuietHours
-	}
-	return j.Priority == job.PriorityBulk
-}
-
-// route returns the job's cascade: its own channels, else its tenant's, else the default.
-func (w *Worker) route(j *job.Job) []string {
-	if len(j.Channels) > 0 {
-		return j.Channels
-	}
-	if chs, ok := w.cfg.TenantChannels[j.Tenant]; ok && j.Tenant != "" {
-		return chs
-	}
-	return w.cfg.Channels
-}
-
-// send renders and sends j on one channel.
-func (w *Worker) send(ctx context.Context, ch string, j *job.Job, windowOpen bool) (Result, error) {
-	s, ok := w.senders[ch]
-	if !ok || s == nil {
-		return Result{}, &provider.Error{Kind: provider.Channel, Code: "not_configured", Reason: ch + " channel is not configured"}
-	}
-	if until, ok := w.senderDown.Load(ch); ok && time.Now().Before(until.(time.Time)) {
-		return Result{}, &provider.Error{Kind: provider.Channel, Code: "sender_stopped",
-			Reason: ch + " sender stopped after an account error; retried from " + until.(time.Time).UTC().Format(time.RFC3339)}
-	}
-	m := Message{Job: j, WindowOpen: windowOpen}
-	if j.Template != "" {
-		lookup := w.templates.Lookup
-		if ch != job.ChannelWhite {
-			lookup = w.templates.Definition
-		}
-		def, err := lookup(j.Template, j.Language)
-		if err != nil {
-			return Result{}, templateError(ch, err)
-		}
-		m.Template = def
-	}
-	sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
-	defer cancel()
-	start := time.Now()
-	res, err := s.Send(sctx, m)
-	if mt := w.cfg.Metrics; mt != nil {
-		mt.SendTime.Record(ctx, time.Since(start).Seconds(), telemetry.Attrs("channel", ch))
-	}
-	if err == nil {
-		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "outcome", "ok", "code", "")
-	}
-	return res, err
-}
-
-// senderStop is how long a worker leaves a sender alone after an account-level error.
-const senderStop = time.Minute
-
-// stopSender stops calling a channel whose sender the provider refused as a whole (368
-// temporarily blocked, 131031 account locked, 190 token expired...): its jobs fall back at
-// once instead of failing one by one, and operators are alerted (an error log and the
-// herald_fallbacks{reason="sender"} metric). It is tried again after senderStop.
-func (w *Worker) stopSender(ctx context.Context, ch string, pe *provider.Error, log *slog.Logger) {
-	if w.markDown(ch, senderStop) {
-		log.Error("ALERT: provider refused the sender; channel stopped for a minute, jobs fall back",
-			"channel", ch, "code", pe.Code, "reason", pe.Reason)
-		if w.cfg.AnnounceStop != nil {
-			w.cfg.AnnounceStop(ctx, SenderStop{Channel: ch, Sender: w.cfg.Limits[ch].Sender, For: senderStop, Code: pe.Code, Origin: w.owner})
-		}
-	}
-}
-
-// markDown stops calling ch for d, unless a longer stop runs already; true when ch was not
-// stopped before (so that one stop is alerted and announced once).
-func (w *Worker) markDown(ch string, d time.Duration) bool {
-	now := time.Now()
-	until := now.Add(d)
-	for {
-		prev, loaded := w.senderDown.LoadOrStore(ch, until)
-		if !loaded {
-			return true
-		}
-		p := prev.(time.Time)
-		if !p.Before(until) {
-			return false // a stop at least as long runs already
-		}
-		if w.senderDown.CompareAndSwap(ch, prev, until) {
-			return !now.Before(p)
-		}
-	}
-}
-
-// SenderStop is a channel stopped by one worker after an account-level error, announced to
-// the fleet (see Config.AnnounceStop).
-type SenderStop struct {
-	Channel string `json:"channel"`
-	// Sender names the account (white:<phone number id>): a worker sending from another
-	// account on the same NATS ignores the stop.
-	Sender string        `json:"sender,omitempty"`
-	For    time.Duration `json:"for_ns"` // from the moment it is received: no clock is shared
-	Code   string        `json:"code"`
-	Origin string        `json:"origin"` // the announcing worker, which ignores its own stop
-}
-
-// StopSender applies a stop another worker announced: this worker calls s.Channel no more
-// for s.For, and its jobs fall back at once.
-func (w *Worker) StopSender(s SenderStop) {
-	if s.Origin == w.owner || s.For <= 0 || s.Sender != w.cfg.Limits[s.Channel].Sender {
-		return
-	}
-	if w.markDown(s.Channel, min(s.For, 10*senderStop)) {
-		w.log.Warn("channel stopped by another worker after an account error; jobs fall back",
-			"channel", s.Channel, "code", s.Code, "for", s.For)
-	}
-}
-
-// templateError classifies a catalogue error: a template that is not approved (paused,
-// disabled) blocks only the channels that need approval; anything else is the job's fault.
-func templateError(ch string, err error) error {
-	kind := provider.Job
-	if errors.Is(err, templates.ErrNotApproved) {
-		kind = provider.Channel
-	}
-	return &provider.Error{Kind: kind, Code: "template", Reason: err.Error(), Err: err}
-}
-
-func (w *Worker) sendMetric(ctx context.Context, ch string, pe *provider.Error) {
-	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "outcome", pe.Kind.String(), "code", pe.Code)
-}
-
-func (w *Worker) count(ctx context.Context, outcome, ch string) {
-	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Jobs }, "outcome", outcome, "channel", ch)
-}
-
-// backoff is exponential with full jitter, at least what the provider asked for.
-func (w *Worker) backoff(attempt int, after time.Duration) time.Duration {
-	d := w.cfg.RetryBaseDelay << min(attempt-1, 20)
-	if d > w.cfg.RetryMaxDelay || d <= 0 {
-		d = w.cfg.RetryMaxDelay
-	}
-	d = d/2 + rand.N(d/2+1)
-	return max(d, after)
-}
-
-// bestEffortID is the id of an undecodable job when it is a valid id (it names the record).
-func bestEffortID(data []byte) string {
-	id := job.PeekID(data)
-	if (&job.Job{ID: id}).ValidateID() != nil {
-		return ""
-	}
-	return id
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
