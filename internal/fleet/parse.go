@@ -59,6 +59,10 @@ func Parse(data []byte, getenv func(string) string) (*Fleet, error) {
 	return &f, nil
 }
 
+// DefaultVariables are the variables the defaults read (see [Parse]); every other variable
+// the file reads is one it names as ${NAME}.
+var DefaultVariables = []string{"HERALD_WHITE_BASE_URL", "HERALD_WHITE_API_VERSION", "HERALD_GREY_BASE_URL"}
+
 // defaults fills what the file leaves out. Base URLs and the API version follow the
 // HERALD_* variables when they are set, so one variable points every sender at a test
 // gateway (herald dev points them at its simulator).
