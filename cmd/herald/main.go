@@ -29,6 +29,7 @@ Usage:
   herald import FILE --campaign NAME --template T [--map param=column ...]
   herald campaign show|cancel NAME
   herald dlq list|replay [--reason R] [ID...]
+  herald config check FILE       validate a fleet file (HERALD_CONFIG_FILE) and summarise it
 
 Configuration comes from HERALD_* environment variables (see README.md).
 Run 'herald COMMAND -h' for a command's flags.
@@ -86,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdImport(ctx, rest, stdout, stderr)
 	case "campaign":
 		err = cmdCampaign(ctx, rest, stdout)
+	case "config":
+		err = cmdConfig(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "herald: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
