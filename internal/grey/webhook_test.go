@@ -217,3 +217,41 @@ func TestSimulatorWebhooksParse(t *testing.T) {
 			in.Type == "extendedTextMessage" && ev.Instance == instance
 	}), "incomingMessageReceived")
 }
+
+// TestWebhookClient: the stand-in gateway's client adds the webhook token to the webhook URL
+// only, and leaves the caller's request as it was.
+func TestWebhookClient(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	got := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.URL.Path] = r.Header.Get("Authorization")
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	c := grey.WebhookClient(srv.URL+"/webhooks/grey", "gateway-token-0123")
+	for _, tt := range []struct{ path, want string }{
+		{"/webhooks/grey", "Bearer gateway-token-0123"},
+		{"/webhooks/sms", ""},
+		{"/webhooks/grey/other", ""},
+	} {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+tt.path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if req.Header.Get("Authorization") != "" {
+			t.Errorf("%s: the caller's request was changed", tt.path)
+		}
+		mu.Lock()
+		if got[tt.path] != tt.want {
+			t.Errorf("%s: Authorization %q, want %q", tt.path, got[tt.path], tt.want)
+		}
+		mu.Unlock()
+	}
+}
