@@ -55,12 +55,18 @@ func TestImportAndCancelCampaign(t *testing.T) {
 	if first["queued"] != float64(rows) || first["rejected"] != float64(1) {
 		t.Fatalf("first import: %v", first)
 	}
-	if again := summary(); again["queued"] != float64(0) || again["already_queued"] != float64(rows) {
-		t.Fatalf("second import queued again: %v", again)
-	}
 	rejects, _ := os.ReadFile(file + ".rejects.csv")
 	if !strings.Contains(string(rejects), "Bad Phone") || !strings.Contains(string(rejects), "to") {
 		t.Fatalf("reject file: %q", rejects)
+	}
+	// The reject file is never overwritten: a re-run names a new one (or the old is removed).
+	var out0, err0 bytes.Buffer
+	if code := run(args, &out0, &err0); code != exitUsage || !strings.Contains(err0.String(), "--rejects") {
+		t.Fatalf("re-run over an existing reject file: exit %d, %s", code, err0.String())
+	}
+	args = append(args, "--rejects", file+".rejects-2.csv")
+	if again := summary(); again["queued"] != float64(0) || again["already_queued"] != float64(rows) {
+		t.Fatalf("second import queued again: %v", again)
 	}
 
 	// Cancel once some have gone out (40/s: the campaign takes ~7 s).

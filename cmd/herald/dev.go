@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/embedded"
+	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -80,6 +83,20 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 	}
 	apiURL := "http://" + loopback(ln.Addr())
 	cfg.HTTPAddr = ln.Addr().String()
+	// Metrics and health on loopback, apart from the API: 127.0.0.1:9090 unless it is taken.
+	opsLn, err := devOpsListener(cfg.OpsAddr)
+	if err != nil {
+		return err
+	}
+	opsURL := "http://" + loopback(opsLn.Addr())
+	// The webhook secrets are made at start: the simulator signs with them, nothing else
+	// needs them, and no fixed one can be copied into a real deployment.
+	if cfg.GreyWebhookToken == "" {
+		cfg.GreyWebhookToken = randomSecret()
+	}
+	if cfg.SMSDLRSecret == "" {
+		cfg.SMSDLRSecret = randomSecret()
+	}
 
 	simAddr := os.Getenv("HERALD_SIM_ADDR")
 	if simAddr == "" {
@@ -96,6 +113,8 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 		Latency: 20 * time.Millisecond, Jitter: 30 * time.Millisecond, MaxMessages: 100000, Logger: log,
 		Templates: sampleTemplateJSON(), GreyInstanceID: devGreyInstance, GreyToken: devToken,
 		GreyWebhookURL: apiURL + "/webhooks/grey",
+		// The gateway sends its webhookUrlToken on every webhook, as GREEN-API does.
+		HTTPClient: grey.WebhookClient(apiURL+"/webhooks/grey", cfg.GreyWebhookToken),
 	})
 	simCtx, stopSim := context.WithCancel(context.Background())
 	defer stopSim()
@@ -144,9 +163,9 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 	}
 
 	ready := func() {
-		fmt.Fprintf(out, devBanner, apiURL, simURL, firstKey(cfg), cfg.NATSURL, apiURL, firstKey(cfg), apiURL, simURL)
+		fmt.Fprintf(out, devBanner, apiURL, opsURL, simURL, firstKey(cfg), cfg.NATSURL, apiURL, firstKey(cfg), apiURL, simURL)
 	}
-	err = app.Run(ctx, cfg, log, tel, nc, rdb, app.Parts{API: true, Worker: true, Listener: ln, Ready: ready})
+	err = app.Run(ctx, cfg, log, tel, nc, rdb, app.Parts{API: true, Worker: true, Listener: ln, OpsListener: opsLn, Ready: ready})
 	_ = nc.Drain()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -157,6 +176,7 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 const devBanner = `
 Herald is running (all in one process).
   API and webhooks   %s
+  health, metrics    %s   (loopback only)
   provider simulator %s   (GET /sim/messages lists what was "sent")
   API key            %s
   NATS               %s   (HERALD_NATS_URL for herald import, dlq, templates sync)
@@ -174,6 +194,36 @@ Then watch it reach the simulator and turn delivered, then read:
 
 Press Ctrl-C to stop.
 `
+
+// devOpsAddr is where herald dev serves health and metrics unless HERALD_OPS_ADDR says.
+const devOpsAddr = "127.0.0.1:9090"
+
+// devOpsListener listens on HERALD_OPS_ADDR, else on devOpsAddr, else (9090 taken, by
+// another herald dev say) on any free loopback port.
+func devOpsListener(addr string) (net.Listener, error) {
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("HERALD_OPS_ADDR %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	if ln, err := net.Listen("tcp", devOpsAddr); err == nil {
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_OPS_ADDR: %w", err)
+	}
+	return ln, nil
+}
+
+// randomSecret is 32 random bytes in hex: a webhook secret no one else knows.
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
 
 func firstKey(cfg *config.Config) string {
 	for k := range cfg.Tenants() {

@@ -24,6 +24,11 @@ func cmdServe(ctx context.Context, cfg *config.Config, log *slog.Logger, apiPart
 			return err
 		}
 	}
+	if apiPart {
+		if err := cfg.RequireAPI(); err != nil {
+			return err
+		}
+	}
 	name := "herald-api"
 	if workerPart {
 		name = "herald-worker"

@@ -137,6 +137,9 @@ func (s *stack) heraldEnv(httpPort int, extra ...string) []string {
 		"HERALD_WHITE_BASE_URL=" + s.simURL, "HERALD_WHITE_PHONE_NUMBER_ID=" + benchPhoneID,
 		"HERALD_WHITE_TOKEN=" + benchToken, "HERALD_WHITE_APP_SECRET=" + benchAppSecret,
 		"HERALD_SMS_URL=" + s.simURL + "/cgi-bin/sendsms", "HERALD_API_KEYS=" + benchAPIKey,
+		"HERALD_SMS_DLR_SECRET=bench-dlr-secret-0123456789abcdef",
+		// -profile reads the workers' /debug/pprof/ (off unless asked for).
+		"HERALD_PPROF=true",
 		"HERALD_LOG_LEVEL=warn", "HERALD_LOG_FORMAT=json",
 	}
 	return append(env, extra...)

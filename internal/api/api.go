@@ -1,6 +1,8 @@
 // Package api is Herald's HTTP server: the notification and template API (/v1, behind API
-// keys), the provider webhooks (/webhooks) and the operational endpoints (/healthz, /readyz,
-// /metrics).
+// keys, each limited in request rate and batch bytes in flight) and the provider webhooks
+// (/webhooks, each authenticated: Meta's signature, the grey gateway's token, the DLR token),
+// on the public listener; and the operational endpoints (/healthz, /readyz, /metrics and, when
+// enabled, /debug/pprof) on the ops listener (OpsHandler), which the internet never reaches.
 package api
 
 import (
@@ -12,7 +14,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +33,17 @@ import (
 
 // MaxBatch is the most notifications one batch request may carry.
 const MaxBatch = 10000
+
+// MaxBatchBody bounds a batch request's body; no request body may be larger.
+const MaxBatchBody = 64 << 20
+
+// Defaults for a zero Config limit.
+const (
+	DefaultWebhookMaxInFlight  = 64
+	DefaultAPIRate             = 200
+	DefaultAPIBurst            = 400
+	DefaultAPIMaxInFlightBytes = 128 << 20
+)
 
 // Store is the part of the status store the API uses.
 type Store interface {
@@ -75,16 +90,29 @@ type Config struct {
 	// Prices estimate campaign costs; Campaigns is the campaign metadata bucket.
 	Prices    campaign.Prices
 	Campaigns jetstream.KeyValue
-	// GreyWebhookToken, when set, must come as "Authorization: Bearer <token>" on grey
-	// webhooks (GREEN-API's webhookUrlToken).
+	// GreyWebhookToken must come as "Authorization: Bearer <token>" on grey webhooks
+	// (GREEN-API's webhookUrlToken); without it every grey webhook is refused.
 	GreyWebhookToken string
-	// Redis holds the suppression set (opt-outs).
+	// DLRSecret verifies the token of Kannel delivery reports (HERALD_SMS_DLR_SECRET);
+	// without it every report is refused.
+	DLRSecret []byte
+	// Redis holds the suppression sets (opt-outs).
 	Redis redis.UniversalClient
+	// Consent records opt-outs and marketing preferences; nil records none.
+	Consent *consent.Store
 	// StopWords and StartWords override the consent defaults (HERALD_STOP_WORDS,
 	// HERALD_START_WORDS).
 	StopWords, StartWords []string
-	// OpsOnly serves only /healthz, /readyz and /metrics (worker pods).
-	OpsOnly bool
+	// Pprof serves /debug/pprof/ on the ops handler (HERALD_PPROF).
+	Pprof bool
+	// WebhookMaxInFlight bounds, per webhook route, the requests read and handled at once
+	// (their bodies are read before they can be authenticated); 0 is the default.
+	WebhookMaxInFlight int
+	// APIRate and APIBurst are each API key's request rate; APIMaxInFlightBytes bounds the
+	// batch bytes one key has in flight. 0 is the default.
+	APIRate             float64
+	APIBurst            int
+	APIMaxInFlightBytes int64
 }
 
 // Server serves the routes.
@@ -92,12 +120,17 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	mux   *http.ServeMux
+	ops   *http.ServeMux
 	words *consent.Words
 	// purges bounds the delivery-deadline cancellations in progress.
 	purges chan struct{}
+	// keys holds each API key's limits, built once from Keys: no caller can add entries.
+	keys map[string]*keyLimit
+	// noGreyToken and noDLRSecret log a missing secret once, not once per refused request.
+	noGreyToken, noDLRSecret sync.Once
 }
 
-// New returns the server's handler.
+// New returns the server: ServeHTTP serves the public routes, OpsHandler the ops ones.
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -105,28 +138,59 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), words: consent.NewWords(cfg.StopWords, cfg.StartWords),
-		purges: make(chan struct{}, 16)}
+	if cfg.WebhookMaxInFlight <= 0 {
+		cfg.WebhookMaxInFlight = DefaultWebhookMaxInFlight
+	}
+	if cfg.APIRate <= 0 {
+		cfg.APIRate = DefaultAPIRate
+	}
+	if cfg.APIBurst <= 0 {
+		cfg.APIBurst = DefaultAPIBurst
+	}
+	if cfg.APIMaxInFlightBytes <= 0 {
+		cfg.APIMaxInFlightBytes = DefaultAPIMaxInFlightBytes
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), ops: http.NewServeMux(),
+		words: consent.NewWords(cfg.StopWords, cfg.StartWords), purges: make(chan struct{}, 16), keys: map[string]*keyLimit{}}
+	for k := range cfg.Keys {
+		s.keys[k] = newKeyLimit(cfg.APIRate, cfg.APIBurst, cfg.APIMaxInFlightBytes)
+	}
 	s.routes()
+	s.opsRoutes()
 	return s
 }
 
-func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	m.HandleFunc("GET /readyz", s.ready)
+// opsRoutes are the ops listener's: health with details, metrics, and profiles when enabled.
+func (s *Server) opsRoutes() {
+	m := s.ops
+	m.HandleFunc("GET /healthz", healthz)
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { s.ready(w, r, true) })
 	if s.cfg.MetricsHandler != nil {
 		m.Handle("GET /metrics", s.cfg.MetricsHandler)
 	}
-	if s.cfg.OpsOnly {
-		// Workers' ops listener (not exposed like the API): profiles for performance work.
+	if s.cfg.Pprof {
 		m.HandleFunc("GET /debug/pprof/", pprof.Index)
 		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-		return
 	}
+}
+
+// OpsHandler serves /healthz, /readyz (naming what is not ready, and why), /metrics and,
+// with Pprof, /debug/pprof/: for the ops listener, never the public one.
+func (s *Server) OpsHandler() http.Handler { return s.ops }
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	// Load balancers probe the public port: health and readiness stay, readiness without the
+	// error texts (addresses, versions) that only the ops listener shows.
+	m.HandleFunc("GET /healthz", healthz)
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { s.ready(w, r, false) })
 	m.Handle("POST /v1/notifications", s.auth(s.postNotification))
 	m.Handle("POST /v1/notifications/batch", s.auth(s.postBatch))
 	m.Handle("GET /v1/notifications/{id}", s.auth(s.getNotification))
@@ -139,28 +203,37 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/windows/{phone}", s.auth(s.getWindow))
 	m.Handle("GET /v1/campaigns/{name}", s.auth(s.getCampaign))
 	m.Handle("POST /v1/campaigns/{name}/cancel", s.auth(s.cancelCampaign))
-	m.HandleFunc("GET /webhooks/whatsapp", s.whatsappVerify)
-	m.HandleFunc("POST /webhooks/whatsapp", s.whatsappWebhook)
-	m.HandleFunc("GET /webhooks/sms", s.smsReport)
-	m.HandleFunc("POST /webhooks/grey", s.greyWebhook)
+	// Webhooks are unauthenticated until their body is read: each route has its own bound
+	// on how many are in progress, so a flood on one cannot starve the others.
+	m.Handle("GET /webhooks/whatsapp", s.webhookGate("whatsapp_verify", s.whatsappVerify))
+	m.Handle("POST /webhooks/whatsapp", s.webhookGate("whatsapp", s.whatsappWebhook))
+	m.Handle("GET /webhooks/sms", s.webhookGate("sms", s.smsReport))
+	m.Handle("POST /webhooks/grey", s.webhookGate("grey", s.greyWebhook))
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the public routes. Every body is bounded (MaxBatchBody) before any
+// handler sees it; each handler bounds its own body tighter.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBatchBody)
+	s.mux.ServeHTTP(w, r)
+}
 
 type tenantKey struct{}
 
-// auth checks the bearer key and puts its tenant in the context.
+type keyLimitKey struct{}
+
+// auth checks the bearer key, then its request rate, and puts its tenant and limits in the
+// context.
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok = ok && strings.EqualFold(scheme, "Bearer")
 		key = strings.TrimSpace(key)
-		tenant, found := "", false
+		tenant, found, known := "", false, ""
 		if ok {
 			for k, t := range s.cfg.Keys {
 				if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
-					tenant, found = t, true
+					tenant, found, known = t, true, k
 				}
 			}
 		}
@@ -168,11 +241,23 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing or unknown API key (Authorization: Bearer <key> from HERALD_API_KEYS)")
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
+		kl := s.keys[known]
+		if d, ok := kl.allow(s.cfg.Now()); !ok {
+			s.log.Info("API key over its request rate", "tenant", tenant)
+			tooMany(w, d, "this API key's request rate (HERALD_API_RATE, HERALD_API_BURST) is used up; retry after Retry-After seconds")
+			return
+		}
+		ctx := context.WithValue(context.WithValue(r.Context(), tenantKey{}, tenant), keyLimitKey{}, kl)
+		h(w, r.WithContext(ctx))
 	})
 }
 
 func tenantOf(r *http.Request) string { t, _ := r.Context().Value(tenantKey{}).(string); return t }
+
+func keyLimitOf(r *http.Request) *keyLimit {
+	kl, _ := r.Context().Value(keyLimitKey{}).(*keyLimit)
+	return kl
+}
 
 // accepted is the answer for one job.
 type accepted struct {
@@ -236,10 +321,25 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Notifications []json.RawMessage `json:"notifications"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
+	// The key's batch bytes in flight: a known length is reserved before reading, an
+	// unknown one as it is read.
+	body, release, readable := s.batchBody(w, r)
+	if !readable {
+		return
+	}
+	defer release()
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be {\"notifications\":[...]}: "+err.Error())
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.Is(err, errBatchBytes):
+			tooMany(w, time.Second, "this API key has too many batch bytes in flight (HERALD_API_MAX_INFLIGHT_BYTES); retry after Retry-After seconds")
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "body larger than 64 MiB")
+		default:
+			writeError(w, http.StatusBadRequest, "body must be {\"notifications\":[...]}: "+err.Error())
+		}
 		return
 	}
 	if len(req.Notifications) == 0 || len(req.Notifications) > MaxBatch {
@@ -318,7 +418,8 @@ func (s *Server) getNotification(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+// ready answers /readyz; detail adds each problem's error text (ops listener only).
+func (s *Server) ready(w http.ResponseWriter, r *http.Request, detail bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	problems := map[string]string{}
@@ -326,7 +427,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		problems["nats"] = "not connected"
 	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		problems["redis"] = err.Error()
+		problems["redis"] = "unavailable"
+		if detail {
+			problems["redis"] = err.Error()
+		}
 	}
 	if len(problems) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
@@ -343,4 +447,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// tooMany answers 429 with Retry-After in whole seconds, at least one.
+func tooMany(w http.ResponseWriter, after time.Duration, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((after+time.Second-1)/time.Second))))
+	writeError(w, http.StatusTooManyRequests, msg)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/herald-notify/herald/internal/harness"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/sim"
+	"github.com/herald-notify/herald/internal/sms"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/testutil"
@@ -923,7 +924,21 @@ func TestInbound(t *testing.T) {
 	}
 }
 
-// TestSMSDeliveryReport applies Kannel delivery reports to a job sent by SMS.
+// dlrQuery is a Kannel delivery report's query for job id, with the token Herald's dlr-url
+// carries (token "" leaves it out).
+func dlrQuery(id, token, rest string) string {
+	q := "id=" + url.QueryEscape(id) + "&" + rest
+	if token != "" {
+		q += "&token=" + url.QueryEscape(token)
+	}
+	return q
+}
+
+func dlrToken(id string) string { return sms.DLRToken([]byte(harness.DLRSecret), id) }
+
+// TestSMSDeliveryReport applies Kannel delivery reports to a job sent by SMS, and only the
+// ones Kannel makes of Herald's dlr-url: a report without the job's token, or for a job
+// Herald sent no SMS for, is refused with 401 and changes nothing.
 func TestSMSDeliveryReport(t *testing.T) {
 	t.Parallel()
 	// The simulator's own delivery reports go to a closed loopback port, so that only the
@@ -945,9 +960,22 @@ func TestSMSDeliveryReport(t *testing.T) {
 	if r := h.Record("sms-1"); r.Channel != "sms" || r.ProviderMessageID != "kannel:sms-1" {
 		t.Fatalf("record %+v", r)
 	}
+	// The finding: anyone could turn a sent SMS into a failed one.
+	for _, c := range []struct{ name, query string }{
+		{"no token", dlrQuery("sms-1", "", "type=2&reply=forged")},
+		{"another job's token", dlrQuery("sms-1", dlrToken("sms-2"), "type=2&reply=forged")},
+		{"a token that is not one", dlrQuery("sms-1", "not-a-token", "type=2&reply=forged")},
+	} {
+		if code, out := dlr(t, c.query); code != http.StatusUnauthorized {
+			t.Fatalf("%s: %d %s, want 401", c.name, code, out)
+		}
+		if r := h.Record("sms-1"); r.State != status.Sent || len(r.Early) != 0 {
+			t.Fatalf("%s changed the record: %+v", c.name, r)
+		}
+	}
 
 	// An intermediate report (SMSC accepted) is not a state Herald tracks.
-	code, out := dlr(t, "id=sms-1&type=8&reply=ACK%2F")
+	code, out := dlr(t, dlrQuery("sms-1", dlrToken("sms-1"), "type=8&reply=ACK%2F"))
 	if code != http.StatusOK {
 		t.Fatalf("type 8: %d %s", code, out)
 	}
@@ -955,7 +983,7 @@ func TestSMSDeliveryReport(t *testing.T) {
 		t.Fatalf("after type 8: %q, want sent", r.State)
 	}
 	for i := range 2 {
-		if code, out := dlr(t, "id=sms-1&type=1&to=%2B79001235001&ts=1700000000&reply=id%3A1+stat%3ADELIVRD"); code != http.StatusOK {
+		if code, out := dlr(t, dlrQuery("sms-1", dlrToken("sms-1"), "type=1&to=%2B79001235001&ts=1700000000&reply=id%3A1+stat%3ADELIVRD")); code != http.StatusOK {
 			t.Fatalf("type 1 (%d): %d %s", i, code, out)
 		}
 		r := h.Record("sms-1")
@@ -963,13 +991,72 @@ func TestSMSDeliveryReport(t *testing.T) {
 			t.Fatalf("after type 1 (%d): %+v", i, r)
 		}
 	}
-	if code, out := dlr(t, "id=no-such-job&type=1"); code != http.StatusOK {
-		t.Fatalf("report on an unknown job: %d %s, want 200 (ignored)", code, out)
+	if code, out := dlr(t, dlrQuery("no-such-job", dlrToken("no-such-job"), "type=1")); code != http.StatusOK {
+		t.Fatalf("report on an unknown (expired) job: %d %s, want 200 (ignored)", code, out)
+	}
+
+	// A job Herald sent on WhatsApp only: even a report with its token changes nothing.
+	w := orderJob("white-only-1", "+79001235002")
+	w["channels"] = []string{"white"}
+	if code, out := postJob(t, h, mustJSON(t, w)); code != http.StatusAccepted {
+		t.Fatalf("post: %d %s", code, out)
+	}
+	testutil.Eventually(t, wait, func() bool {
+		r := h.Record("white-only-1")
+		return r != nil && r.State == status.Delivered
+	}, "white-only-1 delivered")
+	if code, out := dlr(t, dlrQuery("white-only-1", dlrToken("white-only-1"), "type=2&reply=forged")); code != http.StatusUnauthorized {
+		t.Fatalf("report on a job with no SMS: %d %s, want 401", code, out)
+	}
+	if r := h.Record("white-only-1"); r.State != status.Delivered || len(r.Early) != 0 {
+		t.Fatalf("a report on a job with no SMS changed it: %+v", r)
 	}
 
 	t.Run("malformed", func(t *testing.T) { malformedDLRs(t, dlr) })
 	if r := h.Record("sms-1"); r.State != status.Delivered {
 		t.Fatalf("malformed reports changed the record: %+v", r)
+	}
+}
+
+// TestForgedReportBeforeTheSMS: a forged failure sent before the SMS went out was parked
+// and applied once it went; now it is refused and never parked, and the SMS's own report
+// is what counts.
+func TestForgedReportBeforeTheSMS(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.PublicURL = "http://127.0.0.1:1" }})
+	dlr := func(q string) (int, []byte) {
+		return call(t, http.MethodGet, h.APIURL+"/webhooks/sms?"+q, "", nil, nil)
+	}
+	j := orderJob("sms-early", "+79001235101")
+	j["channels"] = []string{"sms"}
+	if code, out := postJob(t, h, mustJSON(t, j)); code != http.StatusAccepted {
+		t.Fatalf("post: %d %s", code, out)
+	}
+	for _, q := range []string{
+		dlrQuery("sms-early", "", "type=2&reply=forged"),
+		// Even with the token (it leaked, say), no SMS is being sent yet.
+		dlrQuery("sms-early", dlrToken("sms-early"), "type=2&reply=forged"),
+	} {
+		if code, out := dlr(q); code != http.StatusUnauthorized {
+			t.Fatalf("report before the SMS: %d %s, want 401", code, out)
+		}
+	}
+	if r := h.Record("sms-early"); r == nil || r.State != status.Queued || len(r.Early) != 0 {
+		t.Fatalf("record after the forged reports: %+v, want queued with nothing parked", r)
+	}
+	h.StartWorker()
+	testutil.Eventually(t, wait, func() bool {
+		r := h.Record("sms-early")
+		return r != nil && r.State == status.Sent
+	}, "sms-early sent")
+	if r := h.Record("sms-early"); r.State != status.Sent {
+		t.Fatalf("the SMS went out and took a forged report: %+v", r)
+	}
+	if code, out := dlr(dlrQuery("sms-early", dlrToken("sms-early"), "type=1")); code != http.StatusOK {
+		t.Fatalf("the SMS's own report: %d %s", code, out)
+	}
+	if r := h.Record("sms-early"); r.State != status.Delivered {
+		t.Fatalf("after its report: %+v, want delivered", r)
 	}
 }
 

@@ -34,8 +34,15 @@ const maxGreyBody = 1 << 20
 // greyWebhook takes the grey gateway's notifications: outgoing message statuses (a failed
 // one falls back like a failed Cloud API status), inbound messages (STOP applies; no
 // WhatsApp window opens for them) and instance state changes (fed to the workers' breakers).
+// Only a request with the gateway's token is read at all; without HERALD_GREY_WEBHOOK_TOKEN
+// every one is refused.
 func (s *Server) greyWebhook(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.GreyWebhookToken != "" && !bearerMatches(r, s.cfg.GreyWebhookToken) {
+	if s.cfg.GreyWebhookToken == "" {
+		s.noGreyToken.Do(func() {
+			s.log.Error("HERALD_GREY_WEBHOOK_TOKEN is not set: grey gateway webhooks are refused")
+		})
+	}
+	if s.cfg.GreyWebhookToken == "" || !bearerMatches(r, s.cfg.GreyWebhookToken) {
 		s.webhookMetric(r, "grey", "unauthorized")
 		writeError(w, http.StatusUnauthorized, "bad or missing Authorization")
 		return
@@ -48,8 +55,11 @@ func (s *Server) greyWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	ev, err := grey.ParseWebhook(body)
 	if err != nil {
+		// GREEN-API resends any answer but 200 every minute for a day: a body Herald cannot
+		// read will not read better then. The error names what is missing, never a value.
 		s.webhookMetric(r, "grey", "malformed")
-		writeError(w, http.StatusBadRequest, err.Error())
+		s.log.Warn("grey webhook not understood; answered 200 so that it is not resent", "bytes", len(body), "err", err)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
 		return
 	}
 	ok := true

@@ -117,21 +117,65 @@ func whiteFallback(code string) bool {
 	return white.Classify(http.StatusOK, n) != provider.Job
 }
 
-// optOut records a STOP or START word from an inbound message.
-func (s *Server) optOut(ctx context.Context, source, from, ref, text string) bool {
-	if s.cfg.Redis == nil || s.cfg.JS == nil {
+// optOut records a STOP or START word from an inbound message, ordered by the time the
+// customer sent it (at; the API's clock when the provider gave none).
+func (s *Server) optOut(ctx context.Context, source, from, ref, text string, at time.Time) bool {
+	if s.cfg.Consent == nil {
 		return true
 	}
 	action := s.words.Match(text)
 	if action == "" {
 		return true
 	}
-	ev := consent.Event{Phone: from, Action: action, Source: source, Ref: ref, At: s.cfg.Now().UTC()}
-	if err := consent.Record(ctx, s.cfg.JS, s.cfg.Redis, ev); err != nil {
+	if at.IsZero() {
+		at = s.cfg.Now()
+	}
+	ev := consent.Event{Phone: from, Action: action, Source: source, Ref: ref, At: at.UTC()}
+	outcome, err := s.cfg.Consent.Record(ctx, ev)
+	if err != nil {
 		s.log.Warn("opt-out not recorded", "from", phone.Mask(from), "action", action, "err", err)
 		return false
 	}
-	s.log.Info("recipient opt-out changed", "from", phone.Mask(from), "action", action, "source", source)
+	s.log.Info("recipient opt-out", "from", phone.Mask(from), "action", action, "source", source, "outcome", outcome.String())
+	return true
+}
+
+// userPreference records Meta's user_preferences: a customer who stops marketing messages
+// is suppressed for marketing templates until they resume. Scope "" is the deployment's
+// list (tenants will get their own).
+func (s *Server) userPreference(ctx context.Context, p webhook.UserPreference) bool {
+	if s.cfg.Consent == nil {
+		return true
+	}
+	var action string
+	switch {
+	case p.Category != webhook.PreferenceMarketing:
+	case p.Value == webhook.PreferenceStop:
+		action = consent.Stop
+	case p.Value == webhook.PreferenceResume:
+		action = consent.Start
+	}
+	if action == "" {
+		s.log.Info("user preference not understood; ignored", "category", p.Category, "value", p.Value)
+		return true
+	}
+	from, ok := waNumber(p.WaID)
+	if !ok {
+		s.log.Warn("user preference of an unparsable number ignored", "from", phone.Mask(p.WaID))
+		return true
+	}
+	at := p.At
+	if at.IsZero() {
+		at = s.cfg.Now()
+	}
+	ev := consent.Event{Phone: from, Action: action, Category: consent.CategoryMarketing, Source: "user_preferences:white",
+		Ref: p.Value + ":" + strconv.FormatInt(at.Unix(), 10), At: at.UTC()}
+	outcome, err := s.cfg.Consent.Record(ctx, ev)
+	if err != nil {
+		s.log.Warn("marketing preference not recorded", "from", phone.Mask(from), "value", p.Value, "err", err)
+		return false
+	}
+	s.log.Info("recipient marketing preference", "from", phone.Mask(from), "action", action, "outcome", outcome.String())
 	return true
 }
 
@@ -164,12 +208,17 @@ func (s *Server) phoneParam(w http.ResponseWriter, r *http.Request) (string, boo
 }
 
 type suppression struct {
-	Phone      string `json:"phone"`
+	Phone string `json:"phone"`
+	// Category is "marketing" for a marketing preference, absent for every message.
+	Category   string `json:"category,omitempty"`
 	Suppressed bool   `json:"suppressed"`
+	// MarketingSuppressed (GET only) tells whether the number stopped marketing messages.
+	MarketingSuppressed *bool `json:"marketing_suppressed,omitempty"`
 }
 
 // suppress and unsuppress are the operators' opt-out controls (POST/DELETE
-// /v1/suppressions/{phone}); GET tells the current state.
+// /v1/suppressions/{phone}; ?category=marketing for marketing messages only); GET tells
+// the current state of both.
 func (s *Server) suppress(w http.ResponseWriter, r *http.Request) {
 	s.setSuppression(w, r, consent.Stop)
 }
@@ -183,13 +232,22 @@ func (s *Server) setSuppression(w http.ResponseWriter, r *http.Request, action s
 	if !ok {
 		return
 	}
-	ev := consent.Event{Phone: p, Action: action, Source: "operator:" + tenantOf(r), At: s.cfg.Now().UTC()}
-	if err := consent.Record(r.Context(), s.cfg.JS, s.cfg.Redis, ev); err != nil {
+	category := r.URL.Query().Get("category")
+	if category != "" && category != consent.CategoryMarketing {
+		writeError(w, http.StatusBadRequest, "category: must be empty (every message) or marketing")
+		return
+	}
+	if s.cfg.Consent == nil {
+		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
+		return
+	}
+	ev := consent.Event{Phone: p, Action: action, Category: category, Source: "operator:" + tenantOf(r), At: s.cfg.Now().UTC()}
+	if _, err := s.cfg.Consent.Record(r.Context(), ev); err != nil {
 		s.log.Warn("suppression not recorded", "phone", phone.Mask(p), "err", err)
 		writeError(w, http.StatusServiceUnavailable, "not recorded; retry")
 		return
 	}
-	writeJSON(w, http.StatusOK, suppression{Phone: p, Suppressed: action == consent.Stop})
+	writeJSON(w, http.StatusOK, suppression{Phone: p, Category: category, Suppressed: action == consent.Stop})
 }
 
 func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
@@ -197,12 +255,21 @@ func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sup, err := consent.Suppressed(r.Context(), s.cfg.Redis, p)
+	if s.cfg.Consent == nil {
+		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
+		return
+	}
+	sup, err := s.cfg.Consent.Suppressed(r.Context(), p)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
 		return
 	}
-	writeJSON(w, http.StatusOK, suppression{Phone: p, Suppressed: sup})
+	mkt, err := s.cfg.Consent.MarketingSuppressed(r.Context(), "", p)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, suppression{Phone: p, Suppressed: sup, MarketingSuppressed: &mkt})
 }
 
 type window struct {

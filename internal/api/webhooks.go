@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/sms"
 	"github.com/herald-notify/herald/internal/status"
@@ -42,14 +43,16 @@ func (s *Server) whatsappVerify(w http.ResponseWriter, r *http.Request) {
 // inbound messages. It answers 500 only when Herald could not record something, so that Meta
 // retries; a repeated delivery changes nothing.
 func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxWebhookBody+1))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
 	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.webhookMetric(r, "whatsapp", "too_large")
+			writeError(w, http.StatusRequestEntityTooLarge, "webhook body larger than 1 MiB")
+			return
+		}
+		s.webhookMetric(r, "whatsapp", "unreadable")
 		writeError(w, http.StatusBadRequest, "cannot read body")
-		return
-	}
-	if len(body) > MaxWebhookBody {
-		s.webhookMetric(r, "whatsapp", "too_large")
-		writeError(w, http.StatusRequestEntityTooLarge, "webhook body larger than 1 MiB")
 		return
 	}
 	if err := webhook.Verify(s.cfg.WhiteAppSecret, body, r.Header.Get("X-Hub-Signature-256")); err != nil {
@@ -85,6 +88,11 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, ts := range b.TemplateStatus {
 		if !s.templateStatus(r.Context(), ts) {
+			failed = true
+		}
+	}
+	for _, p := range b.UserPreferences {
+		if !s.userPreference(r.Context(), p) {
 			failed = true
 		}
 	}
@@ -134,18 +142,26 @@ type InboundEvent struct {
 	At        time.Time `json:"at"`
 }
 
+// waNumber reads a WhatsApp id as E.164. Meta's wa_id is authoritative even where
+// libphonenumber's data lags behind: any plausible international number is kept rather
+// than lose a customer's message or preference.
+func waNumber(id string) (string, bool) {
+	if p, err := phone.Normalize("+"+strings.TrimPrefix(id, "+"), ""); err == nil {
+		return p, true
+	}
+	d := strings.TrimPrefix(id, "+")
+	if len(d) < 8 || len(d) > 15 || strings.Trim(d, "0123456789") != "" {
+		return "", false
+	}
+	return "+" + d, true
+}
+
 // inbound opens the customer's window and hands the message to the business.
 func (s *Server) inbound(r *http.Request, channel string, in webhook.Inbound) bool {
-	from, err := phone.Normalize("+"+strings.TrimPrefix(in.From, "+"), "")
-	if err != nil {
-		// Meta's wa_id is authoritative even where libphonenumber's data lags behind: keep
-		// any plausible international number rather than lose a customer's message.
-		d := strings.TrimPrefix(in.From, "+")
-		if len(d) < 8 || len(d) > 15 || strings.Trim(d, "0123456789") != "" {
-			s.log.Warn("inbound message from an unparsable number ignored", "from", phone.Mask(in.From))
-			return true
-		}
-		from = "+" + d
+	from, ok := waNumber(in.From)
+	if !ok {
+		s.log.Warn("inbound message from an unparsable number ignored", "from", phone.Mask(in.From))
+		return true
 	}
 	if channel == "white" {
 		if err := s.cfg.Store.OpenWindow(r.Context(), in.PhoneNumberID, from, WindowDuration); err != nil {
@@ -154,7 +170,7 @@ func (s *Server) inbound(r *http.Request, channel string, in webhook.Inbound) bo
 		}
 	}
 	if in.Type == "text" || in.Type == "button" || in.Type == "" {
-		if !s.optOut(r.Context(), "inbound:"+channel, from, in.ID, in.Text) {
+		if !s.optOut(r.Context(), "inbound:"+channel, from, in.ID, in.Text, in.At) {
 			return false
 		}
 	}
@@ -173,12 +189,42 @@ func (s *Server) inbound(r *http.Request, channel string, in webhook.Inbound) bo
 	return true
 }
 
-// smsReport takes Kannel delivery reports (the dlr-url callback).
+// smsReport takes Kannel delivery reports (the dlr-url callback). A report counts only with
+// the token the worker put in the dlr-url (an HMAC of the job id under HERALD_SMS_DLR_SECRET)
+// and only for a job Herald sent or is sending an SMS for: anything else is answered 401 and
+// changes nothing, and is not parked to be applied later.
 func (s *Server) smsReport(w http.ResponseWriter, r *http.Request) {
 	d, err := sms.ParseKannelDLR(r.URL.Query())
 	if err != nil {
 		s.webhookMetric(r, "sms", "malformed")
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(s.cfg.DLRSecret) == 0 {
+		s.noDLRSecret.Do(func() {
+			s.log.Error("HERALD_SMS_DLR_SECRET is not set: Kannel delivery reports are refused")
+		})
+	}
+	// The token is a credential: it is compared in constant time and never logged.
+	if !sms.VerifyDLRToken(s.cfg.DLRSecret, d.JobID, d.Token) {
+		s.webhookMetric(r, "sms", "unauthorized")
+		writeError(w, http.StatusUnauthorized, "bad or missing delivery report token")
+		return
+	}
+	rec, err := s.cfg.Store.Get(r.Context(), d.JobID)
+	switch {
+	case errors.Is(err, status.ErrNotFound):
+		// The token is Herald's, so the SMS was: its record has expired since.
+		s.webhookMetric(r, "sms", "unknown")
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
+		return
+	case err != nil:
+		s.log.Warn("delivery report not checked", "job", d.JobID, "err", err)
+		writeError(w, http.StatusInternalServerError, "not recorded; retry")
+		return
+	case !smsSent(rec):
+		s.webhookMetric(r, "sms", "not_sent")
+		writeError(w, http.StatusUnauthorized, "no SMS was sent for this job")
 		return
 	}
 	var state string
@@ -191,7 +237,7 @@ func (s *Server) smsReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
 		return
 	}
-	rep := status.Report{JobID: d.JobID, MessageID: "kannel:" + d.JobID, State: state, Channel: "sms"}
+	rep := status.Report{JobID: d.JobID, MessageID: "kannel:" + d.JobID, State: state, Channel: job.ChannelSMS}
 	if state == status.Failed {
 		rep.Code, rep.Reason = "dlr_"+strconv.Itoa(d.Type), "SMS not delivered: "+d.Reply
 	}
@@ -201,6 +247,19 @@ func (s *Server) smsReport(w http.ResponseWriter, r *http.Request) {
 	}
 	s.webhookMetric(r, "sms", "ok")
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// smsSent tells whether Herald made, or is making, an SMS call for the record: an SMS
+// attempt in its history, or a claim on the SMS channel (a call in progress, or one whose
+// worker died during it). Kannel may report before the worker records the send; the claim
+// lets that report in, to be parked until then.
+func smsSent(rec *status.Record) bool {
+	for _, a := range rec.History {
+		if a.Channel == job.ChannelSMS {
+			return true
+		}
+	}
+	return rec.Claim != nil && rec.Claim.Channel == job.ChannelSMS
 }
 
 func (s *Server) webhookMetric(r *http.Request, source, result string) {

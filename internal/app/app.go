@@ -164,8 +164,11 @@ func republish(log *slog.Logger) jetstream.MsgErrHandler {
 type Parts struct {
 	API    bool
 	Worker bool
-	// Listener, when set, is used instead of listening on HERALD_HTTP_ADDR (tests, dev).
+	// Listener, when set, is used instead of listening on HERALD_HTTP_ADDR (tests, dev): the
+	// public API's; for a worker alone, its ops listener (a worker serves nothing else).
 	Listener net.Listener
+	// OpsListener, when set, is used instead of listening on HERALD_OPS_ADDR.
+	OpsListener net.Listener
 	// Senders replace the channel adapters built from the configuration (tests).
 	Senders map[string]worker.Sender
 	// Ready, when set, is called once everything has started.
@@ -217,9 +220,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	if tel != nil {
 		metrics = tel.Metrics
 	}
-	// Consent survives a Redis that lost its data: the set comes back from the stream.
-	if _, err := consent.Rebuild(ctx, js, rdb, log); err != nil {
-		log.Warn("suppression set not checked against the opt-out stream", "err", err)
+	// Consent survives a Redis that lost its data: the sets come back from the bucket.
+	cons, err := consent.Open(ctx, js, rdb)
+	if err != nil {
+		return err
+	}
+	if _, err := cons.Rebuild(ctx, log); err != nil {
+		log.Warn("suppression sets not checked against the consent bucket", "err", err)
 	}
 	// onReport records a delivery report that arrives outside HTTP (SMPP receipts, the nats
 	// SMS driver's status subject) and publishes the change.
@@ -304,20 +311,30 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		}()
 	}
 
-	var srv *http.Server
-	if parts.API || parts.Worker {
-		var mh http.Handler
-		if tel != nil {
-			mh = tel.Handler()
-		}
-		handler := api.New(api.Config{
-			Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
-			JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
-			WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
-			Prices: Prices(cfg), Campaigns: campaignsKV, GreyWebhookToken: cfg.GreyWebhookToken, Redis: rdb, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
-			Logger: log, Metrics: metrics, MetricsHandler: mh, OpsOnly: !parts.API,
-		})
-		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	var servers []*http.Server
+	serve := func(srv *http.Server, ln net.Listener) {
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	var mh http.Handler
+	if tel != nil {
+		mh = tel.Handler()
+	}
+	handler := api.New(api.Config{
+		Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
+		JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
+		WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
+		Prices: Prices(cfg), Campaigns: campaignsKV, GreyWebhookToken: cfg.GreyWebhookToken, DLRSecret: []byte(cfg.SMSDLRSecret),
+		Redis: rdb, Consent: cons, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
+		Logger: log, Metrics: metrics, MetricsHandler: mh, Pprof: cfg.Pprof,
+		WebhookMaxInFlight: cfg.WebhookMaxInFlight, APIRate: cfg.APIRate, APIBurst: cfg.APIBurst,
+		APIMaxInFlightBytes: int64(cfg.APIMaxInFlightBytes),
+	})
+	if parts.API {
 		ln := parts.Listener
 		if ln == nil {
 			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -325,11 +342,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			}
 		}
 		log.Info("HTTP server listening", "addr", ln.Addr().String())
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
+		serve(PublicServer(cfg, handler), LimitListener(ln, cfg.HTTPMaxConns))
+	}
+	// The ops listener: HERALD_OPS_ADDR; for a worker alone, HERALD_HTTP_ADDR when that is
+	// not set (it has no public routes). An API without HERALD_OPS_ADDR serves no metrics.
+	opsLn := parts.OpsListener
+	switch {
+	case opsLn != nil:
+	case cfg.OpsAddr != "":
+		if opsLn, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			return fmt.Errorf("HERALD_OPS_ADDR: %w", err)
+		}
+	case !parts.API && parts.Listener != nil:
+		opsLn = parts.Listener
+	case !parts.API:
+		if opsLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("HERALD_HTTP_ADDR: %w", err)
+		}
+	}
+	if opsLn != nil {
+		log.Info("ops listener (health, metrics) listening", "addr", opsLn.Addr().String(), "pprof", cfg.Pprof)
+		serve(OpsServer(cfg, handler), LimitListener(opsLn, opsMaxConns))
 	}
 	if parts.API && cfg.SMSDriver == "nats" {
 		sub, err := smsnats.Subscribe(catCtx, nc, smsnats.SubscribeConfig{Logger: log}, onReport)
@@ -348,7 +381,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	case runErr = <-errc:
 	}
 	log.Info("shutting down")
-	if srv != nil {
+	for _, srv := range servers {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()
@@ -379,7 +412,8 @@ func buildSenders(ctx context.Context, cfg *config.Config, log *slog.Logger, js 
 		if cfg.SMSURL != "" {
 			s[job.ChannelSMS] = worker.SMS{Client: sms.NewKannel(sms.KannelConfig{
 				URL: cfg.SMSURL, User: cfg.SMSUser, Password: cfg.SMSPassword, From: cfg.SMSFrom,
-				DLRURL: PublicURL(cfg) + "/webhooks/sms", MaxSegments: cfg.SMSMaxSegments, Timeout: cfg.SendTimeout,
+				DLRURL: PublicURL(cfg) + "/webhooks/sms", DLRSecret: []byte(cfg.SMSDLRSecret),
+				MaxSegments: cfg.SMSMaxSegments, Timeout: cfg.SendTimeout,
 			}, nil)}
 		}
 	case "nats":

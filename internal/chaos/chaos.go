@@ -404,6 +404,7 @@ func (r *chaosRun) startSimAndAPI(ctx context.Context, natsURL string) error {
 		"HERALD_WHITE_BASE_URL=" + r.simURL, "HERALD_WHITE_PHONE_NUMBER_ID=" + phoneID, "HERALD_WHITE_TOKEN=" + token,
 		"HERALD_WHITE_APP_SECRET=" + secret, "HERALD_WHITE_VERIFY_TOKEN=chaos-verify",
 		"HERALD_SMS_URL=" + r.simURL + "/cgi-bin/sendsms", "HERALD_CHANNELS=white,sms",
+		"HERALD_SMS_DLR_SECRET=chaos-dlr-secret-0123456789abcdef",
 		"HERALD_API_KEYS=chaos:chaos-key-0001", "HERALD_PUBLIC_URL=" + r.apiURL,
 		"HERALD_WHITE_MPS=" + strconv.FormatFloat(cfg.Rate, 'f', -1, 64), "HERALD_PAIR_INTERVAL=0s",
 		"HERALD_QUIET_HOURS=off",

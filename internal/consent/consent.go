@@ -1,7 +1,17 @@
-// Package consent keeps Herald's opt-out list. An opt-out event on herald.events.optout (in
-// the HERALD_OPTOUT stream, kept without an age limit) is the truth; the Redis set the
-// workers check in their claim script is a cache of it, written after the event and rebuilt
-// from the stream when it is found empty.
+// Package consent keeps Herald's opt-out lists. The truth is the JetStream key-value bucket
+// herald-consent: the latest event per number, so a flood of STOP and START messages cannot
+// grow it. Every change to the list of numbers that receive nothing is also published on
+// herald.events.optout (the HERALD_OPTOUT stream, a bounded log for business systems), and
+// the Redis sets the workers check are a cache of the bucket, rebuilt from it when Redis lost
+// them.
+//
+// Events are ordered by their own time (the provider's timestamp of the customer's message,
+// the operator's clock): Meta and GREEN-API redeliver webhooks, so an older START may arrive
+// after a newer STOP, and it must change nothing, in the bucket as in Redis.
+//
+// Two lists exist: the numbers that receive nothing (STOP words, operators), and per scope
+// the numbers that stopped marketing messages (Meta's user_preferences webhook). The scope
+// is "" for the whole deployment today; it is in every key so that it can become a tenant.
 package consent
 
 import (
@@ -27,6 +37,10 @@ const (
 	Stop  = "stop"
 	Start = "start"
 )
+
+// CategoryMarketing is the category of a marketing preference: a Stop suppresses marketing
+// template messages only. The empty category is every message.
+const CategoryMarketing = "marketing"
 
 // DefaultStopWords and DefaultStartWords are used when HERALD_STOP_WORDS and
 // HERALD_START_WORDS are not set. A message opts out only when it is one of these words
@@ -78,142 +92,373 @@ func normalize(s string) string {
 	return strings.ToUpper(strings.ReplaceAll(s, "Ё", "Е"))
 }
 
-// Event is one opt-out change, as published on herald.events.optout.
+// Event is one consent change, as stored in herald-consent and published on
+// herald.events.optout.
 type Event struct {
 	// Phone is the recipient in E.164.
 	Phone string `json:"phone"`
 	// Action is Stop or Start.
 	Action string `json:"action"`
-	// Source says who decided: "inbound:white", "inbound:grey", "inbound:sms", "operator".
+	// Category is "" (every message) or CategoryMarketing.
+	Category string `json:"category,omitempty"`
+	// Scope is whose marketing list it is ("" for the deployment; later a tenant). Only
+	// marketing events have one.
+	Scope string `json:"scope,omitempty"`
+	// Source says who decided: "inbound:white", "inbound:grey", "operator:<tenant>",
+	// "user_preferences:white".
 	Source string `json:"source"`
 	// Ref identifies the cause (the inbound message id); it makes a repeated webhook one event.
-	Ref string    `json:"ref,omitempty"`
-	At  time.Time `json:"at"`
+	Ref string `json:"ref,omitempty"`
+	// At is when the decision was made: the provider's timestamp when there is one. It
+	// orders events: one older than the latest recorded for its number changes nothing.
+	At time.Time `json:"at"`
 }
 
-// ErrInvalid is returned for an event with a bad phone number or action.
+// Outcome is what Record did with an event.
+type Outcome int
+
+// Outcomes of Record.
+const (
+	// Applied: the event is the number's latest; the list follows it.
+	Applied Outcome = iota
+	// Duplicate: the same event was recorded before (a repeated webhook).
+	Duplicate
+	// Stale: a newer event for the number was recorded before; nothing changed.
+	Stale
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Applied:
+		return "applied"
+	case Duplicate:
+		return "duplicate"
+	case Stale:
+		return "stale"
+	}
+	return "unknown"
+}
+
+// ErrInvalid is returned for an event with a bad phone number, action, category or scope.
 var ErrInvalid = errors.New("consent: invalid event")
 
-// Publisher is the JetStream call Record makes.
-type Publisher interface {
-	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+// Store records consent and answers whether a number is suppressed.
+type Store struct {
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	rdb redis.UniversalClient
 }
 
-// Record publishes ev (the truth) and then applies it to the Redis set. When the publish
-// fails nothing changes and the error is returned, so the caller can answer "retry".
-func Record(ctx context.Context, js Publisher, rdb redis.UniversalClient, ev Event) error {
+// Open returns the store on the herald-consent bucket (streams.Ensure creates it).
+func Open(ctx context.Context, js jetstream.JetStream, rdb redis.UniversalClient) (*Store, error) {
+	kv, err := js.KeyValue(ctx, streams.ConsentKV)
+	if err != nil {
+		return nil, fmt.Errorf("consent: bucket %s: %w", streams.ConsentKV, err)
+	}
+	return &Store{js: js, kv: kv, rdb: rdb}, nil
+}
+
+// MarketingKey is the Redis set of the numbers that stopped marketing messages in scope
+// ("" for the deployment): a marketing template job to one of them must be suppressed.
+func MarketingKey(scope string) string { return "herald:suppressed:marketing:" + scopeToken(scope) }
+
+// timesKey is the hash of the time of the latest event applied to each number of a set:
+// Redis orders events as the bucket does, so the two never disagree.
+func timesKey(set string) string { return set + ":at" }
+
+func setKey(ev Event) string {
+	if ev.Category == CategoryMarketing {
+		return MarketingKey(ev.Scope)
+	}
+	return status.KeySuppressed
+}
+
+// kvKey is the event's key in herald-consent: one per number and list.
+func kvKey(ev Event) string {
+	d := strings.TrimPrefix(ev.Phone, "+")
+	if ev.Category == CategoryMarketing {
+		return "marketing." + scopeToken(ev.Scope) + "." + d
+	}
+	return d
+}
+
+func scopeToken(scope string) string {
+	if scope == "" {
+		return "_"
+	}
+	return scope
+}
+
+func validScope(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != "_"
+}
+
+func (ev *Event) validate() error {
 	if ev.Action != Stop && ev.Action != Start {
 		return fmt.Errorf("%w: action %q is neither stop nor start", ErrInvalid, ev.Action)
 	}
-	if !strings.HasPrefix(ev.Phone, "+") || len(ev.Phone) < 8 {
+	d := strings.TrimPrefix(ev.Phone, "+")
+	if !strings.HasPrefix(ev.Phone, "+") || len(d) < 7 || len(d) > 15 || strings.Trim(d, "0123456789") != "" {
 		return fmt.Errorf("%w: phone must be E.164", ErrInvalid)
 	}
-	if ev.At.IsZero() {
-		ev.At = time.Now().UTC()
-	}
-	data, _ := json.Marshal(ev)
-	msg := &nats.Msg{Subject: streams.SubjectOptOut, Data: data, Header: nats.Header{}}
-	if ev.Ref != "" {
-		msg.Header.Set(streams.HeaderMsgID, "optout:"+ev.Action+":"+ev.Ref)
-	}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("consent: publish opt-out event: %w", err)
-	}
-	return apply(ctx, rdb, ev)
-}
-
-func apply(ctx context.Context, rdb redis.UniversalClient, ev Event) error {
-	var err error
-	if ev.Action == Stop {
-		err = rdb.SAdd(ctx, status.KeySuppressed, ev.Phone).Err()
-	} else {
-		err = rdb.SRem(ctx, status.KeySuppressed, ev.Phone).Err()
-	}
-	if err != nil {
-		return fmt.Errorf("consent: update the suppression set: %w", err)
+	switch ev.Category {
+	case "":
+		if ev.Scope != "" {
+			return fmt.Errorf("%w: scope is for marketing preferences only", ErrInvalid)
+		}
+	case CategoryMarketing:
+		if !validScope(ev.Scope) {
+			return fmt.Errorf("%w: scope must be at most 64 letters, digits, '-' or '_'", ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("%w: category %q is neither empty nor %q", ErrInvalid, ev.Category, CategoryMarketing)
 	}
 	return nil
 }
 
-// Suppressed tells whether phone is on the list.
-func Suppressed(ctx context.Context, rdb redis.UniversalClient, phone string) (bool, error) {
-	return rdb.SIsMember(ctx, status.KeySuppressed, phone).Result()
+func (ev Event) same(o Event) bool {
+	return ev.Action == o.Action && ev.Source == o.Source && ev.Ref == o.Ref && ev.At.Equal(o.At)
 }
 
-// Rebuild refills an empty Redis suppression set from the opt-out stream (Redis lost its
-// data, or was replaced). It returns how many numbers are suppressed after replaying the
-// events in order; a non-empty set is left alone and reported as -1.
-func Rebuild(ctx context.Context, js jetstream.JetStream, rdb redis.UniversalClient, log *slog.Logger) (int, error) {
-	n, err := rdb.Exists(ctx, status.KeySuppressed).Result()
+// maxCAS bounds the read-compare-write rounds of one Record against concurrent writers of
+// the same number.
+const maxCAS = 10
+
+// Record stores ev unless an event at least as new is stored for its number, then publishes
+// it on herald.events.optout (every-message list only) and applies it to Redis. An event
+// older than the number's latest is Stale and changes nothing; the same event again is a
+// Duplicate, whose log entry and Redis update are made again (both are idempotent), so a
+// webhook retried after a failure completes what the first delivery left undone. An error
+// means "retry": nothing older than the truth was written anywhere.
+func (s *Store) Record(ctx context.Context, ev Event) (Outcome, error) {
+	if err := ev.validate(); err != nil {
+		return 0, err
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now().UTC()
+	}
+	outcome, err := s.put(ctx, ev)
+	if err != nil || outcome == Stale {
+		return outcome, err
+	}
+	if ev.Category == "" {
+		data, _ := json.Marshal(ev)
+		msg := &nats.Msg{Subject: streams.SubjectOptOut, Data: data, Header: nats.Header{}}
+		if ev.Ref != "" {
+			msg.Header.Set(streams.HeaderMsgID, "optout:"+ev.Action+":"+ev.Ref)
+		}
+		if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+			return outcome, fmt.Errorf("consent: publish opt-out event: %w", err)
+		}
+	}
+	if _, err := applyScript.Run(ctx, s.rdb, []string{setKey(ev), timesKey(setKey(ev))},
+		ev.Phone, ev.Action, ev.At.UnixMilli()).Result(); err != nil {
+		return outcome, fmt.Errorf("consent: update the suppression set: %w", err)
+	}
+	return outcome, nil
+}
+
+// put writes ev to the bucket unless the number's stored event is newer (compare and swap
+// on the key's revision, so two writers cannot both win).
+func (s *Store) put(ctx context.Context, ev Event) (Outcome, error) {
+	key := kvKey(ev)
+	data, _ := json.Marshal(ev)
+	for range maxCAS {
+		var rev uint64
+		entry, err := s.kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			var prev Event
+			if json.Unmarshal(entry.Value(), &prev) == nil {
+				if ev.At.Before(prev.At) {
+					return Stale, nil
+				}
+				if ev.same(prev) {
+					return Duplicate, nil
+				}
+			}
+			rev = entry.Revision()
+			_, err = s.kv.Update(ctx, key, data, rev)
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = s.kv.Create(ctx, key, data)
+		default:
+			return 0, fmt.Errorf("consent: read %s: %w", streams.ConsentKV, err)
+		}
+		if err == nil {
+			return Applied, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, fmt.Errorf("consent: write %s: %w", streams.ConsentKV, err)
+		}
+		// Another writer got there first: compare with what it wrote.
+	}
+	return 0, fmt.Errorf("consent: %s: the number's event changed %d times while recording", streams.ConsentKV, maxCAS)
+}
+
+// applyScript applies one event to a Redis set unless the set's times hash holds a newer one
+// for the number. KEYS: set, times hash. ARGV: phone, action, event time (Unix ms).
+var applyScript = redis.NewScript(`
+local prev = redis.call('HGET', KEYS[2], ARGV[1])
+if prev and tonumber(prev) > tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if ARGV[2] == 'stop' then
+  redis.call('SADD', KEYS[1], ARGV[1])
+else
+  redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 1
+`)
+
+// Suppressed tells whether phone receives nothing (it is on the every-message list).
+func (s *Store) Suppressed(ctx context.Context, phone string) (bool, error) {
+	return s.rdb.SIsMember(ctx, status.KeySuppressed, phone).Result()
+}
+
+// MarketingSuppressed tells whether phone stopped marketing messages in scope.
+func (s *Store) MarketingSuppressed(ctx context.Context, scope, phone string) (bool, error) {
+	return s.rdb.SIsMember(ctx, MarketingKey(scope), phone).Result()
+}
+
+// Rebuild makes Redis agree with the bucket after Redis lost its data (or was replaced):
+// every number's latest event is applied, with the same ordering as Record, so an event
+// recorded meanwhile is never undone. It first copies the events of an earlier version's
+// unbounded HERALD_OPTOUT into the bucket (once), then bounds that stream. It returns how
+// many numbers receive nothing; -1 when Redis had its data and was left alone.
+func (s *Store) Rebuild(ctx context.Context, log *slog.Logger) (int, error) {
+	if err := s.migrate(ctx, log); err != nil {
+		return 0, err
+	}
+	n, err := s.rdb.Exists(ctx, timesKey(status.KeySuppressed)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("consent: check the suppression set: %w", err)
 	}
 	if n > 0 {
 		return -1, nil
 	}
-	stream, err := js.Stream(ctx, streams.OptOutStream)
+	start := time.Now()
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return 0, fmt.Errorf("consent: opt-out stream: %w", err)
+		return 0, fmt.Errorf("consent: read %s: %w", streams.ConsentKV, err)
+	}
+	defer func() { _ = w.Stop() }()
+	pipe := s.rdb.Pipeline()
+	stops, events, queued := 0, 0, 0
+	flush := func() error {
+		if queued == 0 {
+			return nil
+		}
+		queued = 0
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("consent: write the suppression sets: %w", err)
+		}
+		return nil
+	}
+	for entry := range w.Updates() {
+		if entry == nil {
+			break // every current value has been delivered
+		}
+		if entry.Key() == streams.ConsentMigrated {
+			continue
+		}
+		var ev Event
+		if json.Unmarshal(entry.Value(), &ev) != nil || ev.validate() != nil {
+			log.Warn("consent: unreadable consent entry skipped", "key_len", len(entry.Key()))
+			continue
+		}
+		events++
+		if ev.Category == "" && ev.Action == Stop {
+			stops++
+		}
+		set := setKey(ev)
+		// EVAL, not EVALSHA: a pipeline learns of a missing script only when it is too late.
+		applyScript.Eval(ctx, pipe, []string{set, timesKey(set)}, ev.Phone, ev.Action, ev.At.UnixMilli())
+		if queued++; queued == 1000 {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	log.Info("consent: suppression sets rebuilt from the consent bucket", "suppressed", stops, "numbers", events,
+		"took", time.Since(start).Round(time.Millisecond))
+	return stops, nil
+}
+
+// migrate copies, once, every event of HERALD_OPTOUT into the bucket: before the bucket,
+// that stream was the truth, and it is bounded (its old events deleted) only after.
+func (s *Store) migrate(ctx context.Context, log *slog.Logger) error {
+	if _, err := s.kv.Get(ctx, streams.ConsentMigrated); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("consent: read %s: %w", streams.ConsentKV, err)
+	}
+	stream, err := s.js.Stream(ctx, streams.OptOutStream)
+	if err != nil {
+		return fmt.Errorf("consent: opt-out stream: %w", err)
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("consent: opt-out stream: %w", err)
+		return fmt.Errorf("consent: opt-out stream: %w", err)
 	}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
-		return 0, nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.SubjectOptOut}})
-	if err != nil {
-		return 0, fmt.Errorf("consent: replay opt-outs: %w", err)
-	}
-	set := map[string]bool{}
-	start := time.Now()
-	for read := 0; ; read++ {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+	copied := 0
+	if last := info.State.LastSeq; info.State.Msgs > 0 {
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.SubjectOptOut}})
 		if err != nil {
-			return 0, fmt.Errorf("consent: replay opt-outs: %w", err)
+			return fmt.Errorf("consent: read the opt-out stream: %w", err)
 		}
-		var seq uint64
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			md, _ := m.Metadata()
-			if md != nil {
-				seq = md.Sequence.Stream
+		for {
+			batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+			if err != nil {
+				return fmt.Errorf("consent: read the opt-out stream: %w", err)
 			}
-			var ev Event
-			if json.Unmarshal(m.Data(), &ev) != nil {
-				log.Warn("consent: unreadable opt-out event skipped")
-				continue
+			var seq uint64
+			got := 0
+			for m := range batch.Messages() {
+				got++
+				if md, _ := m.Metadata(); md != nil {
+					seq = md.Sequence.Stream
+				}
+				var ev Event
+				if json.Unmarshal(m.Data(), &ev) != nil || ev.validate() != nil {
+					log.Warn("consent: unreadable opt-out event skipped")
+					continue
+				}
+				// In stream order, and ordered by time: an event recorded meanwhile by a
+				// newer process is not undone.
+				if _, err := s.put(ctx, ev); err != nil {
+					return err
+				}
+				copied++
 			}
-			set[ev.Phone] = ev.Action == Stop
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return 0, fmt.Errorf("consent: replay opt-outs: %w", err)
-		}
-		if seq >= last || got == 0 {
-			break
-		}
-		if read%50 == 49 {
-			log.Info("consent: rebuilding the suppression set", "events", seq, "of", last)
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+				return fmt.Errorf("consent: read the opt-out stream: %w", err)
+			}
+			if seq >= last || got == 0 {
+				break
+			}
 		}
 	}
-	var members []any
-	for p, stop := range set {
-		if stop {
-			members = append(members, p)
-		}
+	if _, err := s.kv.Put(ctx, streams.ConsentMigrated, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		return fmt.Errorf("consent: mark %s migrated: %w", streams.ConsentKV, err)
 	}
-	if len(members) > 0 {
-		pipe := rdb.TxPipeline()
-		for i := 0; i < len(members); i += 1000 {
-			pipe.SAdd(ctx, status.KeySuppressed, members[i:min(i+1000, len(members))]...)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return 0, fmt.Errorf("consent: write the suppression set: %w", err)
-		}
+	if err := streams.BoundOptOutLog(ctx, s.js); err != nil {
+		return err
 	}
-	log.Info("consent: suppression set rebuilt from the opt-out stream", "suppressed", len(members), "events", last, "took", time.Since(start).Round(time.Millisecond))
-	return len(members), nil
+	if copied > 0 {
+		log.Info("consent: opt-out events copied into the consent bucket; the opt-out stream is now a bounded log",
+			"events", copied, "bucket", streams.ConsentKV)
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
@@ -39,6 +40,11 @@ const (
 	Token         = "harness-token"
 	// GreyInstance is the simulated grey gateway instance.
 	GreyInstance = "1101000001"
+	// GreyWebhookToken is the instance's webhookUrlToken: the simulator sends it on grey
+	// webhooks, the API requires it.
+	GreyWebhookToken = "harness-grey-webhook-token"
+	// DLRSecret signs the Kannel dlr-urls (HERALD_SMS_DLR_SECRET).
+	DLRSecret = "harness-dlr-secret-0123456789abcdef"
 )
 
 // Herald is a running system under test.
@@ -104,7 +110,8 @@ func Start(tb testing.TB, o Options) *Herald {
 		PhoneNumberID: PhoneNumberID, Token: Token, AppSecret: AppSecret,
 		WebhookURL: h.APIURL + "/webhooks/whatsapp", Statuses: []string{"sent", "delivered"},
 		GreyInstanceID: GreyInstance, GreyToken: Token, GreyWebhookURL: h.APIURL + "/webhooks/grey",
-		Logger: h.Log,
+		HTTPClient: grey.WebhookClient(h.APIURL+"/webhooks/grey", GreyWebhookToken),
+		Logger:     h.Log,
 	}
 	if o.Sim != nil {
 		o.Sim(&scfg)
@@ -131,6 +138,8 @@ func Start(tb testing.TB, o Options) *Herald {
 	cfg.GreyBaseURL = srv.URL
 	cfg.GreyInstanceID = GreyInstance
 	cfg.GreyToken = Token
+	cfg.GreyWebhookToken = GreyWebhookToken
+	cfg.SMSDLRSecret = DLRSecret
 	// Tests decide about quiet hours themselves: the wall clock must not. Limits are high
 	// (but enforced) unless a test sets its own.
 	cfg.QuietHours = "off"

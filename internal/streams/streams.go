@@ -5,6 +5,7 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,10 +17,18 @@ const (
 	JobsStream   = "HERALD_JOBS"
 	EventsStream = "HERALD_EVENTS"
 	DLQStream    = "HERALD_DLQ"
-	// OptOutStream keeps opt-out events for as long as they matter: forever (the events
-	// stream forgets after days, and consent must not).
+	// OptOutStream is the log of opt-out changes on herald.events.optout, for the business
+	// systems that follow it. It is bounded (OptOutLogMaxAge, OptOutLogMaxMsgs) once its
+	// events are in ConsentKV, which holds the truth.
 	OptOutStream = "HERALD_OPTOUT"
-	TemplatesKV  = "herald-templates"
+	// ConsentKV holds consent as the latest event per number (key: the number's digits;
+	// "marketing.<scope>.<digits>" for marketing preferences): bounded by the numbers there
+	// are, however many events a sender floods it with.
+	ConsentKV = "herald-consent"
+	// ConsentMigrated is the ConsentKV key written once every event of the unbounded
+	// HERALD_OPTOUT of earlier versions is in the bucket: from then on the log is bounded.
+	ConsentMigrated = "migrated"
+	TemplatesKV     = "herald-templates"
 	// CampaignsKV holds campaign metadata (template, jobs queued, canceled), watched by workers.
 	CampaignsKV = "herald-campaigns"
 
@@ -114,9 +123,69 @@ func JobsConfig(o Options) jetstream.StreamConfig {
 	}
 }
 
-// Ensure creates or updates the streams, the two worker consumers and the template bucket.
+// Bounds of the opt-out log once ConsentKV holds the truth: a flood of STOP and START
+// messages churns the log instead of growing it.
+const (
+	OptOutLogMaxAge  = 30 * 24 * time.Hour
+	OptOutLogMaxMsgs = 1_000_000
+)
+
+// OptOutConfig is the HERALD_OPTOUT stream: unbounded until the consent bucket holds its
+// events (migrated), bounded after.
+func OptOutConfig(o Options, migrated bool) jetstream.StreamConfig {
+	o.defaults()
+	c := jetstream.StreamConfig{
+		Name:        OptOutStream,
+		Description: "Herald opt-out events: the truth the Redis suppression set is rebuilt from",
+		Subjects:    []string{SubjectOptOut},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		Duplicates:  2 * time.Minute,
+	}
+	if migrated {
+		c.Description = "Herald opt-out changes (a log for business systems; the truth is " + ConsentKV + ")"
+		c.MaxAge, c.MaxMsgs, c.Discard = OptOutLogMaxAge, OptOutLogMaxMsgs, jetstream.DiscardOld
+	}
+	return c
+}
+
+// BoundOptOutLog applies the bounds to an existing HERALD_OPTOUT, keeping the rest of its
+// configuration: consent calls it once the migration into ConsentKV is done.
+func BoundOptOutLog(ctx context.Context, js jetstream.JetStream) error {
+	st, err := js.Stream(ctx, OptOutStream)
+	if err != nil {
+		return fmt.Errorf("bound stream %s: %w", OptOutStream, err)
+	}
+	c := st.CachedInfo().Config
+	c.Description = "Herald opt-out changes (a log for business systems; the truth is " + ConsentKV + ")"
+	c.MaxAge, c.MaxMsgs, c.Discard = OptOutLogMaxAge, OptOutLogMaxMsgs, jetstream.DiscardOld
+	if _, err := js.UpdateStream(ctx, c); err != nil {
+		return fmt.Errorf("bound stream %s: %w", OptOutStream, err)
+	}
+	return nil
+}
+
+// Ensure creates or updates the streams, the two worker consumers and the buckets.
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	o.defaults()
+	// The consent bucket first: whether its migration mark is there decides the opt-out
+	// log's bounds (an unmigrated log still holds the only copy of some consent).
+	consent, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      ConsentKV,
+		Description: "Herald consent: the latest opt-out event per number",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure key-value bucket %s: %w", ConsentKV, err)
+	}
+	_, err = consent.Get(ctx, ConsentMigrated)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("key-value bucket %s: %w", ConsentKV, err)
+	}
+	migrated := err == nil
 	cfgs := []jetstream.StreamConfig{
 		JobsConfig(o),
 		{
@@ -129,15 +198,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 			MaxAge:      o.EventsMaxAge,
 			Duplicates:  2 * time.Minute,
 		},
-		{
-			Name:        OptOutStream,
-			Description: "Herald opt-out events: the truth the Redis suppression set is rebuilt from",
-			Subjects:    []string{SubjectOptOut},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    o.Replicas,
-			Duplicates:  2 * time.Minute,
-		},
+		OptOutConfig(o, migrated),
 		{
 			Name:        DLQStream,
 			Description: "Herald dead letters: the original job with its reason and attempts",
