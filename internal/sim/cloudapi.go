@@ -147,16 +147,18 @@ func (s *Sim) writeGraphError(w http.ResponseWriter, status int, e graphError) {
 	_, _ = w.Write(body)
 }
 
-// authorized checks the Bearer token (or Graph's access_token query parameter).
-func (s *Sim) authorized(r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
+// requestToken is the Bearer token of a request (or Graph's access_token query parameter).
+func requestToken(r *http.Request) string {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		tok = r.URL.Query().Get("access_token")
 	}
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
+	return tok
+}
+
+// authorized checks the request's token against want ("": any token).
+func authorized(r *http.Request, want string) bool {
+	return want == "" || subtle.ConstantTimeCompare([]byte(requestToken(r)), []byte(want)) == 1
 }
 
 // sendRequest is the part of a Cloud API send the simulator reads.
@@ -224,7 +226,7 @@ func parseSend(body []byte, m *Message) (input, problem string) {
 		return "", problem
 	}
 	m.To = digitsOf(input)
-	m.JobID = req.BizOpaqueCallbackData
+	m.Tenant, m.JobID = splitRef(req.BizOpaqueCallbackData)
 	if req.Type == "" {
 		req.Type = "text" // the Cloud API's default type
 	}
@@ -360,38 +362,42 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 func (s *Sim) serveSend(w http.ResponseWriter, r *http.Request, phoneID string) {
-	c := &s.counts[chanWhite]
+	c := counters{channel: &s.counts[chanWhite]}
+	served := s.servesNumber(phoneID)
+	if served {
+		c.sender = s.numbers.get(phoneID)
+	}
 	if r.Method != http.MethodPost {
-		c.rejected.Add(1)
+		c.reject()
 		s.writeGraphError(w, http.StatusBadRequest, unsupported(strings.ToLower(r.Method), phoneID+"/messages"))
 		return
 	}
-	if !s.authorized(r) {
-		c.rejected.Add(1)
+	if !authorized(r, s.tokenOf(phoneID)) {
+		c.reject()
 		s.writeGraphError(w, http.StatusUnauthorized, badToken)
 		return
 	}
-	if s.cfg.PhoneNumberID != "" && phoneID != s.cfg.PhoneNumberID {
-		c.rejected.Add(1)
+	if !served {
+		c.reject()
 		s.writeGraphError(w, http.StatusBadRequest, unsupported("post", phoneID))
 		return
 	}
 	at := time.Now()
 	body, err := readBody(r)
 	if err != nil {
-		c.rejected.Add(1)
+		c.reject()
 		s.writeGraphError(w, http.StatusBadRequest, invalidParam("Could not read the request body: "+err.Error()))
 		return
 	}
-	m := Message{Channel: channelNames[chanWhite], Body: body, At: at}
+	m := Message{Channel: channelNames[chanWhite], PhoneNumberID: phoneID, Body: body, At: at}
 	input, problem := parseSend(body, &m)
 	if problem != "" {
-		c.rejected.Add(1)
+		c.reject()
 		s.writeGraphError(w, http.StatusBadRequest, invalidParam(problem))
 		return
 	}
 
-	rule := s.match(chanWhite, m.To)
+	rule := s.match(chanWhite, phoneID, m.To)
 	if rule != nil && !rule.Async {
 		status := rule.HTTPStatus
 		if status == 0 {
@@ -430,7 +436,7 @@ func (s *Sim) serveSend(w http.ResponseWriter, r *http.Request, phoneID string) 
 		}
 		s.enqueue(&event{
 			kind: kindWhite, steps: s.steps.white[boolIndex(failCode != 0)], code: failCode,
-			msgID: m.MessageID, to: m.To, jobID: m.JobID, phoneID: phoneID, category: category,
+			msgID: m.MessageID, to: m.To, jobID: m.ref(), phoneID: phoneID, category: category,
 		})
 	}
 }
@@ -457,11 +463,11 @@ func (s *Sim) serveTemplates(w http.ResponseWriter, r *http.Request, wabaID stri
 		s.writeGraphError(w, http.StatusBadRequest, unsupported(strings.ToLower(r.Method), wabaID+"/message_templates"))
 		return
 	}
-	if !s.authorized(r) {
+	if !s.anyTokenMatches(requestToken(r)) {
 		s.writeGraphError(w, http.StatusUnauthorized, badToken)
 		return
 	}
-	if s.cfg.WABAID != "" && wabaID != s.cfg.WABAID {
+	if s.senders.wabas != nil && !s.senders.wabas[wabaID] {
 		s.writeGraphError(w, http.StatusBadRequest, unsupported("get", wabaID))
 		return
 	}

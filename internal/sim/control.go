@@ -2,28 +2,22 @@ package sim
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 )
 
-// serveControl is the control API under /sim/: recorded messages, rules, grey instance
-// states and inbound messages, and stats.
+// serveControl is the control API under /sim/: recorded messages (filtered by channel,
+// phone_number_id, instance, to), rules, grey instance states and inbound messages, quality
+// and account update webhooks, and stats.
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch p := strings.TrimSuffix(r.URL.Path, "/"); p {
 	case "/sim/messages":
 		switch r.Method {
 		case http.MethodGet:
-			msgs := s.Messages()
-			if ch := r.URL.Query().Get("channel"); ch != "" {
-				kept := msgs[:0]
-				for _, m := range msgs {
-					if m.Channel == ch {
-						kept = append(kept, m)
-					}
-				}
-				msgs = kept
-			}
-			writeJSON(w, http.StatusOK, msgs)
+			writeJSON(w, http.StatusOK, filterMessages(s.Messages(), r.URL.Query()))
 		case http.MethodDelete:
 			s.Reset()
 			w.WriteHeader(http.StatusNoContent)
@@ -70,6 +64,33 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusAccepted, map[string]string{"idMessage": id})
+	case "/sim/quality", "/sim/account":
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, "POST")
+			return
+		}
+		var err error
+		if p == "/sim/quality" {
+			var q QualityUpdate
+			if !decodeControl(w, r, &q) {
+				return
+			}
+			err = s.QualityUpdate(q)
+		} else {
+			var a AccountUpdate
+			if !decodeControl(w, r, &a) {
+				return
+			}
+			err = s.AccountUpdate(a)
+		}
+		switch {
+		case errors.Is(err, ErrQueueFull):
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
 	case "/sim/stats":
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, "GET")
@@ -79,6 +100,23 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// filterMessages keeps the messages matching the query's channel, phone_number_id, instance
+// and to (each optional).
+func filterMessages(msgs []Message, q url.Values) []Message {
+	ch, phoneID, inst, to := q.Get("channel"), q.Get("phone_number_id"), q.Get("instance"), digitsOf(q.Get("to"))
+	if ch == "" && phoneID == "" && inst == "" && to == "" {
+		return msgs
+	}
+	kept := msgs[:0]
+	for _, m := range msgs {
+		if (ch == "" || m.Channel == ch) && (phoneID == "" || m.PhoneNumberID == phoneID) &&
+			(inst == "" || m.Instance == inst) && (to == "" || m.To == to) {
+			kept = append(kept, m)
+		}
+	}
+	return kept
 }
 
 // greyStateBody is the body of POST /sim/grey/state and the answer of GET.
@@ -95,6 +133,10 @@ func (s *Sim) serveGreyState(w http.ResponseWriter, r *http.Request) {
 		inst := r.URL.Query().Get("instance")
 		if inst == "" {
 			inst = s.cfg.GreyInstanceID
+		}
+		if inst != "" && !s.servesInstance(inst) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "instance " + strconv.Quote(inst) + " is not one the simulator serves"})
+			return
 		}
 		writeJSON(w, http.StatusOK, greyStateBody{Instance: inst, State: s.GreyState(inst)})
 	case http.MethodPost:

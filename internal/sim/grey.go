@@ -36,10 +36,14 @@ func greyError(w http.ResponseWriter, status int, description string) {
 // serveGrey is a GREEN-API style gateway: POST /waInstance{id}/sendMessage/{token} and
 // /waInstance{id}/sendFileByUrl/{token}, GET /waInstance{id}/getStateInstance/{token}.
 func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
-	c := &s.counts[chanGrey]
 	rest := strings.TrimPrefix(r.URL.Path, "/waInstance")
 	instance, rest, _ := strings.Cut(rest, "/")
 	method, token, _ := strings.Cut(rest, "/")
+	c := counters{channel: &s.counts[chanGrey]}
+	served := s.servesInstance(instance)
+	if served {
+		c.sender = s.instances.get(instance)
+	}
 	want := http.MethodPost
 	switch method {
 	case "sendMessage", "sendFileByUrl":
@@ -50,14 +54,13 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != want {
-		c.rejected.Add(1)
+		c.reject()
 		w.Header().Set("Allow", want)
 		greyError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 		return
 	}
-	if (s.cfg.GreyInstanceID != "" && instance != s.cfg.GreyInstanceID) ||
-		(s.cfg.GreyToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.GreyToken)) != 1) {
-		c.rejected.Add(1)
+	if tok := s.greyTokenOf(instance); !served || (tok != "" && subtle.ConstantTimeCompare([]byte(token), []byte(tok)) != 1) {
+		c.reject()
 		greyError(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
@@ -71,19 +74,19 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
 	body, err := readBody(r)
 	if err != nil {
-		c.rejected.Add(1)
+		c.reject()
 		greyError(w, http.StatusBadRequest, "Validation failed. Details: "+err.Error())
 		return
 	}
 	var req greyRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		c.rejected.Add(1)
+		c.reject()
 		greyError(w, http.StatusBadRequest, "Validation failed. Details: the body is not a JSON object")
 		return
 	}
-	m := Message{Channel: channelNames[chanGrey], Body: body, At: at}
+	m := Message{Channel: channelNames[chanGrey], Instance: instance, Body: body, At: at}
 	if p := parseGrey(method, &req, &m); p != "" {
-		c.rejected.Add(1)
+		c.reject()
 		greyError(w, http.StatusBadRequest, "Validation failed. Details: "+p)
 		return
 	}
@@ -98,7 +101,7 @@ func (s *Sim) serveGrey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	rule := s.match(chanGrey, m.To)
+	rule := s.match(chanGrey, instance, m.To)
 	if rule != nil && !rule.Async {
 		status := rule.HTTPStatus
 		if status == 0 {
@@ -213,7 +216,7 @@ func (s *Sim) greyStatus(ev *event, status string, now time.Time) []byte {
 	}{
 		TypeWebhook:  "outgoingMessageStatus",
 		ChatID:       ev.to + "@c.us",
-		InstanceData: instanceData{IDInstance: id, Wid: s.cfg.DisplayPhoneNumber + "@c.us", TypeInstance: "whatsapp"},
+		InstanceData: instanceData{IDInstance: id, Wid: s.greyWidOf(ev.instance) + "@c.us", TypeInstance: "whatsapp"},
 		Timestamp:    now.Unix(),
 		IDMessage:    ev.msgID,
 		Status:       status,

@@ -53,7 +53,7 @@ func (s *Sim) GreyState(instance string) string {
 // SetGreyState sets the state of a grey instance ("" means Config.GreyInstanceID). Sends to
 // an instance that is not authorized are refused with GREEN-API's 400 answer (a yellowCard
 // instance accepts them and reports yellowCard); a change of state is POSTed to
-// GreyWebhookURL as a stateInstanceChanged notification.
+// GreyWebhookURL as a stateInstanceChanged notification. Each instance has its own state.
 func (s *Sim) SetGreyState(instance, state string) error {
 	if instance == "" {
 		instance = s.cfg.GreyInstanceID
@@ -61,6 +61,8 @@ func (s *Sim) SetGreyState(instance, state string) error {
 	switch {
 	case instance == "":
 		return fmt.Errorf("%w: no instance given and Config.GreyInstanceID is empty", ErrInvalidGrey)
+	case !s.servesInstance(instance):
+		return fmt.Errorf("%w: instance %q is not one the simulator serves (GreyInstanceID, GreyInstanceIDs)", ErrInvalidGrey, instance)
 	case !validGreyState(state):
 		return fmt.Errorf("%w: state %q is not one of authorized, notAuthorized, blocked, sleepMode, starting, yellowCard", ErrInvalidGrey, state)
 	}
@@ -80,7 +82,7 @@ func (s *Sim) SetGreyState(instance, state string) error {
 	// Queued under the lock, so that two quick changes are reported in the order they
 	// happened.
 	if old != state {
-		s.postGrey(s.greyStateChanged(instance, state, time.Now()))
+		s.postGrey(instance, s.greyStateChanged(instance, state, time.Now()))
 	}
 	s.greyStates.mu.Unlock()
 	return nil
@@ -111,6 +113,8 @@ func (s *Sim) GreyIncoming(in GreyInbound) (string, error) {
 	switch {
 	case in.Instance == "":
 		return "", fmt.Errorf("%w: no instance given and Config.GreyInstanceID is empty", ErrInvalidGrey)
+	case !s.servesInstance(in.Instance):
+		return "", fmt.Errorf("%w: instance %q is not one the simulator serves (GreyInstanceID, GreyInstanceIDs)", ErrInvalidGrey, in.Instance)
 	case len(from) < 5:
 		return "", fmt.Errorf("%w: from %q is not a phone number", ErrInvalidGrey, in.From)
 	case in.Text == "":
@@ -122,18 +126,19 @@ func (s *Sim) GreyIncoming(in GreyInbound) (string, error) {
 		in.SenderName = "Customer"
 	}
 	id := s.nextID("")
-	s.postGrey(s.greyIncoming(in, from, id, time.Now()))
+	s.postGrey(in.Instance, s.greyIncoming(in, from, id, time.Now()))
 	return id, nil
 }
 
-// postGrey queues a grey notification without blocking. State changes and inbound messages
-// share one shard, so they arrive in the order they happened.
-func (s *Sim) postGrey(body []byte) {
+// postGrey queues a grey notification of an instance without blocking. State changes and
+// inbound messages share one shard, so they arrive in the order they happened.
+func (s *Sim) postGrey(instance string, body []byte) {
 	if s.cfg.GreyWebhookURL == "" {
 		return
 	}
+	cb := callback{method: "POST", url: s.cfg.GreyWebhookURL, body: body, bearer: s.greyWebhookTokenOf(instance)}
 	select {
-	case s.cbShards[0] <- callback{method: "POST", url: s.cfg.GreyWebhookURL, body: body}:
+	case s.cbShards[0] <- cb:
 	default:
 		s.deliver.callbackDropped.Add(1)
 		s.warnDrop(1, "queue full")
@@ -148,7 +153,7 @@ type greyInstanceData struct {
 
 func (s *Sim) greyInstance(instance string) greyInstanceData {
 	id, _ := strconv.ParseInt(instance, 10, 64)
-	return greyInstanceData{IDInstance: id, Wid: s.cfg.DisplayPhoneNumber + "@c.us", TypeInstance: "whatsapp"}
+	return greyInstanceData{IDInstance: id, Wid: s.greyWidOf(instance) + "@c.us", TypeInstance: "whatsapp"}
 }
 
 // greyStateChanged is a GREEN-API stateInstanceChanged notification.

@@ -29,9 +29,9 @@ func kannelReply(w http.ResponseWriter, status int, text string) {
 // serveKannel is Kannel's GET /cgi-bin/sendsms. Each receiver (Kannel takes several,
 // separated by spaces) is one Message; a dlr-url is called back per Kannel's dlr-mask.
 func (s *Sim) serveKannel(w http.ResponseWriter, r *http.Request) {
-	c := &s.counts[chanSMS]
+	c := counters{channel: &s.counts[chanSMS]}
 	if r.Method != http.MethodGet {
-		c.rejected.Add(1)
+		c.reject()
 		w.Header().Set("Allow", http.MethodGet)
 		kannelReply(w, http.StatusMethodNotAllowed, kannelWrongArgs)
 		return
@@ -41,25 +41,25 @@ func (s *Sim) serveKannel(w http.ResponseWriter, r *http.Request) {
 	user, pass := firstOf(q, "username", "user"), firstOf(q, "password", "pass")
 	if (s.cfg.KannelUser != "" && user != s.cfg.KannelUser) ||
 		(s.cfg.KannelPassword != "" && pass != s.cfg.KannelPassword) {
-		c.rejected.Add(1)
+		c.reject()
 		kannelReply(w, http.StatusForbidden, kannelAuthFail)
 		return
 	}
 	if !q.Has("to") || !q.Has("text") {
-		c.rejected.Add(1)
+		c.reject()
 		kannelReply(w, http.StatusBadRequest, kannelWrongArgs)
 		return
 	}
 	receivers := strings.Fields(q.Get("to"))
 	if len(receivers) == 0 {
-		c.rejected.Add(1)
+		c.reject()
 		kannelReply(w, http.StatusBadRequest, kannelEmptyTo)
 		return
 	}
 	tos := make([]string, len(receivers))
 	for i, rc := range receivers {
 		if tos[i] = digitsOf(rc); tos[i] == "" {
-			c.rejected.Add(1)
+			c.reject()
 			kannelReply(w, http.StatusBadRequest, kannelWrongArgs)
 			return
 		}
@@ -68,12 +68,12 @@ func (s *Sim) serveKannel(w http.ResponseWriter, r *http.Request) {
 	from := q.Get("from")
 	dlrURL := q.Get("dlr-url")
 	mask, _ := strconv.Atoi(q.Get("dlr-mask"))
-	jobID := dlrJobID(dlrURL)
+	tenant, jobID := splitRef(dlrJobID(dlrURL))
 
 	failStatus := 0
 	for _, to := range tos {
-		m := Message{Channel: channelNames[chanSMS], To: to, JobID: jobID, Type: "sms", Text: text, At: at}
-		rule := s.match(chanSMS, to)
+		m := Message{Channel: channelNames[chanSMS], To: to, From: from, JobID: jobID, Tenant: tenant, Type: "sms", Text: text, At: at}
+		rule := s.match(chanSMS, "", to)
 		if rule != nil && !rule.Async {
 			status := rule.HTTPStatus
 			if status == 0 {

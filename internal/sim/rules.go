@@ -11,10 +11,15 @@ import (
 
 // Rule injects an error into matching sends. The first matching rule that fires decides.
 type Rule struct {
-	// Channel is "white", "sms" or "grey"; "" means white.
+	// Channel is "white", "sms" or "grey"; "" means white (grey when Instance is set).
 	Channel string `json:"channel,omitempty"`
 	// To is the recipient's digits without '+' ("79001234567"); "" matches any recipient.
 	To string `json:"to,omitempty"`
+	// PhoneNumberID limits a white rule to sends from one business number; "" matches any.
+	PhoneNumberID string `json:"phone_number_id,omitempty"`
+	// Instance limits a grey rule to sends from one instance; "" matches any. A rule with an
+	// Instance and no Channel is a grey rule.
+	Instance string `json:"instance,omitempty"`
 	// Code is the Cloud API error code to answer (131026, 130429, 100, ...), or 0 with
 	// HTTPStatus for a bare HTTP error.
 	Code int `json:"code,omitempty"`
@@ -57,7 +62,25 @@ func (r Rule) Validate() error {
 	if r.HTTPStatus != 0 && (r.HTTPStatus < 400 || r.HTTPStatus > 599) {
 		return fmt.Errorf("%w: http_status %d is not an error status", ErrInvalidRule, r.HTTPStatus)
 	}
+	ch := r.channelOrDefault()
+	if r.PhoneNumberID != "" && ch != channelNames[chanWhite] {
+		return fmt.Errorf("%w: phone_number_id applies to white rules, not %s", ErrInvalidRule, ch)
+	}
+	if r.Instance != "" && ch != channelNames[chanGrey] {
+		return fmt.Errorf("%w: instance applies to grey rules, not %s", ErrInvalidRule, ch)
+	}
 	return nil
+}
+
+// channelOrDefault is the rule's channel: white unless it names one, or an Instance.
+func (r Rule) channelOrDefault() string {
+	switch {
+	case r.Channel != "":
+		return r.Channel
+	case r.Instance != "":
+		return channelNames[chanGrey]
+	}
+	return channelNames[chanWhite]
 }
 
 // rule is an installed Rule with its fire counter.
@@ -73,8 +96,8 @@ type rules struct {
 	list atomic.Pointer[[]*rule]
 }
 
-// AddRule installs r after the existing rules. An empty Channel means white, a '+' in To is
-// ignored and a Rate of 0 means always. A rule that fails [Rule.Validate] is logged and
+// AddRule installs r after the existing rules. An empty Channel means white (grey with an
+// Instance), a '+' in To is ignored and a Rate of 0 means always. A rule that fails [Rule.Validate] is logged and
 // ignored (the control API answers 400 instead).
 func (s *Sim) AddRule(r Rule) {
 	if err := s.addRule(r); err != nil {
@@ -86,9 +109,7 @@ func (s *Sim) addRule(r Rule) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	if r.Channel == "" {
-		r.Channel = channelNames[chanWhite]
-	}
+	r.Channel = r.channelOrDefault()
 	ch, _ := channelIndex(r.Channel)
 	if r.To != "" {
 		r.To = digitsOf(r.To)
@@ -127,15 +148,19 @@ func (s *Sim) Rules() []Rule {
 	return out
 }
 
-// match returns the rule that fails this send, or nil. A rule with Times counts a firing
-// only when its dice say fail, so Times failures happen exactly.
-func (s *Sim) match(channel int, to string) *Rule {
+// match returns the rule that fails this send from sender (the phone number id of a white
+// send, the instance of a grey one, "" for sms) to to, or nil. A rule with Times counts a
+// firing only when its dice say fail, so Times failures happen exactly.
+func (s *Sim) match(channel int, sender, to string) *Rule {
 	cur := s.rules.list.Load()
 	if cur == nil {
 		return nil
 	}
 	for _, r := range *cur {
 		if r.channel != channel || (r.To != "" && r.To != to) {
+			continue
+		}
+		if from := r.PhoneNumberID + r.Instance; from != "" && from != sender { // at most one is set
 			continue
 		}
 		if r.Rate < 1 && rand.Float64() >= r.Rate {

@@ -1,7 +1,18 @@
 // Package sim is Herald's provider simulator: an in-process HTTP server that speaks the
-// WhatsApp Cloud API (sends, template listing, signed status webhooks), a GREEN-API style grey
-// gateway and Kannel's sendsms (with dlr-url delivery reports), with injectable errors,
-// latency and a control API.
+// WhatsApp Cloud API (sends, template listing, signed status webhooks, phone number quality
+// and account updates), a GREEN-API style grey gateway and Kannel's sendsms (with dlr-url
+// delivery reports), with injectable errors, latency and a control API.
+//
+// It serves any number of business phone numbers and grey instances (see [Config]), each with
+// its own credentials, counters, error rules and webhooks: a status names the number that sent
+// it and is signed with that number's app secret; a grey notification names its instance and
+// carries its webhook token.
+//
+// The control API: GET/DELETE /sim/messages (?channel=, ?phone_number_id=, ?instance=, ?to=),
+// GET/POST/DELETE /sim/rules (a [Rule] may name a phone_number_id or an instance), GET
+// /sim/stats (per channel, per number, per instance), GET/POST /sim/grey/state
+// (?instance=), POST /sim/grey/incoming, POST /sim/quality ([QualityUpdate]) and POST
+// /sim/account ([AccountUpdate]).
 //
 // Tests, benchmarks and `herald dev` mount [Sim.Handler] on a listener; `herald sim` runs it
 // alone. It is built to be fast enough not to be the bottleneck of a benchmark: the request
@@ -27,22 +38,45 @@ import (
 
 // Config configures a Sim. The zero value is a working simulator that accepts any
 // credentials and sends no webhooks.
+//
+// Any number of business phone numbers and grey instances: the single fields
+// (PhoneNumberID, Token, AppSecret, GreyInstanceID, ...) describe one, or are the defaults of
+// the numbers and instances listed in PhoneNumberIDs and GreyInstanceIDs, whose own values the
+// maps keyed by phone number id or instance id give. [Config.WithFleet] fills them from a
+// fleet file.
 type Config struct {
 	// PhoneNumberID is the business phone number id accepted in the Cloud API send path;
-	// "" accepts any.
+	// "" (with no PhoneNumberIDs) accepts any.
 	PhoneNumberID string
+	// PhoneNumberIDs are more phone number ids accepted beside PhoneNumberID.
+	PhoneNumberIDs []string
 	// WABAID is the WhatsApp Business Account id accepted in the template listing path;
-	// "" accepts any. It is also the entry id of status webhooks.
+	// "" (with no WABAIDs) accepts any. It is also the entry id of status webhooks.
 	WABAID string
-	// Token is the Bearer token required on Cloud API calls; "" accepts any.
+	// WABAIDs are the WABA ids of numbers (phone number id → WABA id): the entry id of their
+	// webhooks, and accepted in the template listing path. A number without one has WABAID.
+	WABAIDs map[string]string
+	// Token is the Bearer token required on Cloud API calls; "" (with no Tokens) accepts any.
 	Token string
+	// Tokens are numbers' own tokens (phone number id → token); a number without one takes
+	// Token. The template listing accepts any of them.
+	Tokens map[string]string
 	// AppSecret signs status webhooks: X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>.
 	AppSecret string
-	// WebhookURL is where Cloud API status webhooks are POSTed; "" sends none.
+	// AppSecrets are numbers' own app secrets (phone number id → secret); the webhooks of a
+	// number without one are signed with AppSecret. Statuses of numbers with different
+	// secrets never share a POST.
+	AppSecrets map[string]string
+	// WebhookURL is where Cloud API webhooks (statuses, quality and account updates) are
+	// POSTed; "" sends none.
 	WebhookURL string
 	// DisplayPhoneNumber is metadata.display_phone_number in status webhooks and the grey
 	// instance's wid; default "15550000000".
 	DisplayPhoneNumber string
+	// DisplayPhoneNumbers are numbers' own display numbers (phone number id → digits): their
+	// webhooks' metadata.display_phone_number, and the display_phone_number and phone_number
+	// of their quality and account updates. A number without one has DisplayPhoneNumber.
+	DisplayPhoneNumbers map[string]string
 	// StatusDelay is the delay before each of sent, delivered and read (and before each
 	// Kannel delivery report); 0 reports as fast as possible.
 	StatusDelay time.Duration
@@ -56,11 +90,24 @@ type Config struct {
 	// KannelUser and KannelPassword are the sendsms credentials; "" accepts any.
 	KannelUser, KannelPassword string
 	// GreyInstanceID and GreyToken are the GREEN-API instance and token accepted in the grey
-	// path; "" accepts any.
+	// path; "" (with no GreyInstanceIDs, GreyTokens) accepts any.
 	GreyInstanceID, GreyToken string
+	// GreyInstanceIDs are more instances accepted beside GreyInstanceID.
+	GreyInstanceIDs []string
+	// GreyTokens are instances' own tokens (instance id → apiTokenInstance); an instance
+	// without one takes GreyToken.
+	GreyTokens map[string]string
+	// GreyWids are instances' own numbers (instance id → digits), instanceData.wid of their
+	// notifications; default DisplayPhoneNumber.
+	GreyWids map[string]string
 	// GreyWebhookURL is where GREEN-API style notifications (outgoingMessageStatus,
 	// stateInstanceChanged, incomingMessageReceived) are POSTed; "" sends none.
 	GreyWebhookURL string
+	// GreyWebhookToken is sent as "Authorization: Bearer <token>" on grey notifications, as
+	// GREEN-API sends an instance's webhookUrlToken; "" sends none.
+	GreyWebhookToken string
+	// GreyWebhookTokens are instances' own webhook tokens; default GreyWebhookToken.
+	GreyWebhookTokens map[string]string
 	// GreyNoAccount lists numbers (E.164 or digits) that have no WhatsApp account: grey sends
 	// to them are accepted, as GREEN-API does, and then reported with status noAccount.
 	GreyNoAccount []string
@@ -87,9 +134,18 @@ type Message struct {
 	// MessageID is the provider message id returned to the caller (empty on an injected
 	// synchronous error).
 	MessageID string `json:"message_id,omitempty"`
-	// JobID is biz_opaque_callback_data (white) or the id query parameter of a Kannel
-	// dlr-url (sms).
-	JobID string `json:"job_id,omitempty"`
+	// PhoneNumberID is the business number a white message was sent from (the id in its
+	// path).
+	PhoneNumberID string `json:"phone_number_id,omitempty"`
+	// Instance is the grey instance a grey message was sent from.
+	Instance string `json:"instance,omitempty"`
+	// From is an SMS's sender (Kannel's from).
+	From string `json:"from,omitempty"`
+	// JobID and Tenant come from biz_opaque_callback_data (white) or the id query parameter
+	// of a Kannel dlr-url (sms), where Herald puts the job's ref, "<tenant>/<id>"; a value
+	// without a slash is all JobID.
+	JobID  string `json:"job_id,omitempty"`
+	Tenant string `json:"tenant,omitempty"`
 	// Type is template, text, image, document, video or sms.
 	Type string `json:"type"`
 	// Template and Language name the template of a template send.
@@ -151,6 +207,11 @@ type Sim struct {
 	greyNoAccount map[string]bool
 	counts        [numChannels]channelCounters
 	deliver       deliveryCounters
+	// senders is the configuration of each number and instance, read-only after New;
+	// numbers and instances count each one's outcomes.
+	senders   senderConfig
+	numbers   senderCounters
+	instances senderCounters
 
 	// Background delivery of status webhooks and callbacks.
 	started   atomic.Bool
@@ -169,6 +230,7 @@ type channelCounters struct {
 
 type deliveryCounters struct {
 	webhookPosts, webhookStatuses, webhookRetries, webhookDropped atomic.Int64
+	webhookEvents                                                 atomic.Int64
 	callbackCalls, callbackRetries, callbackDropped               atomic.Int64
 }
 
@@ -199,6 +261,7 @@ func New(cfg Config) *Sim {
 		s.templates = append(s.templates, t)
 	}
 	s.greyNoAccount = noAccountSet(cfg.GreyNoAccount)
+	s.senders = newSenderConfig(&s.cfg)
 	s.store.max = cfg.MaxMessages
 	s.steps = newStepTable(cfg.Statuses)
 	s.initQueues()
@@ -245,15 +308,22 @@ func (s *Sim) Reset() {
 	}
 	d := &s.deliver
 	for _, v := range []*atomic.Int64{&d.webhookPosts, &d.webhookStatuses, &d.webhookRetries,
-		&d.webhookDropped, &d.callbackCalls, &d.callbackRetries, &d.callbackDropped} {
+		&d.webhookDropped, &d.webhookEvents, &d.callbackCalls, &d.callbackRetries, &d.callbackDropped} {
 		v.Store(0)
 	}
+	s.numbers.reset()
+	s.instances.reset()
 }
 
 // Stats are the simulator's counters.
 type Stats struct {
 	// Channels holds the outcomes per channel ("white", "sms", "grey").
 	Channels map[string]ChannelStats `json:"channels"`
+	// Numbers holds the outcomes of white sends per business phone number id, Instances of
+	// grey sends per instance (requests to an id the simulator does not serve count only in
+	// Channels).
+	Numbers   map[string]ChannelStats `json:"numbers"`
+	Instances map[string]ChannelStats `json:"instances"`
 	// Webhooks counts Cloud API status webhook delivery.
 	Webhooks WebhookStats `json:"webhooks"`
 	// Callbacks counts Kannel DLR and grey status callbacks.
@@ -279,8 +349,11 @@ type WebhookStats struct {
 	Statuses int64 `json:"statuses"`
 	// Retries counts failed attempts that were retried.
 	Retries int64 `json:"retries"`
-	// Dropped counts statuses never delivered: queue full, retries exhausted or shutdown.
+	// Dropped counts statuses (and quality and account updates) never delivered: queue
+	// full, retries exhausted or shutdown.
 	Dropped int64 `json:"dropped"`
+	// Events counts the phone_number_quality_update and account_update webhooks delivered.
+	Events int64 `json:"events"`
 }
 
 // CallbackStats counts Kannel DLR and grey status callbacks.
@@ -292,15 +365,9 @@ type CallbackStats struct {
 
 // Stats returns a snapshot of the counters.
 func (s *Sim) Stats() Stats {
-	st := Stats{Channels: make(map[string]ChannelStats, numChannels)}
+	st := Stats{Channels: make(map[string]ChannelStats, numChannels), Numbers: s.numbers.snapshot(), Instances: s.instances.snapshot()}
 	for i := range s.counts {
-		c := &s.counts[i]
-		st.Channels[channelNames[i]] = ChannelStats{
-			Accepted:    c.accepted.Load(),
-			Failed:      c.failed.Load(),
-			AsyncFailed: c.asyncFailed.Load(),
-			Rejected:    c.rejected.Load(),
-		}
+		st.Channels[channelNames[i]] = s.counts[i].stats()
 	}
 	d := &s.deliver
 	st.Webhooks = WebhookStats{
@@ -308,6 +375,7 @@ func (s *Sim) Stats() Stats {
 		Statuses: d.webhookStatuses.Load(),
 		Retries:  d.webhookRetries.Load(),
 		Dropped:  d.webhookDropped.Load(),
+		Events:   d.webhookEvents.Load(),
 	}
 	st.Callbacks = CallbackStats{
 		Calls:   d.callbackCalls.Load(),
@@ -455,22 +523,38 @@ func digitsOf(s string) string {
 }
 
 // recordFailure records a request answered with an injected synchronous error.
-func (s *Sim) recordFailure(m *Message, c *channelCounters, code, status int) {
+func (s *Sim) recordFailure(m *Message, c counters, code, status int) {
 	m.ErrorCode, m.HTTPStatus = code, status
 	s.store.add(m)
-	c.failed.Add(1)
+	c.fail()
 }
 
 // recordAccepted records an accepted request under a new message id and returns the error
 // code an Async rule will report for it later (0: none).
-func (s *Sim) recordAccepted(m *Message, c *channelCounters, rule *Rule, idPrefix string, status int) int {
+func (s *Sim) recordAccepted(m *Message, c counters, rule *Rule, idPrefix string, status int) int {
 	m.MessageID = s.nextID(idPrefix)
 	m.HTTPStatus = status
 	s.store.add(m)
-	c.accepted.Add(1)
+	c.accept()
 	if rule == nil {
 		return 0
 	}
-	c.asyncFailed.Add(1)
+	c.asyncFail()
 	return asyncCode(rule.Code)
+}
+
+// splitRef splits Herald's job ref "<tenant>/<id>"; a value without a slash is an id alone.
+func splitRef(ref string) (tenant, id string) {
+	if t, i, ok := strings.Cut(ref, "/"); ok {
+		return t, i
+	}
+	return "", ref
+}
+
+// ref joins what splitRef split, as the provider echoes it.
+func (m *Message) ref() string {
+	if m.Tenant == "" {
+		return m.JobID
+	}
+	return m.Tenant + "/" + m.JobID
 }

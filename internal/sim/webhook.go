@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -114,10 +115,15 @@ type pendingStatus struct {
 	code                                        int
 }
 
-// callback is one DLR GET or grey POST.
+// callback is one DLR GET, grey POST, or Cloud API quality or account update POST.
 type callback struct {
 	method, url string
 	body        []byte
+	// sig is the X-Hub-Signature-256 of a Cloud API webhook, bearer the token of a grey
+	// notification ("": none).
+	sig, bearer string
+	// event counts the call among Cloud API webhook events, not callbacks.
+	event bool
 }
 
 func (s *Sim) initQueues() {
@@ -282,6 +288,7 @@ func (s *Sim) emit(ctx context.Context, ev *event, i int) bool {
 	default:
 		return s.emitCallback(ctx, ev, i, callback{
 			method: http.MethodPost, url: s.cfg.GreyWebhookURL, body: s.greyStatus(ev, st.status, now),
+			bearer: s.greyWebhookTokenOf(ev.instance),
 		})
 	}
 }
@@ -418,44 +425,65 @@ func conversationID(msgID string) string {
 	return hex.EncodeToString(sum[:15])
 }
 
-// postStatuses sends one batch, grouped by business phone number, signed, with retries.
+// postStatuses sends one batch: one POST per app secret (numbers of different apps never
+// share one), an entry per WABA, a change per business phone number; signed, with retries.
+// A message's statuses are all in one group, so they still arrive in order.
 func (s *Sim) postStatuses(ctx context.Context, batch []pendingStatus) {
-	entryID := s.cfg.WABAID
-	if entryID == "" {
-		entryID = "0"
+	type post struct {
+		secret   string
+		entries  []whEntry
+		statuses int
 	}
-	entry := whEntry{ID: entryID}
+	var posts []*post
 	for _, p := range batch {
-		i := 0
-		for i < len(entry.Changes) && entry.Changes[i].Value.Metadata.PhoneNumberID != p.phoneID {
-			i++
+		secret, waba := s.appSecretOf(p.phoneID), s.wabaOf(p.phoneID)
+		i := slices.IndexFunc(posts, func(x *post) bool { return x.secret == secret })
+		if i < 0 {
+			posts = append(posts, &post{secret: secret})
+			i = len(posts) - 1
 		}
-		if i == len(entry.Changes) {
+		ps := posts[i]
+		ps.statuses++
+		e := slices.IndexFunc(ps.entries, func(x whEntry) bool { return x.ID == waba })
+		if e < 0 {
+			ps.entries = append(ps.entries, whEntry{ID: waba})
+			e = len(ps.entries) - 1
+		}
+		entry := &ps.entries[e]
+		c := slices.IndexFunc(entry.Changes, func(x whChange) bool { return x.Value.Metadata.PhoneNumberID == p.phoneID })
+		if c < 0 {
 			entry.Changes = append(entry.Changes, whChange{Field: "messages", Value: whValue{
 				MessagingProduct: "whatsapp",
-				Metadata:         whMetadata{DisplayPhoneNumber: s.cfg.DisplayPhoneNumber, PhoneNumberID: p.phoneID},
+				Metadata:         whMetadata{DisplayPhoneNumber: s.displayOf(p.phoneID), PhoneNumberID: p.phoneID},
 				Statuses:         make([]whStatus, 0, len(batch)),
 			}})
+			c = len(entry.Changes) - 1
 		}
-		entry.Changes[i].Value.Statuses = append(entry.Changes[i].Value.Statuses, p.toWebhook())
+		entry.Changes[c].Value.Statuses = append(entry.Changes[c].Value.Statuses, p.toWebhook())
 	}
-	body, err := json.Marshal(whEnvelope{Object: "whatsapp_business_account", Entry: []whEntry{entry}})
+	for _, ps := range posts {
+		s.postSigned(ctx, ps.secret, whEnvelope{Object: "whatsapp_business_account", Entry: ps.entries}, ps.statuses)
+	}
+}
+
+// postSigned POSTs one status webhook body signed with secret, counting its n statuses.
+func (s *Sim) postSigned(ctx context.Context, secret string, env whEnvelope, n int) {
+	body, err := json.Marshal(env)
 	if err != nil { // cannot happen: every field is a plain string or number
 		s.log.Error("sim: encoding a status webhook", "error", err)
 		return
 	}
-	sig := Sign(s.cfg.AppSecret, body)
+	sig := Sign(secret, body)
 	err = s.retry(ctx, &s.deliver.webhookRetries, func() error {
-		return s.do(ctx, http.MethodPost, s.cfg.WebhookURL, body, sig)
+		return s.do(ctx, http.MethodPost, s.cfg.WebhookURL, body, sig, "")
 	})
 	if err != nil {
-		n := int64(len(batch))
-		s.deliver.webhookDropped.Add(n)
+		s.deliver.webhookDropped.Add(int64(n))
 		s.log.Error("sim: status webhook not delivered", "statuses", n, "attempts", maxAttempts, "error", err)
 		return
 	}
 	s.deliver.webhookPosts.Add(1)
-	s.deliver.webhookStatuses.Add(int64(len(batch)))
+	s.deliver.webhookStatuses.Add(int64(n))
 }
 
 // runCallbackShard makes the DLR and grey calls of its shard, one at a time, in order.
@@ -473,15 +501,19 @@ func (s *Sim) runCallbackShard(ctx context.Context, in chan callback) {
 			}
 			return
 		case cb := <-in:
-			err := s.retry(ctx, &s.deliver.callbackRetries, func() error {
-				return s.do(ctx, cb.method, cb.url, cb.body, "")
+			retries, dropped, done := &s.deliver.callbackRetries, &s.deliver.callbackDropped, &s.deliver.callbackCalls
+			if cb.event {
+				retries, dropped, done = &s.deliver.webhookRetries, &s.deliver.webhookDropped, &s.deliver.webhookEvents
+			}
+			err := s.retry(ctx, retries, func() error {
+				return s.do(ctx, cb.method, cb.url, cb.body, cb.sig, cb.bearer)
 			})
 			if err != nil {
-				s.deliver.callbackDropped.Add(1)
+				dropped.Add(1)
 				s.log.Error("sim: callback not delivered", "method", cb.method, "attempts", maxAttempts, "error", err)
 				continue
 			}
-			s.deliver.callbackCalls.Add(1)
+			done.Add(1)
 		}
 	}
 }
@@ -509,8 +541,9 @@ func (s *Sim) retry(ctx context.Context, retries *atomic.Int64, call func() erro
 	}
 }
 
-// do makes one call and treats any non-2xx answer as a failure.
-func (s *Sim) do(ctx context.Context, method, target string, body []byte, sig string) error {
+// do makes one call and treats any non-2xx answer as a failure. sig is sent as
+// X-Hub-Signature-256, bearer as the Authorization token; "" sends neither.
+func (s *Sim) do(ctx context.Context, method, target string, body []byte, sig, bearer string) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -524,6 +557,9 @@ func (s *Sim) do(ctx context.Context, method, target string, body []byte, sig st
 	}
 	if sig != "" {
 		req.Header.Set("X-Hub-Signature-256", sig)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
