@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +38,16 @@ const fullValues = chartDir + "/ci/full-values.yaml"
 var secretVars = []string{
 	"HERALD_WHITE_TOKEN", "HERALD_WHITE_APP_SECRET", "HERALD_WHITE_VERIFY_TOKEN", "HERALD_GREY_TOKEN",
 	"HERALD_GREY_WEBHOOK_TOKEN", "HERALD_SMS_PASSWORD", "HERALD_SMS_SMPP_PASSWORD", "HERALD_API_KEYS",
-	"HERALD_REDIS_URL",
+	"HERALD_REDIS_URL", "HERALD_SMS_DLR_SECRET",
+}
+
+// componentSecrets are the secret variables each Deployment may see: the worker the
+// provider credentials it sends with (and the DLR secret it signs report URLs with), the
+// API the keys and webhook secrets it checks requests with. Every secret variable is in at
+// least one; TestConfigVars checks that.
+var componentSecrets = map[string][]string{
+	"worker": {"HERALD_REDIS_URL", "HERALD_WHITE_TOKEN", "HERALD_GREY_TOKEN", "HERALD_SMS_PASSWORD", "HERALD_SMS_SMPP_PASSWORD", "HERALD_SMS_DLR_SECRET"},
+	"api":    {"HERALD_REDIS_URL", "HERALD_API_KEYS", "HERALD_WHITE_APP_SECRET", "HERALD_WHITE_VERIFY_TOKEN", "HERALD_GREY_WEBHOOK_TOKEN", "HERALD_SMS_DLR_SECRET"},
 }
 
 // natsCredsVar is a file mounted from the Secret, the variable holding its path.
@@ -57,6 +67,9 @@ var chartDefaults = map[string]string{
 	// Explicit rather than derived by the worker, because the README's drain story
 	// (redelivery after HERALD_ACK_WAIT) quotes it.
 	"HERALD_ACK_WAIT": "1m",
+	// The pods' ops port: probes and the ServiceMonitor reach health and metrics there, apart
+	// from the API's public port (the code's default serves no metrics on an API).
+	"HERALD_OPS_ADDR": ":9090",
 }
 
 // configEnv returns every variable of config.Config (its envconfig tag) with the default
@@ -119,6 +132,11 @@ func TestConfigVars(t *testing.T) {
 		}
 	}
 	claim("secretVars", secretVars...)
+	for _, name := range secretVars {
+		if !slices.Contains(componentSecrets["worker"], name) && !slices.Contains(componentSecrets["api"], name) {
+			t.Errorf("secret %s reaches neither Deployment (componentSecrets)", name)
+		}
+	}
 	claim("natsCredsVar", natsCredsVar)
 	claim("cliOnlyVars", cliOnlyVars...)
 	for name, def := range chartDefaults {
@@ -678,13 +696,26 @@ func TestTemplate(t *testing.T) {
 				pods[component] = d.Spec.Template.Metadata.Labels
 				checkDeployment(t, component, d, cm, vars, drain, tt.secretName, tt.natsCreds, tt.image)
 
-				var svc service
-				m.mustGet(t, "Service", name).decode(t, &svc)
-				if !subset(svc.Spec.Selector, d.Spec.Template.Metadata.Labels) {
-					t.Errorf("Service %s selector %v does not select its pods %v", name, svc.Spec.Selector, d.Spec.Template.Metadata.Labels)
+				// The public port has a Service (api only); each ops port one of its own, never
+				// merged, so exposing the API never exposes metrics or profiles.
+				svcPorts := map[string]string{name: "ops"} // Service → its one port
+				if component == "api" {
+					svcPorts = map[string]string{name: "http", name + "-ops": "ops"}
 				}
-				if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "http" || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort != "http" {
-					t.Errorf("Service %s ports = %+v, want http 8080 -> http", name, svc.Spec.Ports)
+				for sn, port := range svcPorts {
+					number := map[string]int{"http": 8080, "ops": 9090}[port]
+					o := m.mustGet(t, "Service", sn)
+					var svc service
+					o.decode(t, &svc)
+					if !subset(svc.Spec.Selector, d.Spec.Template.Metadata.Labels) {
+						t.Errorf("Service %s selector %v does not select its pods %v", sn, svc.Spec.Selector, d.Spec.Template.Metadata.Labels)
+					}
+					if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != port || svc.Spec.Ports[0].Port != number || svc.Spec.Ports[0].TargetPort != port {
+						t.Errorf("Service %s ports = %+v, want only %s %d -> %s", sn, svc.Spec.Ports, port, number, port)
+					}
+					if (o.Labels["herald.io/ops"] == "true") != (port == "ops") {
+						t.Errorf("Service %s: herald.io/ops label %q, want it exactly on ops Services", sn, o.Labels["herald.io/ops"])
+					}
 				}
 
 				var b pdb
@@ -732,13 +763,13 @@ func TestTemplate(t *testing.T) {
 			if tt.serviceMonitor {
 				var sm serviceMonitor
 				m.mustGet(t, "ServiceMonitor", "r-herald").decode(t, &sm)
-				if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Path != "/metrics" || sm.Spec.Endpoints[0].Port != "http" {
-					t.Errorf("ServiceMonitor endpoints = %+v, want http /metrics", sm.Spec.Endpoints)
+				if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Path != "/metrics" || sm.Spec.Endpoints[0].Port != "ops" {
+					t.Errorf("ServiceMonitor endpoints = %+v, want ops /metrics", sm.Spec.Endpoints)
 				}
-				for _, component := range []string{"worker", "api"} {
-					svc := m.mustGet(t, "Service", "r-herald-"+component)
-					if !subset(sm.Spec.Selector.MatchLabels, svc.Labels) {
-						t.Errorf("ServiceMonitor does not select the %s Service", component)
+				for svcName, want := range map[string]bool{"r-herald-worker": true, "r-herald-api-ops": true, "r-herald-api": false} {
+					svc := m.mustGet(t, "Service", svcName)
+					if got := subset(sm.Spec.Selector.MatchLabels, svc.Labels); got != want {
+						t.Errorf("ServiceMonitor selects the Service %s: %v, want %v", svcName, got, want)
 					}
 				}
 			}
@@ -774,17 +805,29 @@ func checkDeployment(t *testing.T, component string, d deployment, cm configMap,
 	if c.Image != image || !slices.Equal(c.Args, []string{component}) {
 		t.Errorf("%s: image %q args %v, want %q [%s] (herald %s)", component, c.Image, c.Args, image, component, component)
 	}
-	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 8080 {
-		t.Errorf("%s: ports %+v, want http 8080", component, c.Ports)
+	ports := map[string]int{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
 	}
+	wantPorts := map[string]int{"ops": 9090}
+	if component == "api" {
+		wantPorts["http"] = 8080
+	}
+	if !maps.Equal(ports, wantPorts) {
+		t.Errorf("%s: ports %v, want %v (the public port on the API only, the ops port on both)", component, ports, wantPorts)
+	}
+	// Probes on the ops port, which HERALD_OPS_ADDR opens in both processes.
 	for _, p := range []struct {
 		name  string
 		probe *probe
 		path  string
 	}{{"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, "/readyz"}} {
-		if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port != "http" {
-			t.Errorf("%s: %s probe %s, want GET %s on http", component, p.name, show(p.probe), p.path)
+		if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port != "ops" {
+			t.Errorf("%s: %s probe %s, want GET %s on ops", component, p.name, show(p.probe), p.path)
 		}
+	}
+	if got := cm.Data["HERALD_OPS_ADDR"]; got == "" || !strings.HasSuffix(got, ":"+strconv.Itoa(wantPorts["ops"])) {
+		t.Errorf("%s: HERALD_OPS_ADDR %q does not open the ops port %d the probes use", component, got, wantPorts["ops"])
 	}
 
 	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= drain {
@@ -850,10 +893,10 @@ func checkDeployment(t *testing.T, component string, d deployment, cm configMap,
 			}
 		}
 	}
-	for _, name := range secretVars {
-		if !fromSecret[name] {
-			t.Errorf("%s: %s is not referenced from the Secret", component, name)
-		}
+	// Exactly this component's secrets: the worker never sees an API key or a webhook
+	// secret, the API never a provider token.
+	if got, want := slices.Sorted(maps.Keys(fromSecret)), slices.Sorted(slices.Values(componentSecrets[component])); !slices.Equal(got, want) {
+		t.Errorf("%s: secrets from the Secret %v, want exactly %v", component, got, want)
 	}
 	for _, name := range cliOnlyVars {
 		_, set := env[name]
@@ -1069,6 +1112,12 @@ func TestSchemaRejects(t *testing.T) {
 		{"currency not ISO 4217", "config.HERALD_PRICE_CURRENCY=rub", false},
 		{"grey webhook token in the ConfigMap", "config.HERALD_GREY_WEBHOOK_TOKEN=abc", false},
 		{"CLI API key in the ConfigMap", "config.HERALD_API_KEY=abc", false},
+		{"DLR secret in the ConfigMap", "config.HERALD_SMS_DLR_SECRET=abc", false},
+		{"ops address without a port", "config.HERALD_OPS_ADDR=localhost", false},
+		{"valid ops address", "config.HERALD_OPS_ADDR=0.0.0.0:9191", true},
+		{"pprof not a boolean", "config.HERALD_PPROF=maybe", false},
+		{"network policy switch not a boolean", "networkPolicy.enabled=maybe", false},
+		{"network policy off", "networkPolicy.enabled=false", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1085,6 +1134,98 @@ func TestSchemaRejects(t *testing.T) {
 			}
 			if !strings.Contains(out, "schema") {
 				t.Errorf("--set %s failed, but not on the schema:\n%s", tt.set, out)
+			}
+		})
+	}
+}
+
+// networkPolicy is the part of a NetworkPolicy the checks read.
+type networkPolicy struct {
+	Spec struct {
+		PodSelector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"podSelector"`
+		PolicyTypes []string `json:"policyTypes"`
+		Ingress     []struct {
+			Ports []struct {
+				Port     any    `json:"port"`
+				Protocol string `json:"protocol"`
+			} `json:"ports"`
+			From []map[string]any `json:"from"`
+		} `json:"ingress"`
+		Egress []map[string]any `json:"egress"`
+	} `json:"spec"`
+}
+
+// TestNetworkPolicy: a policy per Deployment, on by default: the API's public port from
+// networkPolicy.api.from (anyone by default), the ops port from networkPolicy.ops.from (in
+// the cluster by default), nothing else; egress limited only when rules are given.
+func TestNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	inCluster := []map[string]any{{"namespaceSelector": map[string]any{}}}
+	ingress := []map[string]any{{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"name": "ingress"}}}}
+	tests := []struct {
+		name    string
+		args    []string
+		enabled bool
+		apiFrom []map[string]any // nil: from anywhere
+		opsFrom []map[string]any
+		egress  bool
+	}{
+		{name: "default values", enabled: true, opsFrom: inCluster},
+		{name: "off", args: []string{"--set", "networkPolicy.enabled=false"}},
+		{name: "the API from the ingress controller only", enabled: true, apiFrom: ingress, opsFrom: inCluster,
+			args: []string{"--set", "networkPolicy.api.from[0].namespaceSelector.matchLabels.name=ingress"}},
+		{name: "egress rules", enabled: true, opsFrom: inCluster, egress: true,
+			args: []string{"--set", "networkPolicy.egress[0].to[0].ipBlock.cidr=0.0.0.0/0"}},
+		{name: "full values", enabled: true, args: []string{"-f", fullValues}, opsFrom: inCluster, egress: true,
+			apiFrom: []map[string]any{{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "ingress-nginx"}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := render(t, tt.args...)
+			if got, want := m.count("NetworkPolicy"), map[bool]int{false: 0, true: 2}[tt.enabled]; got != want {
+				t.Fatalf("%d NetworkPolicies, want %d", got, want)
+			}
+			if !tt.enabled {
+				return
+			}
+			for _, component := range []string{"api", "worker"} {
+				var np networkPolicy
+				m.mustGet(t, "NetworkPolicy", "r-herald-"+component).decode(t, &np)
+				var d deployment
+				m.mustGet(t, "Deployment", "r-herald-"+component).decode(t, &d)
+				if !subset(np.Spec.PodSelector.MatchLabels, d.Spec.Template.Metadata.Labels) {
+					t.Errorf("%s: the policy does not select its pods", component)
+				}
+				other := map[string]string{"api": "worker", "worker": "api"}[component]
+				var od deployment
+				m.mustGet(t, "Deployment", "r-herald-"+other).decode(t, &od)
+				if subset(np.Spec.PodSelector.MatchLabels, od.Spec.Template.Metadata.Labels) {
+					t.Errorf("%s: the policy selects the %s pods too", component, other)
+				}
+				want := map[string][]map[string]any{"ops": tt.opsFrom} // port → from
+				if component == "api" {
+					want["http"] = tt.apiFrom
+				}
+				got := map[string][]map[string]any{}
+				for _, rule := range np.Spec.Ingress {
+					if len(rule.Ports) != 1 || rule.Ports[0].Protocol != "TCP" {
+						t.Errorf("%s: ingress rule ports %+v, want one TCP port", component, rule.Ports)
+						continue
+					}
+					got[fmt.Sprint(rule.Ports[0].Port)] = rule.From
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: ingress %v, want %v", component, got, want)
+				}
+				if hasEgress := slices.Contains(np.Spec.PolicyTypes, "Egress"); hasEgress != tt.egress || (len(np.Spec.Egress) > 0) != tt.egress {
+					t.Errorf("%s: policy types %v, %d egress rules; want egress limited: %v", component, np.Spec.PolicyTypes, len(np.Spec.Egress), tt.egress)
+				}
+				if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+					t.Errorf("%s: policy types %v lack Ingress", component, np.Spec.PolicyTypes)
+				}
 			}
 		})
 	}

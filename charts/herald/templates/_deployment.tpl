@@ -6,6 +6,7 @@ One Deployment of the image; worker.yaml and api.yaml call it with
 {{- $root := .root -}}
 {{- $v := .values -}}
 {{- $port := include "herald.httpPort" $root | atoi -}}
+{{- $opsPort := include "herald.opsPort" $root | atoi -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -63,15 +64,23 @@ spec:
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           args: [{{ .component | quote }}]
           ports:
+            {{- if eq .component "api" }}
+            # The API and webhooks: the one port the outside reaches.
             - name: http
               containerPort: {{ $port }}
+              protocol: TCP
+            {{- end }}
+            # Health, readiness and metrics (HERALD_OPS_ADDR), apart from the API.
+            - name: ops
+              containerPort: {{ $opsPort }}
               protocol: TCP
           envFrom:
             - configMapRef:
                 name: {{ include "herald.fullname" $root }}
-          # Secret variables: optional, so unused providers need no key (the variable stays unset).
+          # Only this component's secret variables; optional, so unused providers need no
+          # key (the variable stays unset).
           env:
-            {{- range (include "herald.secretEnvNames" $root | splitList " ") }}
+            {{- range (include (printf "herald.%sSecretEnvNames" .component) $root | splitList " ") }}
             - name: {{ . }}
               valueFrom:
                 secretKeyRef:
@@ -95,12 +104,12 @@ spec:
           livenessProbe:
             httpGet:
               path: /healthz
-              port: http
+              port: ops
             {{- toYaml $root.Values.probes.liveness | nindent 12 }}
           readinessProbe:
             httpGet:
               path: /readyz
-              port: http
+              port: ops
             {{- toYaml $root.Values.probes.readiness | nindent 12 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}

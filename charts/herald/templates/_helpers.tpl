@@ -68,10 +68,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-The secret variables passed as environment variables (HERALD_NATS_CREDS is a file instead).
+The secret variables each Deployment gets as environment variables (HERALD_NATS_CREDS is a
+file instead). Each gets only what it uses: the worker the provider credentials it sends
+with and the DLR secret it signs report URLs with; the API the keys and webhook secrets it
+checks requests with. A compromised API pod holds no provider token; a worker no API key.
 */}}
-{{- define "herald.secretEnvNames" -}}
-HERALD_REDIS_URL HERALD_API_KEYS HERALD_WHITE_TOKEN HERALD_WHITE_APP_SECRET HERALD_WHITE_VERIFY_TOKEN HERALD_GREY_TOKEN HERALD_GREY_WEBHOOK_TOKEN HERALD_SMS_PASSWORD HERALD_SMS_SMPP_PASSWORD
+{{- define "herald.workerSecretEnvNames" -}}
+HERALD_REDIS_URL HERALD_WHITE_TOKEN HERALD_GREY_TOKEN HERALD_SMS_PASSWORD HERALD_SMS_SMPP_PASSWORD HERALD_SMS_DLR_SECRET
+{{- end }}
+{{- define "herald.apiSecretEnvNames" -}}
+HERALD_REDIS_URL HERALD_API_KEYS HERALD_WHITE_APP_SECRET HERALD_WHITE_VERIFY_TOKEN HERALD_GREY_WEBHOOK_TOKEN HERALD_SMS_DLR_SECRET
 {{- end }}
 
 {{/*
@@ -95,4 +101,9 @@ restricts HERALD_SHUTDOWN_TIMEOUT to that form, since templates cannot call time
 {{/* The container port, taken from HERALD_HTTP_ADDR (":8080" -> 8080). */}}
 {{- define "herald.httpPort" -}}
 {{- regexFind "[0-9]+$" (toString (default ":8080" .Values.config.HERALD_HTTP_ADDR)) | default "8080" }}
+{{- end }}
+
+{{/* The ops port (health, metrics), taken from HERALD_OPS_ADDR (":9090" -> 9090). */}}
+{{- define "herald.opsPort" -}}
+{{- regexFind "[0-9]+$" (toString (default ":9090" .Values.config.HERALD_OPS_ADDR)) | default "9090" }}
 {{- end }}
