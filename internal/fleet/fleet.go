@@ -74,7 +74,8 @@
 // Secrets stay out of the file: a scalar value's ${NAME} is replaced by the environment variable
 // NAME (letters, digits and _, not starting with a digit); a variable that is unset or empty is
 // an error naming the value's path and the variable; $${ is a literal ${; a $ not followed by {
-// is itself. Secret fields are of type [Secret], which prints, logs and marshals as [redacted],
+// is itself. In YAML's flow style ({...}, [...]) quote the reference: ["${SHOP_API_KEY}"].
+// Anchors, aliases and merge keys (<<: *white-defaults) work as YAML defines them. Secret fields are of type [Secret], which prints, logs and marshals as [redacted],
 // and no error message ever quotes a value read from the environment or a secret field.
 package fleet
 
