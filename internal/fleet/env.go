@@ -5,11 +5,13 @@ import (
 	"strings"
 
 	"github.com/herald-notify/herald/internal/config"
-	"github.com/herald-notify/herald/internal/job"
 )
 
-// Ids of the senders and portfolio FromEnv builds.
+// Ids of the senders, portfolio and tenant FromEnv builds.
 const (
+	// DefaultTenant is the tenant of jobs that name none.
+	DefaultTenant = "default"
+
 	EnvWhiteID     = "default-white"
 	EnvGreyID      = "default-grey"
 	EnvSMSID       = "default-sms"
@@ -65,7 +67,7 @@ func FromEnv(c config.Config) *Fleet {
 	tenant := func() Tenant {
 		return Tenant{Channels: slices.Clone(c.Channels), Senders: slices.Clone(ids), QuietHours: c.QuietHours}
 	}
-	f.Tenants[job.DefaultTenant] = tenant()
+	f.Tenants[DefaultTenant] = tenant()
 	for _, kv := range strings.Split(c.APIKeys, ",") {
 		name, key, ok := strings.Cut(strings.TrimSpace(kv), ":")
 		if !ok {

@@ -110,6 +110,8 @@ const (
 	DefaultGreyMPS    = 1
 	DefaultGreyJitter = 0.5
 	DefaultSMSSubject = "herald.sms.outbound"
+	// MaxNameLen is the longest sender, portfolio or tenant name.
+	MaxNameLen = 63
 	// MinAPIKeyLen is the shortest API key accepted (as in HERALD_API_KEYS).
 	MinAPIKeyLen = 8
 	// MinWebhookTokenLen is the shortest grey webhook_token accepted (as
@@ -125,7 +127,7 @@ type Fleet struct {
 	Portfolios map[string]Portfolio `yaml:"portfolios"`
 	// Senders in file order.
 	Senders []Sender `yaml:"senders"`
-	// Tenants by name (job.ValidTenant).
+	// Tenants by name ([a-z0-9-]{1,63}).
 	Tenants map[string]Tenant `yaml:"tenants"`
 }
 

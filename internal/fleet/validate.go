@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/quiet"
 )
 
@@ -70,7 +69,7 @@ func (v *validator) fleet(f *Fleet) {
 	}
 	for _, name := range sortedKeys(f.Portfolios) {
 		p := "portfolios." + name
-		if name != "" && !job.ValidTenant(name) {
+		if name != "" && !validName(name) {
 			p = join("portfolios", name)
 			v.add(p, "a portfolio name must be 1 to 63 of a-z, 0-9 and -")
 		}
@@ -99,7 +98,7 @@ func (v *validator) sender(f *Fleet, i int, ids, phones, instances map[string]in
 	switch {
 	case s.ID == "":
 		v.add(at("id"), "required")
-	case !job.ValidTenant(s.ID):
+	case !validName(s.ID):
 		v.add(at("id"), "must be 1 to 63 of a-z, 0-9 and -")
 	default:
 		if j, dup := ids[s.ID]; dup {
@@ -331,7 +330,7 @@ func (v *validator) sms(s *Sender, at func(string) string) {
 func (v *validator) tenant(f *Fleet, name string, keys map[string]string) {
 	t := f.Tenants[name]
 	p := join("tenants", name)
-	if !job.ValidTenant(name) {
+	if !validName(name) {
 		v.add(p, "a tenant name must be 1 to 63 of a-z, 0-9 and -")
 	}
 	for i, k := range t.APIKeys {
@@ -435,6 +434,21 @@ func (v *validator) httpURL(path, s string, required bool) {
 	if u.User != nil {
 		v.add(path, "must not carry credentials (user and password have fields of their own)")
 	}
+}
+
+// validName: ^[a-z0-9-]{1,63}$, the shape of sender, portfolio and tenant names. Names are
+// segments of Redis keys and NATS subjects (herald.hold.deadline.<tenant>.<id>), so they
+// carry no dot, colon or slash.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func digits(s string) bool {
