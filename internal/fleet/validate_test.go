@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -258,6 +259,10 @@ tenants:
 	}
 	if !strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), want[0]) {
 		t.Errorf("Error() is not one problem per line: %q", err.Error())
+	}
+	var one fleet.Error
+	if !errors.Is(err, fleet.ErrInvalid) || !errors.As(err, &one) || one.Path != "portfolios.p.daily_unique" {
+		t.Errorf("errors.Is ErrInvalid, errors.As Error: %v, %+v", errors.Is(err, fleet.ErrInvalid), one)
 	}
 }
 
