@@ -20,7 +20,6 @@ import (
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/embedded"
-	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -114,7 +113,7 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 		Templates: sampleTemplateJSON(), GreyInstanceID: devGreyInstance, GreyToken: devToken,
 		GreyWebhookURL: apiURL + "/webhooks/grey",
 		// The gateway sends its webhookUrlToken on every webhook, as GREEN-API does.
-		HTTPClient: grey.WebhookClient(apiURL+"/webhooks/grey", cfg.GreyWebhookToken),
+		GreyWebhookToken: cfg.GreyWebhookToken,
 	})
 	simCtx, stopSim := context.WithCancel(context.Background())
 	defer stopSim()

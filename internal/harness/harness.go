@@ -22,7 +22,6 @@ import (
 
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
-	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
@@ -110,8 +109,8 @@ func Start(tb testing.TB, o Options) *Herald {
 		PhoneNumberID: PhoneNumberID, Token: Token, AppSecret: AppSecret,
 		WebhookURL: h.APIURL + "/webhooks/whatsapp", Statuses: []string{"sent", "delivered"},
 		GreyInstanceID: GreyInstance, GreyToken: Token, GreyWebhookURL: h.APIURL + "/webhooks/grey",
-		HTTPClient: grey.WebhookClient(h.APIURL+"/webhooks/grey", GreyWebhookToken),
-		Logger:     h.Log,
+		GreyWebhookToken: GreyWebhookToken,
+		Logger:           h.Log,
 	}
 	if o.Sim != nil {
 		o.Sim(&scfg)
