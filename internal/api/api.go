@@ -21,7 +21,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/consent"
@@ -96,8 +95,6 @@ type Config struct {
 	// DLRSecret verifies the token of Kannel delivery reports (HERALD_SMS_DLR_SECRET);
 	// without it every report is refused.
 	DLRSecret []byte
-	// Redis holds the suppression sets (opt-outs).
-	Redis redis.UniversalClient
 	// Consent records opt-outs and marketing preferences; nil records none.
 	Consent *consent.Store
 	// StopWords and StartWords override the consent defaults (HERALD_STOP_WORDS,

@@ -329,7 +329,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
 		WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
 		Prices: Prices(cfg), Campaigns: campaignsKV, GreyWebhookToken: cfg.GreyWebhookToken, DLRSecret: []byte(cfg.SMSDLRSecret),
-		Redis: rdb, Consent: cons, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
+		Consent: cons, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
 		Logger: log, Metrics: metrics, MetricsHandler: mh, Pprof: cfg.Pprof,
 		WebhookMaxInFlight: cfg.WebhookMaxInFlight, APIRate: cfg.APIRate, APIBurst: cfg.APIBurst,
 		APIMaxInFlightBytes: int64(cfg.APIMaxInFlightBytes),
