@@ -214,10 +214,10 @@ func (p *Producer) PublishBatch(ctx context.Context, jobs []*Job) ([]Result, err
 func (p *Producer) message(ctx context.Context, j *Job, data []byte) (*nats.Msg, bool) {
 	subject := streams.SubjectFor(j.Priority)
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	msg.Header.Set(streams.HeaderMsgID, j.ID)
+	msg.Header.Set(streams.HeaderMsgID, j.Ref())
 	scheduled := j.SendAt != nil && j.SendAt.After(p.now())
 	if scheduled {
-		msg.Subject = streams.SubjectDelayedPrefix + j.ID
+		msg.Subject = streams.DelayedSubject(j.Ref())
 		msg.Header.Set(streams.HeaderSchedule, "@at "+j.SendAt.UTC().Format(time.RFC3339))
 		msg.Header.Set(streams.HeaderScheduleTarget, subject)
 	}

@@ -118,8 +118,9 @@ func TestPublish(t *testing.T) {
 			if msg.Subject != tc.subject {
 				t.Fatalf("subject = %q, want %q", msg.Subject, tc.subject)
 			}
-			if got := msg.Header.Get(streams.HeaderMsgID); got != tc.job.ID {
-				t.Fatalf("Nats-Msg-Id = %q, want %q", got, tc.job.ID)
+			// The tenant is part of the dedupe key: one tenant's id never blocks another's.
+			if got := msg.Header.Get(streams.HeaderMsgID); got != tc.job.Ref() {
+				t.Fatalf("Nats-Msg-Id = %q, want %q", got, tc.job.Ref())
 			}
 			if msg.Header.Get(streams.HeaderSchedule) != "" {
 				t.Fatal("an immediate job carries Nats-Schedule")
@@ -227,7 +228,7 @@ func TestPublishScheduled(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if msg.Header.Get(streams.HeaderMsgID) != j.ID {
+			if msg.Header.Get(streams.HeaderMsgID) != j.Ref() {
 				t.Fatalf("Nats-Msg-Id = %q", msg.Header.Get(streams.HeaderMsgID))
 			}
 			if !tc.scheduled {
@@ -236,7 +237,7 @@ func TestPublishScheduled(t *testing.T) {
 				}
 				return
 			}
-			if msg.Subject != streams.SubjectDelayedPrefix+j.ID {
+			if msg.Subject != streams.DelayedSubject(j.Ref()) {
 				t.Fatalf("subject = %q, want herald.delayed.%s", msg.Subject, j.ID)
 			}
 			wantAt := "@at " + sendAt.UTC().Format(time.RFC3339)
@@ -311,7 +312,7 @@ func TestScheduleFires(t *testing.T) {
 	// The server drops Nats-Msg-Id from the produced message, so the dedupe entry of the
 	// schedule does not swallow it.
 	h := msg.Headers()
-	if h.Get(streams.HeaderMsgID) != "" || h.Get(streams.HeaderSchedule) != "" || h.Get("Nats-Scheduler") != streams.SubjectDelayedPrefix+j.ID {
+	if h.Get(streams.HeaderMsgID) != "" || h.Get(streams.HeaderSchedule) != "" || h.Get("Nats-Scheduler") != streams.DelayedSubject(j.Ref()) {
 		t.Fatalf("headers of the produced job = %v", h)
 	}
 	if got := decodeStored(t, msg.Data()); got.ID != j.ID {
@@ -321,7 +322,7 @@ func TestScheduleFires(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return subjects(t, s)[streams.SubjectDelayedPrefix+j.ID] == 0
+		return subjects(t, s)[streams.DelayedSubject(j.Ref())] == 0
 	}, "the one-shot schedule message was not removed")
 
 	// The id is still remembered: publishing the job again queues nothing.
@@ -401,7 +402,7 @@ func TestPublishBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := decodeStored(t, msg.Data); got.ID != jobs[i].ID || msg.Subject != streams.SubjectFor(jobs[i].Priority) ||
-			msg.Header.Get(streams.HeaderMsgID) != jobs[i].ID {
+			msg.Header.Get(streams.HeaderMsgID) != jobs[i].Ref() {
 			t.Fatalf("message of job %d: %s %s %v", i, msg.Subject, msg.Data, msg.Header)
 		}
 	}

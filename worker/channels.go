@@ -35,7 +35,7 @@ var _ Sender = White{}
 // Send renders m and sends it through the Cloud API.
 func (s White) Send(ctx context.Context, m Message) (Result, error) {
 	j := m.Job
-	wm := white.Message{JobID: j.ID, To: j.To}
+	wm := white.Message{JobID: j.Ref(), To: j.To}
 	if m.Template != nil {
 		t, err := m.Template.RenderWhite(input(j))
 		if err != nil {
@@ -77,7 +77,7 @@ var _ Sender = Grey{}
 // Send renders m and sends it through the grey gateway.
 func (s Grey) Send(ctx context.Context, m Message) (Result, error) {
 	j := m.Job
-	gm := grey.Message{JobID: j.ID, To: j.To, Media: j.Media}
+	gm := grey.Message{JobID: j.Ref(), To: j.To, Media: j.Media}
 	if m.Template != nil {
 		t, err := m.Template.RenderText(input(j))
 		if err != nil {
@@ -102,7 +102,7 @@ func (s SMS) Send(ctx context.Context, m Message) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return s.Client.Send(ctx, sms.Message{JobID: m.Job.ID, To: m.Job.To, Text: text})
+	return s.Client.Send(ctx, sms.Message{JobID: m.Job.Ref(), To: m.Job.To, Text: text})
 }
 
 // PlainText is a job's text for grey and SMS.

@@ -166,7 +166,7 @@ func (w *Worker) fail(ctx context.Context, d *delivery, ch string, idx, attempts
 	if old != rec.State {
 		w.events.publish(ctx, rec)
 	}
-	return deadLetter(letter{id: d.job.ID, reason: reason, detail: pe.Reason, msgID: failedLetter(rec).msgID}, "failed", ch)
+	return deadLetter(letter{id: d.job.ID, tenant: rec.Tenant, reason: reason, detail: pe.Reason, msgID: failedLetter(rec).msgID}, "failed", ch)
 }
 
 // record records the outcome of a provider call (sent, retry, fallback, failed). If Redis
@@ -176,7 +176,7 @@ func (w *Worker) fail(ctx context.Context, d *delivery, ch string, idx, attempts
 func (w *Worker) record(ctx context.Context, d *delivery, o status.Outcome) (string, *status.Record, error) {
 	delay := 200 * time.Millisecond
 	for {
-		old, rec, err := w.store.Attempt(ctx, d.job.ID, d.owner, o)
+		old, rec, err := w.store.Attempt(ctx, d.job.Ref(), d.owner, o)
 		if err == nil {
 			return old, rec, nil
 		}

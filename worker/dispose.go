@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -54,10 +55,10 @@ type outcome struct {
 	count, channel string
 }
 
-// letter is a dead letter: the job's id (when it has a usable one), why it could not be
-// sent, and the Nats-Msg-Id that makes repeated letters of one failure a single letter.
+// letter is a dead letter: the job's id and tenant (when it has a usable id), why it could
+// not be sent, and the Nats-Msg-Id that makes repeated letters of one failure a single letter.
 type letter struct {
-	id, reason, detail, msgID string
+	id, tenant, reason, detail, msgID string
 }
 
 // ack, later, storeDown and leave are the common outcomes.
@@ -168,6 +169,7 @@ func (w *Worker) publishLetter(ctx context.Context, msg jetstream.Msg, log *slog
 	dl.Header.Set(streams.HeaderSubject, msg.Subject())
 	if l.id != "" {
 		dl.Header.Set(streams.HeaderJobID, l.id)
+		dl.Header.Set(streams.HeaderTenant, job.TenantOr(l.tenant))
 	}
 	dl.Header.Set(streams.HeaderMsgID, l.msgID)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -182,20 +184,20 @@ func (w *Worker) publishLetter(ctx context.Context, msg jetstream.Msg, log *slog
 
 // streamLetter is the letter of a message that failed before it had a record (invalid,
 // panic): one per stream message and id.
-func streamLetter(msg jetstream.Msg, id, reason, detail string) letter {
+func streamLetter(msg jetstream.Msg, id, tenant, reason, detail string) letter {
 	seq := "0"
 	if md, _ := msg.Metadata(); md != nil {
 		seq = strconv.FormatUint(md.Sequence.Stream, 10)
 	}
-	return letter{id: id, reason: reason, detail: detail, msgID: "dlq:" + seq + ":" + id}
+	return letter{id: id, tenant: tenant, reason: reason, detail: detail, msgID: "dlq:" + seq + ":" + id}
 }
 
 // failedLetter is the letter of a failed job: one per failure of the job (a replayed job that
 // fails again has a longer history), the same for every delivery that writes it (see
 // doneAgain).
 func failedLetter(rec *status.Record) letter {
-	return letter{id: rec.ID, reason: rec.DeadLetter, detail: rec.Reason,
-		msgID: "dlq:" + rec.ID + ":" + strconv.Itoa(len(rec.History))}
+	return letter{id: rec.ID, tenant: rec.Tenant, reason: rec.DeadLetter, detail: rec.Reason,
+		msgID: "dlq:" + rec.Ref() + ":" + strconv.Itoa(len(rec.History))}
 }
 
 // release gives back this delivery's claim on a job it has not sent: before it waits for a

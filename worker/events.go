@@ -100,7 +100,7 @@ func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *Metri
 func publishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) jetstream.PubAckFuture {
 	e := EventFromRecord(rec)
 	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: e.AppendJSON(make([]byte, 0, 256)),
-		Header: nats.Header{streams.HeaderMsgID: {rec.ID + ":" + rec.State + ":" + strconv.Itoa(len(rec.History))}}}
+		Header: nats.Header{streams.HeaderMsgID: {rec.Ref() + ":" + rec.State + ":" + strconv.Itoa(len(rec.History))}}}
 	f, err := js.PublishMsgAsync(msg)
 	if err != nil {
 		log.Warn("status event not published", "job", rec.ID, "state", rec.State, "err", err)

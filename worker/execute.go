@@ -73,7 +73,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("worker: panic while handling a job", "panic", fmt.Sprint(r))
-			w.dispose(ctx, msg, log, deadLetter(streamLetter(msg, "", "panic", fmt.Sprintf("worker panic: %v", r)), "", ""))
+			w.dispose(ctx, msg, log, deadLetter(streamLetter(msg, "", "", "panic", fmt.Sprintf("worker panic: %v", r)), "", ""))
 		}
 	}()
 	d, o := w.open(ctx, msg, sl)
@@ -106,7 +106,8 @@ func (w *Worker) open(ctx context.Context, msg jetstream.Msg, sl *slot) (*delive
 	}
 	j, err := job.Decode(msg.Data(), w.cfg.Jobs)
 	if err != nil {
-		return nil, w.reject(ctx, msg, bestEffortID(msg.Data()), err)
+		id, tenant := bestEffortID(msg.Data())
+		return nil, w.reject(ctx, msg, id, tenant, err)
 	}
 	lm := newLiveMsg(msg, w.cfg.AckWait)
 	lm.slot = sl
@@ -126,23 +127,24 @@ func (w *Worker) open(ctx context.Context, msg jetstream.Msg, sl *slot) (*delive
 
 // reject settles an invalid job rejected (when its id is usable, so that a status lookup
 // says why) and dead-letters it.
-func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, id string, verr error) *outcome {
+func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, id, tenant string, verr error) *outcome {
 	w.log.Warn("invalid job", "job", id, "err", verr.Error())
 	if id != "" {
-		if old, rec, err := w.store.Settle(ctx, &job.Job{ID: id}, "", status.Rejected, verr.Error(), nil); err == nil && old != rec.State {
+		if old, rec, err := w.store.Settle(ctx, &job.Job{ID: id, Tenant: tenant}, "", status.Rejected, verr.Error(), nil); err == nil && old != rec.State {
 			w.events.publish(ctx, rec)
 		}
 	}
-	return deadLetter(streamLetter(msg, id, "invalid", verr.Error()), "rejected", "")
+	return deadLetter(streamLetter(msg, id, tenant, "invalid", verr.Error()), "rejected", "")
 }
 
-// bestEffortID is the id of an undecodable job when it is a valid id (it names the record).
-func bestEffortID(data []byte) string {
-	id := job.PeekID(data)
+// bestEffortID is the id and tenant of an undecodable job when its id is a valid one (they
+// name the record).
+func bestEffortID(data []byte) (id, tenant string) {
+	id, tenant = job.Peek(data)
 	if (&job.Job{ID: id}).ValidateID() != nil {
-		return ""
+		return "", ""
 	}
-	return id
+	return id, tenant
 }
 
 // route returns the job's cascade: its own channels, else its tenant's, else the default.

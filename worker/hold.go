@@ -37,10 +37,10 @@ func (w *Worker) park(ctx context.Context, d *delivery, owner string, at time.Ti
 	// The schedule runs on the server's clock: convert the worker's (injectable) clock into a
 	// delay. Schedules have second precision: round up, never early.
 	release := time.Now().Add(at.Sub(w.cfg.Now())).Truncate(time.Second).Add(time.Second)
-	sm := scheduleMsg(streams.WaitSubject(d.job.ID), d.msg.Data(), d.job, release)
+	sm := scheduleMsg(streams.WaitSubject(d.job.Ref()), d.msg.Data(), d.job, release)
 	sm.Header.Set(streams.HeaderWait, reason)
 	// One schedule per job and release time, however often this delivery is repeated.
-	sm.Header.Set(streams.HeaderMsgID, "wait:"+d.job.ID+":"+strconv.FormatInt(release.Unix(), 10))
+	sm.Header.Set(streams.HeaderMsgID, "wait:"+d.job.Ref()+":"+strconv.FormatInt(release.Unix(), 10))
 	for k, v := range d.msg.Headers() {
 		if k == "traceparent" || k == "tracestate" {
 			sm.Header[k] = v
@@ -82,10 +82,10 @@ func (w *Worker) parkDeadline(ctx context.Context, d *delivery, idx int) jetstre
 	if after <= 0 {
 		after, deadline = 24*time.Hour, "0"
 	}
-	sm := scheduleMsg(streams.DeadlineSubject(d.job.ID), d.msg.Data(), d.job, time.Now().Add(after))
+	sm := scheduleMsg(streams.DeadlineSubject(d.job.Ref()), d.msg.Data(), d.job, time.Now().Add(after))
 	sm.Header.Set(streams.HeaderCheck, strconv.Itoa(idx))
 	sm.Header.Set(streams.HeaderDeadline, deadline)
-	sm.Header.Set(streams.HeaderMsgID, "deadline:"+d.job.ID+":"+strconv.Itoa(idx))
+	sm.Header.Set(streams.HeaderMsgID, "deadline:"+d.job.Ref()+":"+strconv.Itoa(idx))
 	// Published without blocking; the job is acknowledged once it is stored (see ackStored),
 	// so a worker that dies first leaves the job to a redelivery, which parks it again.
 	f, err := w.js.PublishMsgAsync(sm)

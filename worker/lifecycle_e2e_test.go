@@ -113,7 +113,7 @@ func TestFailedStatusEndsInSMS(t *testing.T) {
 	}
 	// The parked deadline was consumed: nothing will fire later.
 	st, _ := h.JS.Stream(context.Background(), streams.JobsStream)
-	if _, err := st.GetLastMsgForSubject(context.Background(), streams.DeadlineSubject(j.ID)); !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if _, err := st.GetLastMsgForSubject(context.Background(), streams.DeadlineSubject(j.Ref())); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("deadline schedule still parked after the fallback: %v", err)
 	}
 }
@@ -148,7 +148,7 @@ func TestDeliveryDeadline(t *testing.T) {
 		waitState(t, h, j.ID, 30*time.Second, func(r *status.Record) bool { return r.State == status.Delivered }, "delivered")
 		st, _ := h.JS.Stream(context.Background(), streams.JobsStream)
 		testutil.Eventually(t, 10*time.Second, func() bool {
-			_, err := st.GetLastMsgForSubject(context.Background(), streams.DeadlineSubject(j.ID))
+			_, err := st.GetLastMsgForSubject(context.Background(), streams.DeadlineSubject(j.Ref()))
 			return errors.Is(err, jetstream.ErrMsgNotFound)
 		}, "the delivered webhook purges the deadline schedule")
 		// A later job proves the worker is live; the delivered one never went out as SMS.
@@ -501,7 +501,7 @@ func TestUnknownOutcomeIsNotLost(t *testing.T) {
 				t.Fatal(err)
 			}
 			testutil.Eventually(t, 10*time.Second, func() bool {
-				_, err := st.GetLastMsgForSubject(ctx, streams.DeadlineSubject(pj.ID))
+				_, err := st.GetLastMsgForSubject(ctx, streams.DeadlineSubject(pj.Ref()))
 				return errors.Is(err, jetstream.ErrMsgNotFound)
 			}, "the report cancels the deadline")
 			if sent := h.SentPerJob(); sent["white:"+pj.ID] != 0 || sent["sms:"+pj.ID] != 0 {
@@ -566,7 +566,7 @@ func TestSettledButPublishLost(t *testing.T) {
 			if adm, err := h.Store.Begin(ctx, j, "dead-worker", time.Minute, []string{"white", "sms"}); err != nil || adm.Verdict != status.Claimed {
 				t.Fatalf("claim by the dead worker: %+v %v", adm, err)
 			}
-			if _, _, err := h.Store.Attempt(ctx, pj.ID, "dead-worker", tt.outcome); err != nil {
+			if _, _, err := h.Store.Attempt(ctx, pj.Ref(), "dead-worker", tt.outcome); err != nil {
 				t.Fatal(err)
 			}
 			events, err := h.NC.SubscribeSync(streams.SubjectStatusPrefix + ">")
@@ -606,7 +606,7 @@ func TestSettledButPublishLost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, derr := st.GetLastMsgForSubject(ctx, streams.DeadlineSubject(pj.ID))
+			_, derr := st.GetLastMsgForSubject(ctx, streams.DeadlineSubject(pj.Ref()))
 			if tt.event == "" {
 				if !errors.Is(derr, jetstream.ErrMsgNotFound) {
 					t.Fatalf("a deadline was parked (err %v)", derr)

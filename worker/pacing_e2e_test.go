@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/harness"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
@@ -454,7 +455,7 @@ func TestTierLimitHoldsBulk(t *testing.T) {
 			t.Errorf("job %s held with reason %q, which does not name the tier", id, r.Reason)
 		}
 		// Not lost: the job is parked in a JetStream schedule that will release it.
-		if _, err := st.GetLastMsgForSubject(ctx, streams.WaitSubject(id)); err != nil {
+		if _, err := st.GetLastMsgForSubject(ctx, streams.WaitSubject(job.Ref("", id))); err != nil {
 			t.Errorf("job %s: no parked schedule: %v", id, err)
 		}
 		if n := h.SentPerJob()["white:"+id]; n != 0 {

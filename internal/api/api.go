@@ -51,7 +51,7 @@ type Store interface {
 	CreateMany(ctx context.Context, recs []*status.Record) error
 	Apply(ctx context.Context, r status.Report) (string, *status.Record, bool, error)
 	OpenWindow(ctx context.Context, business, to string, d time.Duration) error
-	Campaign(ctx context.Context, name string) (status.CampaignCounters, error)
+	Campaign(ctx context.Context, tenant, name string) (status.CampaignCounters, error)
 	Window(ctx context.Context, business, to string) (bool, time.Time, error)
 	Ping(ctx context.Context) error
 }
@@ -276,7 +276,7 @@ func (s *Server) postNotification(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, code, res)
 		return
 	}
-	if rec, err := s.cfg.Store.Get(r.Context(), j.ID); err == nil {
+	if rec, err := s.cfg.Store.Get(r.Context(), j.Ref()); err == nil {
 		writeJSON(w, http.StatusOK, accepted{ID: rec.ID, State: rec.State, Duplicate: true})
 		return
 	}
@@ -402,8 +402,9 @@ func (s *Server) cascade(j *job.Job) []string {
 }
 
 func (s *Server) getNotification(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.cfg.Store.Get(r.Context(), r.PathValue("id"))
-	if errors.Is(err, status.ErrNotFound) || (err == nil && rec.Tenant != "" && rec.Tenant != tenantOf(r)) {
+	// The caller's tenant is part of the key: another tenant's id is simply not found.
+	rec, err := s.cfg.Store.Get(r.Context(), job.Ref(tenantOf(r), r.PathValue("id")))
+	if errors.Is(err, status.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no notification with this id")
 		return
 	}

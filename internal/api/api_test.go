@@ -248,7 +248,7 @@ func TestPostNotification(t *testing.T) {
 			t.Fatalf("answer %s, want exactly {id, state: queued}", out)
 		}
 		rec := h.Record("post-valid")
-		if rec == nil || rec.State != status.Queued || rec.Tenant != "test" || rec.To != "+79001230001" ||
+		if rec == nil || rec.State != status.Queued || rec.Tenant != harness.Tenant || rec.To != "+79001230001" ||
 			!slices.Equal(rec.Channels, []string{"white", "sms"}) {
 			t.Fatalf("record %+v: want queued, tenant test (the key's), normalised number, default cascade", rec)
 		}
@@ -257,7 +257,7 @@ func TestPostNotification(t *testing.T) {
 	t.Run("tenant of the key given explicitly", func(t *testing.T) {
 		t.Parallel()
 		j := orderJob("post-tenant-ok", "+79001230002")
-		j["tenant"] = "test"
+		j["tenant"] = harness.Tenant
 		if code, out := postJob(t, h, mustJSON(t, j)); code != http.StatusAccepted {
 			t.Fatalf("got %d %s, want 202", code, out)
 		}
@@ -523,7 +523,7 @@ func TestGetNotification(t *testing.T) {
 			t.Fatalf("record exposes its claim: %s", out)
 		}
 		rec := decode[status.Record](t, out)
-		if rec.ID != "get-1" || rec.State != status.Delivered || rec.Tenant != "test" || rec.Template != "order_ready" {
+		if rec.ID != "get-1" || rec.State != status.Delivered || rec.Tenant != harness.Tenant || rec.Template != "order_ready" {
 			t.Fatalf("record %s", out)
 		}
 		if len(rec.History) != 1 || rec.History[0].Channel != "white" || rec.History[0].State != status.Delivered ||
@@ -536,14 +536,14 @@ func TestGetNotification(t *testing.T) {
 		t.Parallel()
 		// A record as a worker holds it mid-send, with a status report parked for it: the
 		// claim and the parked report are internal.
-		j, err := job.Decode(mustJSON(t, map[string]any{"id": "get-claimed", "to": "+79001233002", "text": "hi", "tenant": "test"}), job.Options{})
+		j, err := job.Decode(mustJSON(t, map[string]any{"id": "get-claimed", "to": "+79001233002", "text": "hi", "tenant": harness.Tenant}), job.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := h.Store.Begin(ctx, j, "someone", time.Minute, []string{"white"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, err := h.Store.Apply(ctx, status.Report{JobID: j.ID, MessageID: "wamid.early", State: status.Delivered}); err != nil {
+		if _, _, _, err := h.Store.Apply(ctx, status.Report{JobRef: j.Ref(), MessageID: "wamid.early", State: status.Delivered}); err != nil {
 			t.Fatal(err)
 		}
 		if r := h.Record(j.ID); r == nil || r.Claim == nil || len(r.Early) == 0 {
@@ -926,15 +926,19 @@ func TestInbound(t *testing.T) {
 
 // dlrQuery is a Kannel delivery report's query for job id, with the token Herald's dlr-url
 // carries (token "" leaves it out).
+// dlrQuery is the query of a Kannel report on the harness tenant's job id, as Kannel calls
+// the dlr-url the worker made (its id is the job's ref).
 func dlrQuery(id, token, rest string) string {
-	q := "id=" + url.QueryEscape(id) + "&" + rest
+	q := "id=" + url.QueryEscape(job.Ref(harness.Tenant, id)) + "&" + rest
 	if token != "" {
 		q += "&token=" + url.QueryEscape(token)
 	}
 	return q
 }
 
-func dlrToken(id string) string { return sms.DLRToken([]byte(harness.DLRSecret), id) }
+func dlrToken(id string) string {
+	return sms.DLRToken([]byte(harness.DLRSecret), job.Ref(harness.Tenant, id))
+}
 
 // TestSMSDeliveryReport applies Kannel delivery reports to a job sent by SMS, and only the
 // ones Kannel makes of Herald's dlr-url: a report without the job's token, or for a job
@@ -957,7 +961,7 @@ func TestSMSDeliveryReport(t *testing.T) {
 		r := h.Record("sms-1")
 		return r != nil && r.State == status.Sent
 	}, "sms-1 sent")
-	if r := h.Record("sms-1"); r.Channel != "sms" || r.ProviderMessageID != "kannel:sms-1" {
+	if r := h.Record("sms-1"); r.Channel != "sms" || r.ProviderMessageID != "kannel:"+job.Ref(harness.Tenant, "sms-1") {
 		t.Fatalf("record %+v", r)
 	}
 	// The finding: anyone could turn a sent SMS into a failed one.
@@ -1069,7 +1073,7 @@ func malformedDLRs(t *testing.T, dlr func(*testing.T, string) (int, []byte)) {
 		{"type not a number", "id=sms-1&type=x"},
 		{"unknown type", "id=sms-1&type=64"},
 		{"ts not a number", "id=sms-1&type=1&ts=yesterday"},
-		{"id too long", "id=" + strings.Repeat("a", 129) + "&type=1"},
+		{"id too long", "id=" + strings.Repeat("a", 193) + "&type=1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -23,7 +23,7 @@ func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "campaign store unavailable")
 		return
 	}
-	counters, err := s.cfg.Store.Campaign(r.Context(), name)
+	counters, err := s.cfg.Store.Campaign(r.Context(), tenantOf(r), name)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "status store unavailable")
 		return

@@ -46,12 +46,12 @@ func (s *Server) afterReport(ctx context.Context, rec *status.Record) {
 		default:
 			return
 		}
-		id := rec.ID
+		id, ref := rec.ID, rec.Ref()
 		go func() {
 			defer func() { <-s.purges }()
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			if err := s.purge(pctx, streams.DeadlineSubject(id)); err != nil {
+			if err := s.purge(pctx, streams.DeadlineSubject(ref)); err != nil {
 				s.log.Debug("delivery deadline not cancelled; it will find the job delivered", "job", id, "err", err)
 			}
 		}()
@@ -77,7 +77,7 @@ func (s *Server) releaseFallback(ctx context.Context, rec *status.Record) error 
 	if err != nil {
 		return err
 	}
-	subj := streams.DeadlineSubject(rec.ID)
+	subj := streams.DeadlineSubject(rec.Ref())
 	raw, err := st.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return errors.New("no parked job (the deadline fired already, or it was never scheduled)")
@@ -98,7 +98,7 @@ func (s *Server) releaseFallback(ctx context.Context, rec *status.Record) error 
 	idx := rec.ChannelIdx - 1
 	m.Header.Set(streams.HeaderCheck, strconv.Itoa(idx))
 	m.Header.Set(streams.HeaderDeadline, "0")
-	m.Header.Set(streams.HeaderMsgID, "resume:"+rec.ID+":"+strconv.Itoa(idx))
+	m.Header.Set(streams.HeaderMsgID, "resume:"+rec.Ref()+":"+strconv.Itoa(idx))
 	if _, err := s.cfg.JS.PublishMsg(ctx, m); err != nil {
 		return err
 	}

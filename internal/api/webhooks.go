@@ -71,7 +71,7 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	failed := false
 	for _, st := range b.Statuses {
-		rep := status.Report{JobID: st.BizOpaque, MessageID: st.MessageID, State: st.State, Channel: "white"}
+		rep := status.Report{JobRef: reportRef(st.BizOpaque), MessageID: st.MessageID, State: st.State, Channel: "white"}
 		if len(st.Errors) > 0 {
 			rep.Code = strconv.Itoa(st.Errors[0].Code)
 			rep.Reason = strings.TrimSpace(st.Errors[0].Title + ": " + st.Errors[0].Details)
@@ -211,7 +211,10 @@ func (s *Server) smsReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "bad or missing delivery report token")
 		return
 	}
-	rec, err := s.cfg.Store.Get(r.Context(), d.JobID)
+	// The id is the job's ref as the worker signed it; a bare id is from a dlr-url made
+	// before refs, a job of the default tenant.
+	ref := reportRef(d.JobID)
+	rec, err := s.cfg.Store.Get(r.Context(), ref)
 	switch {
 	case errors.Is(err, status.ErrNotFound):
 		// The token is Herald's, so the SMS was: its record has expired since.
@@ -237,7 +240,7 @@ func (s *Server) smsReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
 		return
 	}
-	rep := status.Report{JobID: d.JobID, MessageID: "kannel:" + d.JobID, State: state, Channel: job.ChannelSMS}
+	rep := status.Report{JobRef: ref, MessageID: "kannel:" + ref, State: state, Channel: job.ChannelSMS}
 	if state == status.Failed {
 		rep.Code, rep.Reason = "dlr_"+strconv.Itoa(d.Type), "SMS not delivered: "+d.Reply
 	}
@@ -264,4 +267,17 @@ func smsSent(rec *status.Record) bool {
 
 func (s *Server) webhookMetric(r *http.Request, source, result string) {
 	s.cfg.Metrics.Count(r.Context(), func(m *telemetry.Metrics) metricCounter { return m.Webhooks }, "source", source, "result", result)
+}
+
+// reportRef is the job ref a Cloud API status names in biz_opaque_callback_data: the ref the
+// worker put there, or, from a message sent before refs (a bare job id), that id in the
+// default tenant. "" stays "": the record is then found by message id.
+func reportRef(opaque string) string {
+	if opaque == "" {
+		return ""
+	}
+	if _, _, ok := job.SplitRef(opaque); ok {
+		return opaque
+	}
+	return job.Ref("", opaque)
 }

@@ -64,6 +64,7 @@ import (
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/benchenv"
 	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
@@ -668,7 +669,7 @@ func (r *chaosRun) records(ctx context.Context) ([]*status.Record, error) {
 	for i := 0; i < len(r.ids); i += batch {
 		keys := make([]string, 0, batch)
 		for _, id := range r.ids[i:min(i+batch, len(r.ids))] {
-			keys = append(keys, status.RecordKey(id))
+			keys = append(keys, status.RecordKey(job.Ref("", id)))
 		}
 		vals, err := r.rdb.MGet(ctx, keys...).Result()
 		if err != nil {
@@ -737,7 +738,7 @@ func (r *chaosRun) queueLeft(ctx context.Context) (uint64, error) {
 func deadlineMissing(ctx context.Context, st jetstream.Stream, id string, idx int) (bool, error) {
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	m, err := st.GetLastMsgForSubject(ictx, streams.DeadlineSubject(id))
+	m, err := st.GetLastMsgForSubject(ictx, streams.DeadlineSubject(job.Ref("", id)))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return true, nil
 	}

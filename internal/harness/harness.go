@@ -22,6 +22,7 @@ import (
 
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
@@ -36,7 +37,10 @@ const (
 	// PhoneNumberID is the business number the workers send from (the Cloud API id).
 	PhoneNumberID = "100200300"
 	APIKey        = "harness-key-0001"
-	Token         = "harness-token"
+	// Tenant is the tenant of APIKey, the default one: jobs the harness's producer publishes
+	// without a tenant belong to it too.
+	Tenant = job.DefaultTenant
+	Token  = "harness-token"
 	// GreyInstance is the simulated grey gateway instance.
 	GreyInstance = "1101000001"
 	// GreyWebhookToken is the instance's webhookUrlToken: the simulator sends it on grey
@@ -127,7 +131,7 @@ func Start(tb testing.TB, o Options) *Herald {
 	cfg.NATSURL = h.NATS.URL
 	cfg.RedisURL = h.Redis.URL
 	cfg.HTTPAddr = ln.Addr().String()
-	cfg.APIKeys = "test:" + APIKey
+	cfg.APIKeys = Tenant + ":" + APIKey
 	cfg.WhiteBaseURL = srv.URL
 	cfg.WhitePhoneNumberID = PhoneNumberID
 	cfg.WhiteToken = Token
@@ -265,7 +269,7 @@ func (w *Worker) Kill() {
 
 // Record returns a job's status record (nil if none).
 func (h *Herald) Record(id string) *status.Record {
-	rec, err := h.Store.Get(context.Background(), id)
+	rec, err := h.Store.Get(context.Background(), job.Ref(Tenant, id))
 	if err != nil {
 		return nil
 	}

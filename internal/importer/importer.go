@@ -748,10 +748,10 @@ func (b *builder) message(r *row) (outMsg, string) {
 			}
 		}
 	}
-	out := outMsg{subject: streams.SubjectFor(j.Priority), id: j.ID, data: data}
+	out := outMsg{subject: streams.SubjectFor(j.Priority), id: j.Ref(), data: data}
 	if j.SendAt != nil && j.SendAt.After(im.opts.now()) {
 		out.target = out.subject
-		out.subject = streams.SubjectDelayedPrefix + j.ID
+		out.subject = streams.DelayedSubject(j.Ref())
 		out.at = j.SendAt.UTC().Format(time.RFC3339)
 	}
 	return out, ""

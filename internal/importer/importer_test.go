@@ -94,7 +94,12 @@ func readStored(t *testing.T, js jetstream.JetStream, decode bool) map[string]st
 					t.Fatalf("stored job does not decode: %v", err)
 				}
 			}
-			id := m.Headers().Get(streams.HeaderMsgID)
+			// The Nats-Msg-Id is the job's ref, <tenant>/<id>: keyed here by the id.
+			msgID := m.Headers().Get(streams.HeaderMsgID)
+			_, id, ok := job.SplitRef(msgID)
+			if !ok {
+				t.Fatalf("Nats-Msg-Id %q is not a job ref", msgID)
+			}
 			if _, dup := out[id]; dup {
 				t.Fatalf("job %s stored twice", id)
 			}
@@ -102,7 +107,7 @@ func readStored(t *testing.T, js jetstream.JetStream, decode bool) map[string]st
 			for k := range m.Headers() {
 				h[k] = m.Headers().Get(k)
 			}
-			out[id] = stored{subject: m.Subject(), msgID: id, header: h, job: j}
+			out[id] = stored{subject: m.Subject(), msgID: msgID, header: h, job: j}
 		}
 		if batch.Error() != nil {
 			t.Fatal(batch.Error())
@@ -619,7 +624,7 @@ func TestRunSchedules(t *testing.T) {
 			}
 			continue
 		}
-		if s.subject != streams.SubjectDelayedPrefix+id ||
+		if s.subject != streams.DelayedSubject(s.msgID) ||
 			s.header[streams.HeaderSchedule] != "@at "+tc.at.UTC().Format(time.RFC3339) ||
 			s.header[streams.HeaderScheduleTarget] != streams.SubjectTransactional {
 			t.Errorf("%s: stored on %s with headers %v, want a schedule at %s", tc.phone, s.subject, s.header, tc.at.UTC())

@@ -135,7 +135,51 @@ func (e *ValidationError) orNil() error {
 // cost as much as the rest of the validation. TestShapesMatchRegexps holds each to the
 // regular expression in its comment.
 
-// validID: ^[A-Za-z0-9._:-]{1,128}$ (ids, campaign and tenant names).
+// DefaultTenant is the tenant of a job that names none: the one tenant of a deployment
+// configured by the HERALD_* variables alone.
+const DefaultTenant = "default"
+
+// MaxTenantLen is the longest tenant name.
+const MaxTenantLen = 63
+
+// ValidTenant: ^[a-z0-9-]{1,63}$. Tenant names are path segments of every key and subject
+// (herald.hold.deadline.<tenant>.<id>), so they carry no dot, colon or slash.
+func ValidTenant(s string) bool {
+	if len(s) == 0 || len(s) > MaxTenantLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(isLower(c) || isDigit(c) || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// TenantOr returns tenant, or DefaultTenant when it is empty.
+func TenantOr(tenant string) string {
+	if tenant == "" {
+		return DefaultTenant
+	}
+	return tenant
+}
+
+// Ref is the tenant-qualified id of a job: "<tenant>/<id>". It, not the id alone, keys the
+// job's record, claim, Nats-Msg-Id and schedules, so that one tenant's id never reads,
+// blocks or changes another tenant's job. A slash is in neither alphabet, so a ref splits
+// back into exactly one tenant and id.
+func Ref(tenant, id string) string { return TenantOr(tenant) + "/" + id }
+
+// SplitRef is the inverse of Ref.
+func SplitRef(ref string) (tenant, id string, ok bool) {
+	tenant, id, ok = strings.Cut(ref, "/")
+	return tenant, id, ok && tenant != "" && id != ""
+}
+
+// Ref is j's tenant-qualified id (see the function Ref).
+func (j *Job) Ref() string { return Ref(j.Tenant, j.ID) }
+
+// validID: ^[A-Za-z0-9._:-]{1,128}$ (ids and campaign names).
 func validID(s string) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
@@ -702,8 +746,8 @@ func (j *Job) validate(opts Options, verr *ValidationError, channelsGiven bool) 
 	if j.Campaign != "" && !validID(j.Campaign) {
 		verr.add("campaign", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 	}
-	if j.Tenant != "" && !validID(j.Tenant) {
-		verr.add("tenant", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+	if j.Tenant != "" && !ValidTenant(j.Tenant) {
+		verr.add("tenant", "must be 1-63 characters of a-z 0-9 -")
 	}
 	if !bad("metadata") {
 		if len(j.Metadata) > MaxMetadata {
@@ -917,15 +961,27 @@ func (j *Job) ValidateID() error {
 // error can name the job; "" when there is none or it is longer than MaxIDLen. The id is not
 // validated further.
 func PeekID(data []byte) string {
+	id, _ := Peek(data)
+	return id
+}
+
+// Peek returns the id and tenant of a job that may not decode, as far as they can be read
+// (each "" when not); the tenant only when it is a valid tenant name.
+func Peek(data []byte) (id, tenant string) {
 	var v struct {
-		ID any `json:"id"`
+		ID     any `json:"id"`
+		Tenant any `json:"tenant"`
 	}
 	if json.Unmarshal(data, &v) != nil {
-		return ""
+		return "", ""
 	}
-	s, _ := v.ID.(string)
-	if len(s) > MaxIDLen {
-		return ""
+	id, _ = v.ID.(string)
+	if len(id) > MaxIDLen {
+		id = ""
 	}
-	return s
+	tenant, _ = v.Tenant.(string)
+	if !ValidTenant(tenant) {
+		tenant = ""
+	}
+	return id, tenant
 }

@@ -555,6 +555,11 @@ func TestDecodeOtherFields(t *testing.T) {
 		{name: "campaign array", in: with(obj{"campaign": []string{}}), want: []string{"campaign"}},
 		{name: "tenant", in: with(obj{"tenant": "shop"})},
 		{name: "tenant with slash", in: with(obj{"tenant": "shop/1"}), want: []string{"tenant"}},
+		{name: "tenant with dash", in: with(obj{"tenant": "shop-eu-2"})},
+		{name: "tenant with a dot", in: with(obj{"tenant": "shop.eu"}), want: []string{"tenant"}},
+		{name: "tenant with a colon", in: with(obj{"tenant": "shop:eu"}), want: []string{"tenant"}},
+		{name: "tenant in capitals", in: with(obj{"tenant": "Shop"}), want: []string{"tenant"}},
+		{name: "tenant too long", in: with(obj{"tenant": strings.Repeat("a", 64)}), want: []string{"tenant"}},
 		{name: "tenant number", in: with(obj{"tenant": 5}), want: []string{"tenant"}},
 		{name: "metadata 32 keys", in: with(obj{"metadata": meta(32)})},
 		{name: "metadata 33 keys", in: with(obj{"metadata": meta(33)}), want: []string{"metadata"}, why: "32"},
@@ -840,6 +845,31 @@ func TestExpired(t *testing.T) {
 				t.Errorf("Expired(%v) = %v, want %v", tc.now, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRef: a ref splits back into exactly its tenant and id, and a job without a tenant
+// belongs to the default one.
+func TestRef(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ tenant, id, want string }{
+		{"shop", "order-1", "shop/order-1"},
+		{"", "order-1", "default/order-1"},
+		{"bank", "a.b:c_d-e", "bank/a.b:c_d-e"},
+	} {
+		j := &job.Job{Tenant: tt.tenant, ID: tt.id}
+		if got := j.Ref(); got != tt.want {
+			t.Errorf("Ref(%q, %q) = %q, want %q", tt.tenant, tt.id, got, tt.want)
+		}
+		tenant, id, ok := job.SplitRef(tt.want)
+		if !ok || tenant != job.TenantOr(tt.tenant) || id != tt.id {
+			t.Errorf("SplitRef(%q) = %q, %q, %v", tt.want, tenant, id, ok)
+		}
+	}
+	for _, bad := range []string{"", "shop", "/id", "shop/"} {
+		if _, _, ok := job.SplitRef(bad); ok {
+			t.Errorf("SplitRef(%q) accepted", bad)
+		}
 	}
 }
 

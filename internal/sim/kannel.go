@@ -152,6 +152,8 @@ func dlrJobID(dlrURL string) string {
 		if k != "id" {
 			continue
 		}
+		// Kannel turns %% back into % when it calls the dlr-url: so must a reader of the id.
+		v = strings.ReplaceAll(v, "%%", "%")
 		if u, err := url.QueryUnescape(v); err == nil {
 			return u
 		}

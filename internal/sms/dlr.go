@@ -97,8 +97,8 @@ func ParseKannelDLR(q url.Values) (DLR, error) {
 	if id == "" {
 		return DLR{}, fmt.Errorf("%w: no id", ErrInvalidDLR)
 	}
-	if len(id) > 128 {
-		return DLR{}, fmt.Errorf("%w: id longer than 128 bytes", ErrInvalidDLR)
+	if len(id) > 192 { // a job ref: a tenant, a slash and a job id
+		return DLR{}, fmt.Errorf("%w: id longer than 192 bytes", ErrInvalidDLR)
 	}
 	typ, err := strconv.Atoi(strings.TrimSpace(q.Get("type")))
 	if err != nil {

@@ -56,7 +56,7 @@ func TestParseKannelDLRInvalid(t *testing.T) {
 		"id=j&type=0",
 		"id=j&type=32",
 		"id=j&type=1&ts=yesterday",
-		"id=" + strings.Repeat("a", 129) + "&type=1",
+		"id=" + strings.Repeat("a", 193) + "&type=1",
 	} {
 		t.Run(query, func(t *testing.T) {
 			t.Parallel()

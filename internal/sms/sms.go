@@ -33,7 +33,7 @@ var ErrTooManySegments = errors.New("sms: text needs too many segments")
 
 // Message is one SMS to send.
 type Message struct {
-	// JobID names the job; delivery reports carry it back.
+	// JobID is the job's ref (<tenant>/<id>); delivery reports carry it back.
 	JobID string
 	// To is the recipient in E.164 ("+79001234567").
 	To string

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/provider"
 	"github.com/herald-notify/herald/internal/sms"
 	"github.com/herald-notify/herald/internal/status"
@@ -249,7 +250,7 @@ func Subscribe(ctx context.Context, nc *nats.Conn, cfg SubscribeConfig, handle H
 			return
 		}
 		if err := handle(ctx, rep); err != nil {
-			log.ErrorContext(ctx, "smsnats: SMS status report not applied", "job_id", rep.JobID, "state", rep.State, "err", err)
+			log.ErrorContext(ctx, "smsnats: SMS status report not applied", "job_ref", rep.JobRef, "state", rep.State, "err", err)
 			respond(msg, ackErr)
 			return
 		}
@@ -285,8 +286,11 @@ func ParseReport(data []byte) (status.Report, error) {
 		return status.Report{}, fmt.Errorf("%w: %w", ErrInvalidReport, err)
 	}
 	r.JobID = strings.TrimSpace(r.JobID)
-	if r.JobID == "" || len(r.JobID) > 128 {
-		return status.Report{}, fmt.Errorf("%w: job_id missing or longer than 128 bytes", ErrInvalidReport)
+	if r.JobID == "" || len(r.JobID) > 192 {
+		return status.Report{}, fmt.Errorf("%w: job_id missing or longer than 192 bytes", ErrInvalidReport)
+	}
+	if _, _, ok := job.SplitRef(r.JobID); !ok {
+		r.JobID = job.Ref("", r.JobID) // a bare id, from before tenant refs: the default tenant
 	}
 	var state string
 	switch strings.ToLower(strings.TrimSpace(r.State)) {
@@ -299,7 +303,7 @@ func ParseReport(data []byte) (status.Report, error) {
 	default:
 		return status.Report{}, fmt.Errorf("%w: unknown state %q", ErrInvalidReport, provider.Sanitize(r.State, 40))
 	}
-	rep := status.Report{JobID: r.JobID, MessageID: MessageIDPrefix + r.JobID, State: state, Channel: "sms"}
+	rep := status.Report{JobRef: r.JobID, MessageID: MessageIDPrefix + r.JobID, State: state, Channel: "sms"}
 	if state == status.Failed {
 		rep.Code = provider.Sanitize(r.Code, 40)
 		rep.Reason = "SMS not delivered"

@@ -219,7 +219,7 @@ func TestSubscribeDeliversReports(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, r)
-		if r.JobID == "refuse" {
+		if r.JobRef == "default/refuse" {
 			return errors.New("redis down")
 		}
 		return nil
@@ -248,9 +248,9 @@ func TestSubscribeDeliversReports(t *testing.T) {
 		}
 	}
 	want := []status.Report{
-		{Channel: "sms", JobID: "j1", MessageID: "nats:j1", State: status.Delivered},
-		{Channel: "sms", JobID: "j2", MessageID: "nats:j2", State: status.Failed, Code: "err_001", Reason: "SMS not delivered: absent subscriber " + phone.Mask("+79001234567")},
-		{Channel: "sms", JobID: "j3", MessageID: "nats:j3", State: status.Sent},
+		{Channel: "sms", JobRef: "default/j1", MessageID: "nats:default/j1", State: status.Delivered},
+		{Channel: "sms", JobRef: "default/j2", MessageID: "nats:default/j2", State: status.Failed, Code: "err_001", Reason: "SMS not delivered: absent subscriber " + phone.Mask("+79001234567")},
+		{Channel: "sms", JobRef: "default/j3", MessageID: "nats:default/j3", State: status.Sent},
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool { return len(received()) >= len(want) }, "reports not handled")
 	handled := received()
@@ -310,6 +310,7 @@ func TestParseReport(t *testing.T) {
 		state string
 		code  string
 		bad   bool
+		ref   string // "": the bare id a, in the default tenant
 	}{
 		{in: `{"job_id":"a","state":"delivered"}`, state: status.Delivered},
 		{in: `{"job_id":"a","state":"undelivered","code":"x"}`, state: status.Failed, code: "x"},
@@ -317,7 +318,8 @@ func TestParseReport(t *testing.T) {
 		{in: `{"job_id":"a","state":"expired"}`, state: status.Failed},
 		{in: `{"job_id":"a","state":"buffered","code":"ignored for non-failures"}`, state: status.Sent},
 		{in: `{"job_id":"  ","state":"delivered"}`, bad: true},
-		{in: `{"job_id":"` + strings.Repeat("x", 129) + `","state":"delivered"}`, bad: true},
+		{in: `{"job_id":"` + strings.Repeat("x", 193) + `","state":"delivered"}`, bad: true},
+		{in: `{"job_id":"shop/a","state":"delivered"}`, state: status.Delivered, ref: "shop/a"},
 		{in: `{"job_id":"a"}`, bad: true},
 		{in: `[]`, bad: true},
 	}
@@ -331,7 +333,11 @@ func TestParseReport(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || r.State != tt.state || r.Code != tt.code || r.MessageID != "nats:a" {
+			ref := tt.ref
+			if ref == "" {
+				ref = "default/a"
+			}
+			if err != nil || r.State != tt.state || r.Code != tt.code || r.JobRef != ref || r.MessageID != "nats:"+ref {
 				t.Fatalf("ParseReport = %+v, %v; want state %s code %q", r, err, tt.state, tt.code)
 			}
 		})

@@ -46,7 +46,7 @@ func BenchmarkBeginAttempt(b *testing.B) {
 		if err != nil || adm.Verdict != status.Claimed {
 			b.Fatalf("Begin: %v %v", adm.Verdict, err)
 		}
-		if _, _, err := store.Attempt(ctx, j.ID, "w1", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1,
+		if _, _, err := store.Attempt(ctx, j.Ref(), "w1", status.Outcome{Mode: status.ModeSent, Channel: "white", Attempts: 1,
 			ProviderMessageID: fmt.Sprintf("wamid.%040d", i)}); err != nil {
 			b.Fatal(err)
 		}

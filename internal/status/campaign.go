@@ -8,16 +8,22 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-notify/herald/internal/job"
 )
 
-// CampaignKey is the Redis hash of a campaign's counters: s:<state> (records in each state),
-// c:<channel> (messages sent per channel), first_sent and last_sent (Unix ms).
-func CampaignKey(name string) string { return "herald:camp:" + name }
+// CampaignKey is the Redis hash of a tenant's campaign's counters: s:<state> (records in
+// each state), c:<channel> (messages sent per channel), first_sent and last_sent (Unix ms).
+// Campaigns are per tenant: two tenants may name a campaign alike.
+func CampaignKey(tenant, name string) string {
+	return "herald:camp:" + job.TenantOr(tenant) + "/" + name
+}
 
 // countNew counts a record created outside the scripts (the API's Create).
 func (s *Store) countNew(ctx context.Context, pipe redis.Pipeliner, rec *Record) {
-	pipe.HIncrBy(ctx, CampaignKey(rec.Campaign), "s:"+rec.State, 1)
-	pipe.PExpire(ctx, CampaignKey(rec.Campaign), s.ttl)
+	key := CampaignKey(rec.Tenant, rec.Campaign)
+	pipe.HIncrBy(ctx, key, "s:"+rec.State, 1)
+	pipe.PExpire(ctx, key, s.ttl)
 }
 
 // CampaignCounters are a campaign's counters in Redis.
@@ -33,9 +39,9 @@ type CampaignCounters struct {
 	FirstSent, LastSent time.Time
 }
 
-// Campaign reads a campaign's counters.
-func (s *Store) Campaign(ctx context.Context, name string) (CampaignCounters, error) {
-	m, err := s.rdb.HGetAll(ctx, CampaignKey(name)).Result()
+// Campaign reads the counters of tenant's campaign name.
+func (s *Store) Campaign(ctx context.Context, tenant, name string) (CampaignCounters, error) {
+	m, err := s.rdb.HGetAll(ctx, CampaignKey(tenant, name)).Result()
 	if err != nil {
 		return CampaignCounters{}, fmt.Errorf("status campaign: %w", err)
 	}

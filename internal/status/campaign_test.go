@@ -50,7 +50,7 @@ func TestCampaignCounters(t *testing.T) {
 	if _, _, _, err := e.store.Apply(ctx, status.Report{MessageID: "wamid.camp-a", State: status.Delivered}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := e.store.Campaign(ctx, "autumn")
+	c, err := e.store.Campaign(ctx, "shop", "autumn")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,5 +69,5 @@ func TestCampaignCounters(t *testing.T) {
 	if c.Channels["sms"] != 1 || c.Parts["sms"] != 3 || c.Parts["white"] != 0 {
 		t.Fatalf("channels %v, parts %v: want one SMS in 3 parts, no white parts", c.Channels, c.Parts)
 	}
-	e.assertTTL(t, status.CampaignKey("autumn"))
+	e.assertTTL(t, status.CampaignKey("shop", "autumn"))
 }

@@ -153,7 +153,7 @@ func TestEarlyFailedReportFallsBack(t *testing.T) {
 			t.Fatalf("Begin = %s", adm.Verdict)
 		}
 		msg := "wamid.early" + j.ID
-		if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: msg, State: status.Failed,
+		if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobRef: j.Ref(), MessageID: msg, State: status.Failed,
 			Code: "131026", Reason: "not on WhatsApp", Fallback: c.fallback}); err != nil {
 			t.Fatal(err)
 		}

@@ -84,11 +84,14 @@ type Record struct {
 	DeadLetter string `json:"dlq,omitempty"`
 }
 
-// NewRecord is the first record of a job.
+// Ref is the record's tenant-qualified id (job.Ref), which keys it in Redis.
+func (r *Record) Ref() string { return job.Ref(r.Tenant, r.ID) }
+
+// NewRecord is the first record of a job; a job without a tenant belongs to the default one.
 func NewRecord(j *job.Job, state string, channels []string, now time.Time) *Record {
 	r := &Record{
 		ID: j.ID, State: state, To: j.To, Template: j.Template, Priority: j.Priority,
-		Campaign: j.Campaign, Tenant: j.Tenant, Channels: channels, Metadata: j.Metadata,
+		Campaign: j.Campaign, Tenant: job.TenantOr(j.Tenant), Channels: channels, Metadata: j.Metadata,
 		CreatedAt: now.UTC().Format(time.RFC3339Nano),
 	}
 	if len(channels) > 0 {

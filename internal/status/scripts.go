@@ -48,9 +48,10 @@ func boolArg(b bool) string {
 // beginArgs are the KEYS and ARGV of begin.lua.
 type beginArgs struct {
 	// KEYS
-	Record     string `lua:"record"`
-	Suppressed string `lua:"suppressed"`
-	Window     string `lua:"window"`
+	Record           string `lua:"record"`
+	Suppressed       string `lua:"suppressed"`
+	Window           string `lua:"window"`
+	TenantSuppressed string `lua:"tenant_suppressed"`
 
 	// ARGV
 	Owner   string `lua:"owner"`
@@ -69,7 +70,9 @@ type beginArgs struct {
 
 func (a *beginArgs) script() *redis.Script { return scriptBegin }
 
-func (a *beginArgs) keys() []string { return []string{a.Record, a.Suppressed, a.Window} }
+func (a *beginArgs) keys() []string {
+	return []string{a.Record, a.Suppressed, a.Window, a.TenantSuppressed}
+}
 
 func (a *beginArgs) argv() []any {
 	return []any{a.Owner, a.LeaseMS, a.Initial, a.To, a.TTLMS, a.Now, boolArg(a.Replay),
@@ -97,7 +100,7 @@ type attemptArgs struct {
 	Now               string `lua:"now"`
 	TTLMS             int64  `lua:"ttl_ms"`
 	Attempts          int    `lua:"attempts"`
-	JobID             string `lua:"job_id"`
+	JobRef            string `lua:"job_ref"`
 	NextChannel       string `lua:"next_channel"`
 	Segments          int    `lua:"parts"`
 	DeadLetter        string `lua:"dlq"`
@@ -109,7 +112,7 @@ func (a *attemptArgs) keys() []string { return []string{a.Record, a.Message} }
 
 func (a *attemptArgs) argv() []any {
 	return []any{a.Owner, string(a.Mode), a.Channel, a.ChannelIdx, a.ProviderMessageID, a.Code, a.Reason,
-		a.Now, a.TTLMS, a.Attempts, a.JobID, a.NextChannel, a.Segments, a.DeadLetter}
+		a.Now, a.TTLMS, a.Attempts, a.JobRef, a.NextChannel, a.Segments, a.DeadLetter}
 }
 
 func (a *attemptArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {

@@ -54,9 +54,12 @@ func (e env) begin(t *testing.T, j *job.Job, owner string, lease time.Duration) 
 	return adm
 }
 
+// ref is the store key of a test job's id: every test job belongs to tenant shop.
+func ref(id string) string { return job.Ref("shop", id) }
+
 func (e env) attempt(t *testing.T, id, owner string, o status.Outcome) (string, *status.Record) {
 	t.Helper()
-	old, rec, err := e.store.Attempt(t.Context(), id, owner, o)
+	old, rec, err := e.store.Attempt(t.Context(), ref(id), owner, o)
 	if err != nil {
 		t.Fatalf("Attempt(%s, %s): %v", id, o.Mode, err)
 	}
@@ -65,7 +68,7 @@ func (e env) attempt(t *testing.T, id, owner string, o status.Outcome) (string, 
 
 func (e env) get(t *testing.T, id string) *status.Record {
 	t.Helper()
-	rec, err := e.store.Get(t.Context(), id)
+	rec, err := e.store.Get(t.Context(), ref(id))
 	if err != nil {
 		t.Fatalf("Get(%s): %v", id, err)
 	}
@@ -133,7 +136,7 @@ func TestBegin(t *testing.T) {
 		if stored.State != status.Queued || stored.Claim == nil || stored.Claim.Owner != "owner-a" {
 			t.Fatalf("stored record = %+v", stored)
 		}
-		e.assertTTL(t, status.RecordKey(j.ID))
+		e.assertTTL(t, status.RecordKey(j.Ref()))
 	})
 
 	t.Run("live lease makes another owner busy", func(t *testing.T) {
@@ -301,14 +304,14 @@ func TestAttempt(t *testing.T) {
 		if a := rec.History[0]; a.Channel != "white" || a.State != status.Sent || a.ProviderMessageID != "wamid.sent" || a.At == "" {
 			t.Fatalf("attempt = %+v", a)
 		}
-		id, err := e.store.JobIDForMessage(t.Context(), "wamid.sent")
-		if err != nil || id != j.ID {
-			t.Fatalf("JobIDForMessage = %q, %v; want %q", id, err, j.ID)
+		got, err := e.store.RefForMessage(t.Context(), "wamid.sent")
+		if err != nil || got != j.Ref() {
+			t.Fatalf("RefForMessage = %q, %v; want %q", got, err, j.Ref())
 		}
-		if _, err := e.store.JobIDForMessage(t.Context(), "wamid.other"); !errors.Is(err, status.ErrNotFound) {
-			t.Fatalf("JobIDForMessage(unknown) err = %v, want ErrNotFound", err)
+		if _, err := e.store.RefForMessage(t.Context(), "wamid.other"); !errors.Is(err, status.ErrNotFound) {
+			t.Fatalf("RefForMessage(unknown) err = %v, want ErrNotFound", err)
 		}
-		e.assertTTL(t, status.RecordKey(j.ID))
+		e.assertTTL(t, status.RecordKey(j.Ref()))
 		e.assertTTL(t, "herald:m:{wamid.sent}")
 	})
 
@@ -364,7 +367,7 @@ func TestAttempt(t *testing.T) {
 
 	t.Run("missing record", func(t *testing.T) {
 		t.Parallel()
-		_, _, err := e.store.Attempt(t.Context(), "attempt-missing", "w1", status.Outcome{Mode: status.ModeSent, Channel: "white", ProviderMessageID: "m"})
+		_, _, err := e.store.Attempt(t.Context(), ref("attempt-missing"), "w1", status.Outcome{Mode: status.ModeSent, Channel: "white", ProviderMessageID: "m"})
 		if !errors.Is(err, status.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
@@ -474,7 +477,7 @@ func TestApply(t *testing.T) {
 		if err := e.rdb.Del(t.Context(), "herald:m:{wamid.by-job-id}").Err(); err != nil {
 			t.Fatal(err)
 		}
-		_, rec, changed, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: "wamid.by-job-id", State: status.Delivered})
+		_, rec, changed, err := e.store.Apply(t.Context(), status.Report{JobRef: j.Ref(), MessageID: "wamid.by-job-id", State: status.Delivered})
 		if err != nil || !changed || rec.State != status.Delivered || rec.ID != j.ID {
 			t.Fatalf("Apply by job id: rec %+v changed %v err %v", rec, changed, err)
 		}
@@ -487,7 +490,7 @@ func TestApply(t *testing.T) {
 		t.Parallel()
 		for _, r := range []status.Report{
 			{MessageID: "wamid.nobody", State: status.Delivered},
-			{JobID: "apply-no-such-job", MessageID: "wamid.nobody", State: status.Delivered},
+			{JobRef: ref("apply-no-such-job"), MessageID: "wamid.nobody", State: status.Delivered},
 		} {
 			if _, _, _, err := e.store.Apply(t.Context(), r); !errors.Is(err, status.ErrNotFound) {
 				t.Fatalf("Apply(%+v) err = %v, want ErrNotFound", r, err)
@@ -514,7 +517,7 @@ func TestApply(t *testing.T) {
 			j := newJob(id, 4)
 			e.begin(t, j, "w1", time.Minute)
 			for _, st := range tc.reports {
-				old, rec, changed, err := e.store.Apply(t.Context(), status.Report{JobID: id, MessageID: msg, State: st})
+				old, rec, changed, err := e.store.Apply(t.Context(), status.Report{JobRef: ref(id), MessageID: msg, State: st})
 				if err != nil {
 					t.Fatalf("%s: early %s: %v", tc.name, st, err)
 				}
@@ -584,21 +587,29 @@ func TestSettle(t *testing.T) {
 	for i, state := range []string{status.Expired, status.Rejected, status.Canceled} {
 		t.Run(state, func(t *testing.T) {
 			t.Parallel()
-			// A claimed record is settled and its claim dropped.
 			j := newJob("settle-"+state, 10+i)
 			e.begin(t, j, "w1", time.Minute)
 			old, rec, err := e.store.Settle(t.Context(), j, "w1", state, "because", cascade)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if old != status.Queued || rec.State != state || rec.Reason != "because" || rec.Claim != nil {
-				t.Fatalf("old %q, record %+v", old, rec)
-			}
-			if got := e.get(t, j.ID); got.State != state {
-				t.Fatalf("stored state %q, want %q", got.State, state)
-			}
-			if adm := e.begin(t, j, "w2", time.Minute); adm.Verdict != status.Done {
-				t.Fatalf("Begin after %s = %s, want done", state, adm.Verdict)
+			if state == status.Rejected {
+				// A malformed message reusing a known job's id never ends that job: the
+				// record, claim and all, is left as it was.
+				if old != status.Queued || rec.State != status.Queued || rec.Claim == nil || rec.Claim.Owner != "w1" {
+					t.Fatalf("rejected settle of a known job: old %q, record %+v", old, rec)
+				}
+			} else {
+				// A claimed record is settled and its claim dropped.
+				if old != status.Queued || rec.State != state || rec.Reason != "because" || rec.Claim != nil {
+					t.Fatalf("old %q, record %+v", old, rec)
+				}
+				if got := e.get(t, j.ID); got.State != state {
+					t.Fatalf("stored state %q, want %q", got.State, state)
+				}
+				if adm := e.begin(t, j, "w2", time.Minute); adm.Verdict != status.Done {
+					t.Fatalf("Begin after %s = %s, want done", state, adm.Verdict)
+				}
 			}
 
 			// A job with no record yet gets one in the final state.
@@ -610,7 +621,7 @@ func TestSettle(t *testing.T) {
 			if got := e.get(t, fresh.ID); got.State != state {
 				t.Fatalf("stored state %q, want %q", got.State, state)
 			}
-			e.assertTTL(t, status.RecordKey(fresh.ID))
+			e.assertTTL(t, status.RecordKey(fresh.Ref()))
 
 			// A sent record is never settled.
 			sent := newJob("settle-sent-"+state, 30+i)
@@ -647,7 +658,7 @@ func TestSettle(t *testing.T) {
 		if _, _, err := e.store.Settle(t.Context(), j, "w1", "", "", cascade); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.store.Get(t.Context(), j.ID); !errors.Is(err, status.ErrNotFound) {
+		if _, err := e.store.Get(t.Context(), j.Ref()); !errors.Is(err, status.ErrNotFound) {
 			t.Fatalf("Get after releasing a missing record: %v, want ErrNotFound", err)
 		}
 	})
@@ -686,7 +697,7 @@ func TestCreate(t *testing.T) {
 		if err != nil || !created || got.ID != rec.ID {
 			t.Fatalf("first Create: created %v, %+v, %v", created, got, err)
 		}
-		e.assertTTL(t, status.RecordKey(rec.ID))
+		e.assertTTL(t, status.RecordKey(rec.Ref()))
 		again := status.NewRecord(newJob("create-once", 1), status.Scheduled, []string{"sms"}, now.Add(time.Hour))
 		created, got, err = e.store.Create(t.Context(), again)
 		if err != nil || created {
@@ -715,7 +726,7 @@ func TestCreate(t *testing.T) {
 			if got := e.get(t, id); got.State != want {
 				t.Fatalf("%s: state %q, want %q", id, got.State, want)
 			}
-			e.assertTTL(t, status.RecordKey(id))
+			e.assertTTL(t, status.RecordKey(ref(id)))
 		}
 		if err := e.store.CreateMany(t.Context(), nil); err != nil {
 			t.Fatalf("CreateMany(nil) = %v", err)
@@ -724,7 +735,7 @@ func TestCreate(t *testing.T) {
 
 	t.Run("get missing", func(t *testing.T) {
 		t.Parallel()
-		if _, err := e.store.Get(t.Context(), "never-created"); !errors.Is(err, status.ErrNotFound) {
+		if _, err := e.store.Get(t.Context(), ref("never-created")); !errors.Is(err, status.ErrNotFound) {
 			t.Fatalf("Get = %v, want ErrNotFound", err)
 		}
 	})
@@ -814,14 +825,14 @@ func TestRecordJSON(t *testing.T) {
 		e := newEnv(t)
 		j := newJob("cjson-empty", 1)
 		raw := `{"id":"cjson-empty","state":"queued","to":"` + j.To + `","channels":[],"history":[],"metadata":{},"channel_idx":0,"attempts":0}`
-		if err := e.rdb.Set(t.Context(), status.RecordKey(j.ID), raw, time.Minute).Err(); err != nil {
+		if err := e.rdb.Set(t.Context(), status.RecordKey(j.Ref()), raw, time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
 		adm := e.begin(t, j, "w1", time.Minute)
 		if adm.Verdict != status.Claimed || adm.Record.Claim == nil || len(adm.Record.History) != 0 || len(adm.Record.Channels) != 0 {
 			t.Fatalf("admission %s %+v", adm.Verdict, adm.Record)
 		}
-		stored, err := e.rdb.Get(t.Context(), status.RecordKey(j.ID)).Result()
+		stored, err := e.rdb.Get(t.Context(), status.RecordKey(j.Ref())).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -872,7 +883,7 @@ func TestUnknownResolvedByReport(t *testing.T) {
 			e.begin(t, j, "w1", 50*time.Millisecond)
 			wamid := "wamid.unknown-" + strconv.Itoa(i)
 			if tt.early != "" {
-				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.early, Fallback: true, Channel: tt.channel}); err != nil {
+				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobRef: j.Ref(), MessageID: wamid, State: tt.early, Fallback: true, Channel: tt.channel}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -882,7 +893,7 @@ func TestUnknownResolvedByReport(t *testing.T) {
 				t.Fatalf("attempt after the verdict = %+v", last)
 			}
 			if tt.report != "" {
-				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobID: j.ID, MessageID: wamid, State: tt.report, Code: "131026", Fallback: true, Channel: tt.channel}); err != nil {
+				if _, _, _, err := e.store.Apply(t.Context(), status.Report{JobRef: j.Ref(), MessageID: wamid, State: tt.report, Code: "131026", Fallback: true, Channel: tt.channel}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -20,7 +20,7 @@ import (
 	"github.com/herald-notify/herald/internal/job"
 )
 
-// ErrNotFound is returned when no record exists for an id.
+// ErrNotFound is returned when no record exists for a job (of that tenant).
 var ErrNotFound = errors.New("notification not found")
 
 // ErrBusy is returned by Settle when another delivery holds a live claim on the job.
@@ -29,16 +29,23 @@ var ErrBusy = errors.New("notification is being sent by another delivery")
 // Keys used in Redis. Braces keep a record and its index on one Redis Cluster slot where
 // both are named in one script.
 const (
-	keyRecord     = "herald:n:{%s}"
-	keyMessage    = "herald:m:{%s}"
+	keyRecord  = "herald:n:{%s}"
+	keyMessage = "herald:m:{%s}"
+	// KeySuppressed is the deployment-wide suppression set, which only an operator changes;
+	// each tenant has its own beside it (SuppressedKey).
 	KeySuppressed = "herald:suppressed"
 	keyWindow     = "herald:win:%s"
 )
 
-// RecordKey returns the Redis key of a notification record.
-func RecordKey(id string) string { return fmt.Sprintf(keyRecord, id) }
+// RecordKey returns the Redis key of the record of a job ref (job.Ref: "<tenant>/<id>"):
+// one tenant's id never names another tenant's record.
+func RecordKey(ref string) string { return fmt.Sprintf(keyRecord, ref) }
 
-// messageKey is the key of the index from a provider message id to its job id.
+// SuppressedKey is the set of the recipients who opted out of tenant's messages: consent is
+// given to a business, so a STOP to one tenant does not silence another.
+func SuppressedKey(tenant string) string { return KeySuppressed + ":" + job.TenantOr(tenant) }
+
+// messageKey is the key of the index from a provider message id to its job ref.
 func messageKey(msgID string) string { return fmt.Sprintf(keyMessage, msgID) }
 
 // WindowKey returns the Redis key marking an open 24-hour window between a business number
@@ -152,16 +159,17 @@ func (s *Store) BeginCheck(ctx context.Context, j *job.Job, owner string, lease 
 
 func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.Duration, channels []string, replay bool, check *Check) (Admission, error) {
 	a := beginArgs{
-		Record:     RecordKey(j.ID),
-		Suppressed: KeySuppressed,
-		Window:     WindowKey(s.business, j.To),
-		Owner:      owner,
-		LeaseMS:    lease.Milliseconds(),
-		Initial:    marshalRecord(NewRecord(j, Queued, channels, s.now())),
-		To:         j.To,
-		TTLMS:      s.ttl.Milliseconds(),
-		Now:        s.stamp(),
-		Replay:     replay,
+		Record:           RecordKey(j.Ref()),
+		Suppressed:       KeySuppressed,
+		Window:           WindowKey(s.business, j.To),
+		TenantSuppressed: SuppressedKey(j.Tenant),
+		Owner:            owner,
+		LeaseMS:          lease.Milliseconds(),
+		Initial:          marshalRecord(NewRecord(j, Queued, channels, s.now())),
+		To:               j.To,
+		TTLMS:            s.ttl.Milliseconds(),
+		Now:              s.stamp(),
+		Replay:           replay,
 	}
 	if check != nil {
 		a.CheckIdx, a.Deadline, a.DeadlineReason = strconv.Itoa(check.Idx), check.Deadline, check.Reason
@@ -201,11 +209,11 @@ type Outcome struct {
 	DeadLetter string
 }
 
-// Attempt records the outcome of a send attempt and returns the state before and the record
-// after.
-func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old string, rec *Record, err error) {
+// Attempt records the outcome of a send attempt on the job ref (job.Ref) and returns the
+// state before and the record after.
+func (s *Store) Attempt(ctx context.Context, ref, owner string, o Outcome) (old string, rec *Record, err error) {
 	a := attemptArgs{
-		Record:            RecordKey(id),
+		Record:            RecordKey(ref),
 		Message:           messageKey(o.ProviderMessageID),
 		Owner:             owner,
 		Mode:              o.Mode,
@@ -217,7 +225,7 @@ func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old s
 		Now:               s.stamp(),
 		TTLMS:             s.ttl.Milliseconds(),
 		Attempts:          o.Attempts,
-		JobID:             id,
+		JobRef:            ref,
 		NextChannel:       o.NextChannel,
 		Segments:          o.Segments,
 		DeadLetter:        o.DeadLetter,
@@ -233,7 +241,7 @@ func (s *Store) Attempt(ctx context.Context, id, owner string, o Outcome) (old s
 // expired, rejected, canceled. With state "" it only releases owner's claim.
 func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (old string, rec *Record, err error) {
 	a := settleArgs{
-		Record: RecordKey(j.ID),
+		Record: RecordKey(j.Ref()),
 		// Read the clock for Initial before Now: a new record's created_at never follows
 		// its updated_at.
 		Initial: marshalRecord(NewRecord(j, Queued, channels, s.now())),
@@ -253,7 +261,7 @@ func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason str
 // Create stores the first record of an accepted job unless one exists; it returns the
 // existing record when it does (a repeated id).
 func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing *Record, err error) {
-	ok, err := s.rdb.SetNX(ctx, RecordKey(rec.ID), marshalRecord(rec), s.ttl).Result()
+	ok, err := s.rdb.SetNX(ctx, RecordKey(rec.Ref()), marshalRecord(rec), s.ttl).Result()
 	if err != nil {
 		return false, nil, fmt.Errorf("status create: %w", err)
 	}
@@ -267,13 +275,13 @@ func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing
 		}
 		return true, rec, nil
 	}
-	existing, err = s.Get(ctx, rec.ID)
+	existing, err = s.Get(ctx, rec.Ref())
 	return false, existing, err
 }
 
-// Get returns the record of id, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
-	raw, err := s.rdb.Get(ctx, RecordKey(id)).Result()
+// Get returns the record of a job ref (job.Ref: "<tenant>/<id>"), or ErrNotFound.
+func (s *Store) Get(ctx context.Context, ref string) (*Record, error) {
+	raw, err := s.rdb.Get(ctx, RecordKey(ref)).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
@@ -282,24 +290,26 @@ func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	}
 	rec, err := unmarshalRecord(raw)
 	if err != nil {
-		return nil, fmt.Errorf("status get %s: %w", id, err)
+		return nil, fmt.Errorf("status get %s: %w", ref, err)
 	}
 	return rec, nil
 }
 
-// JobIDForMessage returns the job id of a provider message id, or ErrNotFound.
-func (s *Store) JobIDForMessage(ctx context.Context, msgID string) (string, error) {
-	id, err := s.rdb.Get(ctx, messageKey(msgID)).Result()
+// RefForMessage returns the job ref of a provider message id, or ErrNotFound.
+func (s *Store) RefForMessage(ctx context.Context, msgID string) (string, error) {
+	ref, err := s.rdb.Get(ctx, messageKey(msgID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrNotFound
 	}
-	return id, err
+	return ref, err
 }
 
 // Report is a provider's status report on one message.
 type Report struct {
-	// JobID, when the provider echoes it (biz_opaque_callback_data); else found by MessageID.
-	JobID     string
+	// JobRef is the job's ref (job.Ref) when the report names the job (the Cloud API echoes
+	// it in biz_opaque_callback_data, a Kannel report in its signed dlr-url); else the record
+	// is found by MessageID.
+	JobRef    string
 	MessageID string
 	State     string
 	Code      string
@@ -315,14 +325,14 @@ type Report struct {
 // Apply records a provider status report, forward only. It returns the record state before
 // and after, and whether anything changed; unknown messages give ErrNotFound.
 func (s *Store) Apply(ctx context.Context, r Report) (old string, rec *Record, changed bool, err error) {
-	id := r.JobID
-	if id == "" {
-		if id, err = s.JobIDForMessage(ctx, r.MessageID); err != nil {
+	ref := r.JobRef
+	if ref == "" {
+		if ref, err = s.RefForMessage(ctx, r.MessageID); err != nil {
 			return "", nil, false, err
 		}
 	}
 	a := statusArgs{
-		Record:    RecordKey(id),
+		Record:    RecordKey(ref),
 		MessageID: r.MessageID,
 		State:     r.State,
 		Code:      r.Code,
@@ -351,7 +361,7 @@ func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.BoolCmd, len(recs))
 	for i, r := range recs {
-		cmds[i] = pipe.SetNX(ctx, RecordKey(r.ID), marshalRecord(r), s.ttl)
+		cmds[i] = pipe.SetNX(ctx, RecordKey(r.Ref()), marshalRecord(r), s.ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("status create: %w", err)

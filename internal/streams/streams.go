@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,7 +59,9 @@ const (
 	HeaderError          = "Herald-Error"
 	HeaderAttempts       = "Herald-Attempts"
 	HeaderJobID          = "Herald-Job-Id"
-	HeaderSubject        = "Herald-Subject"
+	// HeaderTenant names a dead letter's tenant, so that a tenant's view shows only its own.
+	HeaderTenant  = "Herald-Tenant"
+	HeaderSubject = "Herald-Subject"
 	// HeaderReplay marks a job replayed from the DLQ.
 	HeaderReplay = "Herald-Replay"
 	// HeaderCheck marks a fallback check: the cascade index of the attempt it is about.
@@ -276,8 +279,18 @@ func StatusSubject(state string) string { return SubjectStatusPrefix + state }
 // DLQSubject returns the dead-letter subject of a reason.
 func DLQSubject(reason string) string { return SubjectDLQPrefix + reason }
 
-// DeadlineSubject is the subject of a job's delivery-deadline schedule.
-func DeadlineSubject(id string) string { return SubjectHoldPrefix + "deadline." + id }
+// DeadlineSubject is the subject of the delivery-deadline schedule of a job ref
+// ("<tenant>/<id>", job.Ref): herald.hold.deadline.<tenant>.<id>, so that no tenant's id names
+// another tenant's schedule.
+func DeadlineSubject(ref string) string { return SubjectHoldPrefix + "deadline." + refSubject(ref) }
 
-// WaitSubject is the subject of the schedule that releases a held job.
-func WaitSubject(id string) string { return SubjectHoldPrefix + "wait." + id }
+// WaitSubject is the subject of the schedule that releases a held job (by ref):
+// herald.hold.wait.<tenant>.<id>.
+func WaitSubject(ref string) string { return SubjectHoldPrefix + "wait." + refSubject(ref) }
+
+// DelayedSubject is the subject of a producer's send_at schedule for a job ref:
+// herald.delayed.<tenant>.<id>.
+func DelayedSubject(ref string) string { return SubjectDelayedPrefix + refSubject(ref) }
+
+// refSubject turns a ref's tenant into a subject token of its own (tenant names have no dot).
+func refSubject(ref string) string { return strings.Replace(ref, "/", ".", 1) }

@@ -127,7 +127,8 @@ func newHTTPClient() *http.Client {
 // Message is one outbound Cloud API message. Exactly one of Template, Text or Media is used,
 // in that order of precedence.
 type Message struct {
-	// JobID goes into biz_opaque_callback_data, so status webhooks name the job.
+	// JobID is the job's ref (<tenant>/<id>); it goes into biz_opaque_callback_data, so
+	// status webhooks name the job and its tenant.
 	JobID string
 	// To is the recipient in E.164 ("+79001234567"); it is sent as digits.
 	To string

@@ -3,7 +3,7 @@
 -- answers as the first.
 --
 -- KEYS[1] record: the notification record
--- KEYS[2] message: the provider message index (message id -> job id), set on a send
+-- KEYS[2] message: the provider message index (message id -> job ref), set on a send
 --
 -- ARGV[1] owner: the delivery's claim owner
 -- ARGV[2] mode: sent|retry|fallback|failed
@@ -15,7 +15,7 @@
 -- ARGV[8] now: the time to record (RFC 3339)
 -- ARGV[9] ttl_ms: how long the record and the index are kept
 -- ARGV[10] attempts: attempts on this channel so far
--- ARGV[11] job_id: the value of the message index
+-- ARGV[11] job_ref: the value of the message index (the job's <tenant>/<id>)
 -- ARGV[12] next_channel: the channel a fallback moves to
 -- ARGV[13] parts: SMS parts of a sent message (0: not an SMS)
 -- ARGV[14] dlq: the DLQ reason of a failed job ('': none)
@@ -71,7 +71,7 @@ if mode == 'sent' then
   redis.call('SET', KEYS[2], ARGV[11], 'PX', ttl)
   if rec.campaign and rec.campaign ~= '' and rec.campaign ~= cjson.null then
     -- Messages per channel (the cost estimate) and the send times (the campaign's rate).
-    local ck = 'herald:camp:' .. rec.campaign
+    local ck = campkey(rec)
     local t = nowms()
     redis.call('HINCRBY', ck, 'c:' .. ARGV[3], 1)
     local parts = tonumber(ARGV[13] or '0')

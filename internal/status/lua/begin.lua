@@ -1,8 +1,10 @@
 -- begin claims a job for one delivery, after the per-recipient admission checks.
 --
 -- KEYS[1] record: the notification record
--- KEYS[2] suppressed: the set of recipients who opted out
+-- KEYS[2] suppressed: the deployment-wide set of recipients who opted out (operators only)
 -- KEYS[3] window: the marker of the recipient's open 24-hour window
+-- KEYS[4] tenant_suppressed: the set of recipients who opted out of the job's tenant: consent
+--   is given to a business
 --
 -- ARGV[1] owner: the delivery's claim owner, unique per delivery
 -- ARGV[2] lease_ms: how long the claim holds
@@ -106,7 +108,7 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
   end
   return {'ambiguous', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then
+if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 or redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then
   rec.state = 'suppressed'
   rec.reason = 'recipient opted out'
   rec.claim = nil

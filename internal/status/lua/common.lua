@@ -5,7 +5,13 @@ local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- save stores rec and keeps its campaign's counters (herald:camp:<name>, a hash of
+-- campkey is the key of the counters of rec's campaign: campaigns are per tenant.
+local function campkey(rec)
+  local t = rec.tenant
+  if not t or t == '' or t == cjson.null then t = 'default' end
+  return 'herald:camp:' .. t .. '/' .. rec.campaign
+end
+-- save stores rec and keeps its campaign's counters (herald:camp:<tenant>/<name>, a hash of
 -- s:<state> counts) in step with the state change from prev (nil for a new record). The
 -- counter key is derived here rather than passed in KEYS: Herald supports a single Redis
 -- primary (with replicas or Sentinel), not Redis Cluster. It returns the encoded record, so
@@ -16,7 +22,7 @@ local function save(key, rec, ttl, prev)
   redis.call('SET', key, enc, 'PX', ttl)
   local c = rec.campaign
   if c and c ~= '' and c ~= cjson.null and prev ~= rec.state then
-    local ck = 'herald:camp:' .. c
+    local ck = campkey(rec)
     if prev then redis.call('HINCRBY', ck, 's:' .. prev, -1) end
     redis.call('HINCRBY', ck, 's:' .. rec.state, 1)
     redis.call('PEXPIRE', ck, ttl)

@@ -10,9 +10,17 @@
 -- ARGV[5] ttl_ms: how long the record is kept
 -- ARGV[6] initial: the record JSON to start from when there is none
 --
+-- 'rejected' (a message that does not decode) only ever creates a record: a malformed message
+-- that reuses the id of a job already known must not end that job, which is valid and may be
+-- waiting for a retry or a schedule; the DLQ letter tells the malformed message's story.
+--
 -- Returns {old state, record JSON, 'ok'|'busy'}; busy when another delivery holds a live
 -- claim.
 local raw = redis.call('GET', KEYS[1])
+if raw and ARGV[2] == 'rejected' then
+  local cur = cjson.decode(raw)
+  return {cur.state, raw, 'ok'}
+end
 local rec
 if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[6]) end
 local old = rec.state
