@@ -425,6 +425,17 @@ func TestApply(t *testing.T) {
 			{status.Delivered, status.Delivered, true},
 			{status.Delivered, status.Delivered, false},
 		}},
+		// A message the customer got cannot fail: a late or replayed failed report (Meta
+		// retries webhooks) neither ends the record nor releases the next channel.
+		{"failed after read changes nothing", []step{
+			{status.Read, status.Read, true},
+			{status.Failed, status.Read, false},
+		}},
+		{"failed after delivered changes nothing", []step{
+			{status.Delivered, status.Delivered, true},
+			{status.Failed, status.Delivered, false},
+			{status.Read, status.Read, true},
+		}},
 		{"failed is terminal for the attempt", []step{
 			{status.Failed, status.Failed, true},
 			{status.Delivered, status.Failed, false},
@@ -454,6 +465,20 @@ func TestApply(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("late failed after read does not release the next channel", func(t *testing.T) {
+		t.Parallel()
+		j := newJob("apply-late-failed", 3)
+		e.sent(t, j, "wamid.late-failed")
+		if _, _, _, err := e.store.Apply(t.Context(), status.Report{MessageID: "wamid.late-failed", State: status.Read, Channel: "white"}); err != nil {
+			t.Fatal(err)
+		}
+		_, rec, changed, err := e.store.Apply(t.Context(), status.Report{MessageID: "wamid.late-failed", State: status.Failed,
+			Code: "131026", Reason: "late", Fallback: true, Channel: "white"})
+		if err != nil || changed || rec.State != status.Read || rec.Resume || rec.ChannelIdx != 0 {
+			t.Fatalf("late failed: changed %v, err %v, record %+v; want read, no fallback", changed, err, rec)
+		}
+	})
 
 	t.Run("failed report records code and reason", func(t *testing.T) {
 		t.Parallel()

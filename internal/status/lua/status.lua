@@ -18,6 +18,7 @@
 -- Returns {old record state, record JSON, 'changed'|'same'|'parked'|'missing'}.
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'', '', 'missing'} end
+local reached = {delivered=true, read=true}
 local rec = cjson.decode(raw)
 local old = rec.state
 local st = ARGV[2]
@@ -56,7 +57,7 @@ if not found then
   if e == 'failed+' then e = 'failed' end
   local park = st
   if st == 'failed' and ARGV[7] == '1' then park = 'failed+' end
-  if e == nil or (e ~= 'failed' and (st == 'failed' or (rank[st] or -1) > (rank[e] or -1))) then
+  if e == nil or (e ~= 'failed' and ((st == 'failed' and not reached[e]) or (rank[st] or -1) > (rank[e] or -1))) then
     rec.early[ARGV[1]] = park
     if ARGV[8] ~= '' then
       -- The channel it came from: an attempt in doubt adopts only its own channel's report.
@@ -68,6 +69,9 @@ if not found then
   return {old, cjson.encode(rec), 'parked'}
 end
 if found.state == 'failed' or found.state == st then return {old, cjson.encode(rec), 'same'} end
+-- A message the customer received (delivered, read) cannot fail any more: a late or replayed
+-- 'failed' must neither end the record nor release its next channel (a second message).
+if st == 'failed' and reached[found.state] then return {old, cjson.encode(rec), 'same'} end
 if st ~= 'failed' and (rank[st] or -1) <= (rank[found.state] or -1) then return {old, cjson.encode(rec), 'same'} end
 found.state = st
 found.status_at = ARGV[5]
