@@ -33,8 +33,6 @@ const (
 	actStoreDown
 	// actDeadLetter publishes the job to the DLQ, then terminates the message.
 	actDeadLetter
-	// actTerm terminates a message that is not a usable delivery at all.
-	actTerm
 	// actLeave does nothing: a hard stop left the message to JetStream's redelivery, and the
 	// claim (if any) to expire.
 	actLeave
@@ -100,8 +98,6 @@ func (w *Worker) dispose(ctx context.Context, msg jetstream.Msg, log *slog.Logge
 			return // not counted: the job comes again
 		}
 		_ = msg.TermWithReason(o.letter.reason)
-	case actTerm:
-		_ = msg.Term()
 	case actLeave:
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/herald-notify/herald/internal/ratelimit"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
+	"github.com/herald-notify/herald/internal/templates"
 )
 
 // One delivery of a job message goes through four steps, each a function returning the
@@ -99,7 +100,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, sl *slot) {
 func (w *Worker) open(ctx context.Context, msg jetstream.Msg, sl *slot) (*delivery, *outcome) {
 	md, err := msg.Metadata()
 	if err != nil {
-		return nil, &outcome{act: actTerm}
+		// Not a JetStream delivery (a custom consumer's message): it cannot be redelivered,
+		// so it is dead-lettered with its data rather than dropped without a trace.
+		id, tenant := bestEffortID(msg.Data())
+		w.log.Warn("message without JetStream metadata: dead-lettered", "job", id, "err", err)
+		return nil, deadLetter(streamLetter(msg, id, tenant, "invalid", "no JetStream metadata: "+err.Error()), "rejected", "")
 	}
 	if md.NumDelivered > 1 {
 		w.log.Debug("redelivery", "delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
@@ -108,6 +113,13 @@ func (w *Worker) open(ctx context.Context, msg jetstream.Msg, sl *slot) (*delive
 	if err != nil {
 		id, tenant := bestEffortID(msg.Data())
 		return nil, w.reject(ctx, msg, id, tenant, err)
+	}
+	// A marketing template honours the customer's marketing stop (the claim checks it): the
+	// category is the catalogue's, never the producer's word.
+	if j.Template != "" {
+		if def, err := w.templates.Definition(j.Template, j.Language); err == nil && def.Category == templates.CategoryMarketing {
+			j.Marketing = true
+		}
 	}
 	lm := newLiveMsg(msg, w.cfg.AckWait)
 	lm.slot = sl

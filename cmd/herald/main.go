@@ -30,6 +30,7 @@ Usage:
   herald campaign show|cancel NAME
   herald dlq list|replay [--reason R] [ID...]
   herald config check FILE       validate a fleet file (HERALD_CONFIG_FILE) and summarise it
+  herald migrate tenancy         one-time: move pre-tenancy Redis keys to <tenant>/<id> (HERALD_REDIS_URL)
 
 Configuration comes from HERALD_* environment variables (see README.md).
 Run 'herald COMMAND -h' for a command's flags.
@@ -87,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdImport(ctx, rest, stdout, stderr)
 	case "campaign":
 		err = cmdCampaign(ctx, rest, stdout)
+	case "migrate":
+		err = cmdMigrate(ctx, rest, stdout, stderr)
 	case "config":
 		err = cmdConfig(rest, stdout, stderr)
 	default:

@@ -49,6 +49,7 @@ type Store interface {
 	Get(ctx context.Context, id string) (*status.Record, error)
 	Create(ctx context.Context, rec *status.Record) (bool, *status.Record, error)
 	CreateMany(ctx context.Context, recs []*status.Record) error
+	GetMany(ctx context.Context, refs []string) ([]*status.Record, error)
 	Apply(ctx context.Context, r status.Report) (string, *status.Record, bool, error)
 	OpenWindow(ctx context.Context, business, to string, d time.Duration) error
 	Campaign(ctx context.Context, tenant, name string) (status.CampaignCounters, error)
@@ -75,8 +76,12 @@ type Config struct {
 	KV jetstream.KeyValue
 	// NATS is checked by /readyz.
 	NATS *nats.Conn
-	// Keys maps API keys to tenants (HERALD_API_KEYS).
-	Keys map[string]string
+	// Keys maps API keys to tenants (HERALD_API_KEYS); AdminKeys maps operators' keys to
+	// their names (HERALD_ADMIN_KEYS). A tenant key sees its tenant only; an operator acts for
+	// the tenant its request names (?tenant=, default "default") and alone changes the
+	// deployment-wide suppression list.
+	Keys      map[string]string
+	AdminKeys map[string]string
 	// Jobs are the validation defaults; Channels the default cascade.
 	Jobs     job.Options
 	Channels []string
@@ -150,6 +155,9 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), ops: http.NewServeMux(),
 		words: consent.NewWords(cfg.StopWords, cfg.StartWords), purges: make(chan struct{}, 16), keys: map[string]*keyLimit{}}
 	for k := range cfg.Keys {
+		s.keys[k] = newKeyLimit(cfg.APIRate, cfg.APIBurst, cfg.APIMaxInFlightBytes)
+	}
+	for k := range cfg.AdminKeys {
 		s.keys[k] = newKeyLimit(cfg.APIRate, cfg.APIBurst, cfg.APIMaxInFlightBytes)
 	}
 	s.routes()
@@ -226,16 +234,34 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 		scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok = ok && strings.EqualFold(scheme, "Bearer")
 		key = strings.TrimSpace(key)
-		tenant, found, known := "", false, ""
+		tenant, found, known, operator := "", false, "", false
 		if ok {
+			// Every key is compared, in constant time: the answer's timing tells nothing
+			// about which keys exist.
 			for k, t := range s.cfg.Keys {
 				if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
 					tenant, found, known = t, true, k
 				}
 			}
+			for k, name := range s.cfg.AdminKeys {
+				if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
+					tenant, found, known, operator = name, true, k, true
+				}
+			}
 		}
 		if !found {
-			writeError(w, http.StatusUnauthorized, "missing or unknown API key (Authorization: Bearer <key> from HERALD_API_KEYS)")
+			writeError(w, http.StatusUnauthorized, "missing or unknown API key (Authorization: Bearer <key> from HERALD_API_KEYS or HERALD_ADMIN_KEYS)")
+			return
+		}
+		c := caller{tenant: tenant}
+		if operator {
+			c = c.operatorFor(r.URL.Query().Get("tenant"), tenant)
+			if !job.ValidTenant(c.tenant) {
+				writeError(w, http.StatusBadRequest, "tenant: must be 1-63 characters of a-z 0-9 -")
+				return
+			}
+		} else if t := r.URL.Query().Get("tenant"); t != "" && t != tenant {
+			writeError(w, http.StatusForbidden, "tenant: this API key belongs to tenant "+tenant+"; only an operator key (HERALD_ADMIN_KEYS) names another")
 			return
 		}
 		kl := s.keys[known]
@@ -244,12 +270,36 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 			tooMany(w, d, "this API key's request rate (HERALD_API_RATE, HERALD_API_BURST) is used up; retry after Retry-After seconds")
 			return
 		}
-		ctx := context.WithValue(context.WithValue(r.Context(), tenantKey{}, tenant), keyLimitKey{}, kl)
+		ctx := context.WithValue(context.WithValue(r.Context(), tenantKey{}, c), keyLimitKey{}, kl)
 		h(w, r.WithContext(ctx))
 	})
 }
 
-func tenantOf(r *http.Request) string { t, _ := r.Context().Value(tenantKey{}).(string); return t }
+// caller is who a request acts as: a tenant, or an operator acting for one.
+type caller struct {
+	tenant   string
+	operator string // the operator's name; "" for a tenant key
+}
+
+func (c caller) operatorFor(tenant, name string) caller {
+	return caller{tenant: job.TenantOr(tenant), operator: name}
+}
+
+// isOperator tells whether the request came with an operator key.
+func isOperator(r *http.Request) bool { c, _ := r.Context().Value(tenantKey{}).(caller); return c.operator != "" }
+
+// actor names who made a change, for the audit trail: "operator:<name>" or "tenant:<name>".
+func actor(r *http.Request) string {
+	c, _ := r.Context().Value(tenantKey{}).(caller)
+	if c.operator != "" {
+		return "operator:" + c.operator
+	}
+	return "tenant:" + c.tenant
+}
+
+// tenantOf is the tenant a request acts for: its key's, or the one an operator names. Every
+// handler scopes what it reads and changes by it.
+func tenantOf(r *http.Request) string { c, _ := r.Context().Value(tenantKey{}).(caller); return c.tenant }
 
 func keyLimitOf(r *http.Request) *keyLimit {
 	kl, _ := r.Context().Value(keyLimitKey{}).(*keyLimit)
@@ -346,14 +396,27 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	results := make([]accepted, len(req.Notifications))
 	var jobs []*job.Job
 	var idx []int
+	seen := map[string]int{}
 	for i, raw := range req.Notifications {
 		j, res, _ := s.accept(r, raw)
 		if j == nil {
 			results[i] = res
 			continue
 		}
+		if first, dup := seen[j.ID]; dup {
+			results[i] = accepted{ID: j.ID, Error: "id: the same as notifications[" + strconv.Itoa(first) + "] of this batch"}
+			continue
+		}
+		seen[j.ID] = i
 		jobs = append(jobs, j)
 		idx = append(idx, i)
+	}
+	// An id the caller's tenant used before answers with its record, as a single post does,
+	// however long ago: past JetStream's duplicate window a second publish would go out.
+	jobs, idx = s.knownInBatch(r, jobs, idx, results)
+	if len(jobs) == 0 {
+		s.batchAnswer(w, results)
+		return
 	}
 	prs, err := s.cfg.Publisher.PublishBatch(r.Context(), jobs)
 	if err != nil {
@@ -376,6 +439,35 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Store.CreateMany(r.Context(), recs); err != nil {
 		s.log.Warn("batch records not created; workers will create them", "err", err)
 	}
+	s.batchAnswer(w, results)
+}
+
+// knownInBatch answers the jobs whose id the tenant already has a record for as duplicates
+// and returns the others. If the records cannot be read, every job is kept: JetStream's
+// duplicate window and the workers' claim still stop a second send.
+func (s *Server) knownInBatch(r *http.Request, jobs []*job.Job, idx []int, results []accepted) ([]*job.Job, []int) {
+	refs := make([]string, len(jobs))
+	for k, j := range jobs {
+		refs[k] = j.Ref()
+	}
+	recs, err := s.cfg.Store.GetMany(r.Context(), refs)
+	if err != nil {
+		s.log.Warn("batch: existing records not read; relying on the duplicate window and claims", "err", err)
+		return jobs, idx
+	}
+	keepJobs, keepIdx := jobs[:0:0], idx[:0:0]
+	for k, rec := range recs {
+		if rec != nil {
+			results[idx[k]] = accepted{ID: rec.ID, State: rec.State, Duplicate: true}
+			continue
+		}
+		keepJobs, keepIdx = append(keepJobs, jobs[k]), append(keepIdx, idx[k])
+	}
+	return keepJobs, keepIdx
+}
+
+// batchAnswer writes the per-item results of a batch.
+func (s *Server) batchAnswer(w http.ResponseWriter, results []accepted) {
 	ok, bad := 0, 0
 	for _, a := range results {
 		if a.Error == "" {

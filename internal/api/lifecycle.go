@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-notify/herald/internal/consent"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/provider"
 	"github.com/herald-notify/herald/internal/status"
@@ -130,19 +132,39 @@ func (s *Server) optOut(ctx context.Context, source, from, ref, text string, at 
 	if at.IsZero() {
 		at = s.cfg.Now()
 	}
-	ev := consent.Event{Phone: from, Action: action, Source: source, Ref: ref, At: at.UTC()}
-	outcome, err := s.cfg.Consent.Record(ctx, ev)
-	if err != nil {
-		s.log.Warn("opt-out not recorded", "from", phone.Mask(from), "action", action, "err", err)
-		return false
+	// The customer answers a number, so the word is for every tenant that sends from it.
+	for _, tenant := range s.tenantsOfNumber() {
+		ev := consent.Event{Phone: from, Action: action, Scope: tenant, Source: source, Ref: ref, At: at.UTC()}
+		outcome, err := s.cfg.Consent.Record(ctx, ev)
+		if err != nil {
+			s.log.Warn("opt-out not recorded", "from", phone.Mask(from), "action", action, "tenant", tenant, "err", err)
+			return false
+		}
+		s.log.Info("recipient opt-out", "from", phone.Mask(from), "action", action, "tenant", tenant, "source", source, "outcome", outcome.String())
 	}
-	s.log.Info("recipient opt-out", "from", phone.Mask(from), "action", action, "source", source, "outcome", outcome.String())
 	return true
 }
 
+// tenantsOfNumber is every tenant that sends from the deployment's numbers: with the
+// HERALD_* variables alone, one WhatsApp number, one grey instance and one SMS account serve
+// every tenant (the default one and each of HERALD_API_KEYS), so a customer's STOP to them
+// is for all of those tenants.
+func (s *Server) tenantsOfNumber() []string {
+	seen := map[string]bool{job.DefaultTenant: true}
+	out := []string{job.DefaultTenant}
+	for _, t := range s.cfg.Keys {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out[1:])
+	return out
+}
+
 // userPreference records Meta's user_preferences: a customer who stops marketing messages
-// is suppressed for marketing templates until they resume. Scope "" is the deployment's
-// list (tenants will get their own).
+// is suppressed for marketing templates, by every tenant sending from the number, until they
+// resume.
 func (s *Server) userPreference(ctx context.Context, p webhook.UserPreference) bool {
 	if s.cfg.Consent == nil {
 		return true
@@ -168,14 +190,16 @@ func (s *Server) userPreference(ctx context.Context, p webhook.UserPreference) b
 	if at.IsZero() {
 		at = s.cfg.Now()
 	}
-	ev := consent.Event{Phone: from, Action: action, Category: consent.CategoryMarketing, Source: "user_preferences:white",
-		Ref: p.Value + ":" + strconv.FormatInt(at.Unix(), 10), At: at.UTC()}
-	outcome, err := s.cfg.Consent.Record(ctx, ev)
-	if err != nil {
-		s.log.Warn("marketing preference not recorded", "from", phone.Mask(from), "value", p.Value, "err", err)
-		return false
+	for _, tenant := range s.tenantsOfNumber() {
+		ev := consent.Event{Phone: from, Action: action, Category: consent.CategoryMarketing, Scope: tenant, Source: "user_preferences:white",
+			Ref: p.Value + ":" + strconv.FormatInt(at.Unix(), 10), At: at.UTC()}
+		outcome, err := s.cfg.Consent.Record(ctx, ev)
+		if err != nil {
+			s.log.Warn("marketing preference not recorded", "from", phone.Mask(from), "value", p.Value, "tenant", tenant, "err", err)
+			return false
+		}
+		s.log.Info("recipient marketing preference", "from", phone.Mask(from), "action", action, "tenant", tenant, "outcome", outcome.String())
 	}
-	s.log.Info("recipient marketing preference", "from", phone.Mask(from), "action", action, "outcome", outcome.String())
 	return true
 }
 
@@ -209,16 +233,27 @@ func (s *Server) phoneParam(w http.ResponseWriter, r *http.Request) (string, boo
 
 type suppression struct {
 	Phone string `json:"phone"`
+	// Tenant is whose list it is; "" (with Scope "deployment") the deployment-wide list.
+	Tenant string `json:"tenant,omitempty"`
+	Scope  string `json:"scope,omitempty"`
 	// Category is "marketing" for a marketing preference, absent for every message.
 	Category   string `json:"category,omitempty"`
 	Suppressed bool   `json:"suppressed"`
 	// MarketingSuppressed (GET only) tells whether the number stopped marketing messages.
 	MarketingSuppressed *bool `json:"marketing_suppressed,omitempty"`
+	// By and At (GET only) say who made the latest change and when.
+	By string     `json:"by,omitempty"`
+	At *time.Time `json:"at,omitempty"`
 }
 
-// suppress and unsuppress are the operators' opt-out controls (POST/DELETE
-// /v1/suppressions/{phone}; ?category=marketing for marketing messages only); GET tells
-// the current state of both.
+// scopeDeployment names the deployment-wide list in ?scope=: it silences every tenant, so
+// only an operator changes it.
+const scopeDeployment = "deployment"
+
+// suppress and unsuppress change the caller's tenant's consent list (POST/DELETE
+// /v1/suppressions/{phone}; ?category=marketing for marketing messages only;
+// ?scope=deployment for the deployment-wide list, operators only); GET tells the current
+// state of both for the tenant (the deployment-wide list included).
 func (s *Server) suppress(w http.ResponseWriter, r *http.Request) {
 	s.setSuppression(w, r, consent.Stop)
 }
@@ -241,13 +276,30 @@ func (s *Server) setSuppression(w http.ResponseWriter, r *http.Request, action s
 		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
 		return
 	}
-	ev := consent.Event{Phone: p, Action: action, Category: category, Source: "operator:" + tenantOf(r), At: s.cfg.Now().UTC()}
+	scope := tenantOf(r)
+	switch r.URL.Query().Get("scope") {
+	case "":
+	case scopeDeployment:
+		if !isOperator(r) {
+			writeError(w, http.StatusForbidden, "scope: the deployment-wide list silences every tenant; only an operator key (HERALD_ADMIN_KEYS) changes it")
+			return
+		}
+		scope = ""
+	default:
+		writeError(w, http.StatusBadRequest, "scope: must be empty (the tenant's list) or deployment")
+		return
+	}
+	ev := consent.Event{Phone: p, Action: action, Category: category, Scope: scope, Source: actor(r), At: s.cfg.Now().UTC()}
 	if _, err := s.cfg.Consent.Record(r.Context(), ev); err != nil {
 		s.log.Warn("suppression not recorded", "phone", phone.Mask(p), "err", err)
 		writeError(w, http.StatusServiceUnavailable, "not recorded; retry")
 		return
 	}
-	writeJSON(w, http.StatusOK, suppression{Phone: p, Category: category, Suppressed: action == consent.Stop})
+	res := suppression{Phone: p, Tenant: scope, Category: category, Suppressed: action == consent.Stop}
+	if scope == "" {
+		res.Scope = scopeDeployment
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
@@ -259,17 +311,22 @@ func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
 		return
 	}
-	sup, err := s.cfg.Consent.Suppressed(r.Context(), p)
+	tenant := tenantOf(r)
+	sup, err := s.cfg.Consent.Suppressed(r.Context(), tenant, p)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
 		return
 	}
-	mkt, err := s.cfg.Consent.MarketingSuppressed(r.Context(), "", p)
+	mkt, err := s.cfg.Consent.MarketingSuppressed(r.Context(), tenant, p)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "suppression list unavailable")
 		return
 	}
-	writeJSON(w, http.StatusOK, suppression{Phone: p, Suppressed: sup, MarketingSuppressed: &mkt})
+	res := suppression{Phone: p, Tenant: tenant, Suppressed: sup, MarketingSuppressed: &mkt}
+	if ev, err := s.cfg.Consent.Latest(r.Context(), tenant, p); err == nil && ev != nil {
+		res.By, res.At = ev.Source, &ev.At
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 type window struct {

@@ -55,6 +55,9 @@ type Config struct {
 	// http://127.0.0.1<HTTP_ADDR port>.
 	PublicURL string `envconfig:"HERALD_PUBLIC_URL"`
 	APIKeys   string `envconfig:"HERALD_API_KEYS"`
+	// AdminKeys are the operators' keys (name:key,...): an operator sees and manages every
+	// tenant (?tenant= on any route) and the deployment-wide suppression list.
+	AdminKeys string `envconfig:"HERALD_ADMIN_KEYS"`
 	// APIURL and APIKey are for the CLI talking to a running API.
 	APIURL string `envconfig:"HERALD_API_URL" default:"http://127.0.0.1:8080"`
 	APIKey string `envconfig:"HERALD_API_KEY"`
@@ -135,6 +138,10 @@ type Config struct {
 	SendTimeout time.Duration `envconfig:"HERALD_SEND_TIMEOUT" default:"15s"`
 	// StatusTTL is how long status records (and so the idempotency of a job id) are kept.
 	StatusTTL time.Duration `envconfig:"HERALD_STATUS_TTL" default:"720h"`
+	// CampaignsMaxPerTenant caps each tenant's campaigns (entries in the herald-campaigns
+	// bucket): every worker holds the canceled ones in memory and reads them all at start.
+	// An entry lives StatusTTL after its last change.
+	CampaignsMaxPerTenant int `envconfig:"HERALD_CAMPAIGNS_MAX_PER_TENANT" default:"1000"`
 	// DuplicateWindow is JetStream's Nats-Msg-Id de-duplication window on HERALD_JOBS.
 	DuplicateWindow time.Duration `envconfig:"HERALD_DUPLICATE_WINDOW" default:"1h"`
 	// Replicas for the streams and KV bucket (3 in a JetStream cluster).
@@ -184,11 +191,23 @@ func (c *Config) Validate() error {
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
 		bad("REDIS_URL", "must start with redis:// or rediss://")
 	}
-	for _, kv := range splitList(c.APIKeys) {
-		t, k, ok := strings.Cut(kv, ":")
-		if !ok || t == "" || len(k) < 8 {
-			bad("API_KEYS", "each entry must be tenant:key with a key of at least 8 characters")
-			break
+	keys := map[string]string{}
+	for _, v := range []struct{ name, list, role string }{{"API_KEYS", c.APIKeys, "tenant"}, {"ADMIN_KEYS", c.AdminKeys, "operator"}} {
+		for _, kv := range splitList(v.list) {
+			t, k, ok := strings.Cut(kv, ":")
+			if !ok || t == "" || len(k) < 8 {
+				bad(v.name, "each entry must be %s:key with a key of at least 8 characters", v.role)
+				break
+			}
+			if !job.ValidTenant(t) {
+				bad(v.name, "%s name %q must be 1-63 characters of a-z 0-9 -", v.role, t)
+				break
+			}
+			if other, dup := keys[k]; dup {
+				bad(v.name, "a key of %s is also given to %s: a key names one caller", t, other)
+				break
+			}
+			keys[k] = v.role + " " + t
 		}
 	}
 	for name, u := range map[string]string{"WHITE_BASE_URL": c.WhiteBaseURL, "GREY_BASE_URL": c.GreyBaseURL, "SMS_URL": c.SMSURL, "PUBLIC_URL": c.PublicURL} {
@@ -290,6 +309,9 @@ func (c *Config) Validate() error {
 	if c.StatusTTL < time.Hour {
 		bad("STATUS_TTL", "must be at least 1h (it bounds how long a job id stays idempotent)")
 	}
+	if c.CampaignsMaxPerTenant < 1 || c.CampaignsMaxPerTenant > 100000 {
+		bad("CAMPAIGNS_MAX_PER_TENANT", "must be 1-100000 (each tenant's campaigns, held by every worker)")
+	}
 	if c.DuplicateWindow <= 0 {
 		bad("DUPLICATE_WINDOW", "must be positive")
 	}
@@ -374,6 +396,17 @@ func (c *Config) RequireWorker() error {
 func (c *Config) Tenants() map[string]string {
 	m := map[string]string{}
 	for _, kv := range splitList(c.APIKeys) {
+		if t, k, ok := strings.Cut(kv, ":"); ok {
+			m[k] = t
+		}
+	}
+	return m
+}
+
+// Admins parses HERALD_ADMIN_KEYS into key → operator name.
+func (c *Config) Admins() map[string]string {
+	m := map[string]string{}
+	for _, kv := range splitList(c.AdminKeys) {
 		if t, k, ok := strings.Cut(kv, ":"); ok {
 			m[k] = t
 		}

@@ -9,9 +9,11 @@
 // the operator's clock): Meta and GREEN-API redeliver webhooks, so an older START may arrive
 // after a newer STOP, and it must change nothing, in the bucket as in Redis.
 //
-// Two lists exist: the numbers that receive nothing (STOP words, operators), and per scope
-// the numbers that stopped marketing messages (Meta's user_preferences webhook). The scope
-// is "" for the whole deployment today; it is in every key so that it can become a tenant.
+// Two lists exist per scope: the numbers that receive nothing (STOP words, operators), and
+// the numbers that stopped marketing messages (Meta's user_preferences webhook). Consent is
+// given to a business, so the scope is a tenant: a STOP to shop does not silence bank. The
+// scope "" is the deployment-wide list, which only an operator changes and which silences
+// every tenant.
 package consent
 
 import (
@@ -28,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
 )
@@ -101,8 +104,8 @@ type Event struct {
 	Action string `json:"action"`
 	// Category is "" (every message) or CategoryMarketing.
 	Category string `json:"category,omitempty"`
-	// Scope is whose marketing list it is ("" for the deployment; later a tenant). Only
-	// marketing events have one.
+	// Scope is whose list it is: a tenant, or "" for the deployment-wide list (operators
+	// only; it silences every tenant).
 	Scope string `json:"scope,omitempty"`
 	// Source says who decided: "inbound:white", "inbound:grey", "operator:<tenant>",
 	// "user_preferences:white".
@@ -159,16 +162,22 @@ func Open(ctx context.Context, js jetstream.JetStream, rdb redis.UniversalClient
 }
 
 // MarketingKey is the Redis set of the numbers that stopped marketing messages in scope
-// ("" for the deployment): a marketing template job to one of them must be suppressed.
-func MarketingKey(scope string) string { return "herald:suppressed:marketing:" + scopeToken(scope) }
+// ("" for the deployment): the claim suppresses a marketing template job to one of them.
+func MarketingKey(scope string) string { return status.MarketingKey(scope) }
+
+// syncedKey marks a Redis whose suppression sets were rebuilt from the bucket (see Rebuild).
+const syncedKey = "herald:consent:synced"
 
 // timesKey is the hash of the time of the latest event applied to each number of a set:
 // Redis orders events as the bucket does, so the two never disagree.
 func timesKey(set string) string { return set + ":at" }
 
 func setKey(ev Event) string {
-	if ev.Category == CategoryMarketing {
+	switch {
+	case ev.Category == CategoryMarketing:
 		return MarketingKey(ev.Scope)
+	case ev.Scope != "":
+		return status.SuppressedKey(ev.Scope)
 	}
 	return status.KeySuppressed
 }
@@ -176,10 +185,13 @@ func setKey(ev Event) string {
 // kvKey is the event's key in herald-consent: one per number and list.
 func kvKey(ev Event) string {
 	d := strings.TrimPrefix(ev.Phone, "+")
-	if ev.Category == CategoryMarketing {
+	switch {
+	case ev.Category == CategoryMarketing:
 		return "marketing." + scopeToken(ev.Scope) + "." + d
+	case ev.Scope != "":
+		return "tenant." + ev.Scope + "." + d
 	}
-	return d
+	return d // the deployment-wide list, keyed as before tenants
 }
 
 func scopeToken(scope string) string {
@@ -189,17 +201,8 @@ func scopeToken(scope string) string {
 	return scope
 }
 
-func validScope(s string) bool {
-	if len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return s != "_"
-}
+// validScope: "" (the deployment) or a tenant name.
+func validScope(s string) bool { return s == "" || job.ValidTenant(s) }
 
 func (ev *Event) validate() error {
 	if ev.Action != Stop && ev.Action != Start {
@@ -209,15 +212,11 @@ func (ev *Event) validate() error {
 	if !strings.HasPrefix(ev.Phone, "+") || len(d) < 7 || len(d) > 15 || strings.Trim(d, "0123456789") != "" {
 		return fmt.Errorf("%w: phone must be E.164", ErrInvalid)
 	}
+	if !validScope(ev.Scope) {
+		return fmt.Errorf("%w: scope must be empty (the deployment) or a tenant name (a-z, 0-9, -)", ErrInvalid)
+	}
 	switch ev.Category {
-	case "":
-		if ev.Scope != "" {
-			return fmt.Errorf("%w: scope is for marketing preferences only", ErrInvalid)
-		}
-	case CategoryMarketing:
-		if !validScope(ev.Scope) {
-			return fmt.Errorf("%w: scope must be at most 64 letters, digits, '-' or '_'", ErrInvalid)
-		}
+	case "", CategoryMarketing:
 	default:
 		return fmt.Errorf("%w: category %q is neither empty nor %q", ErrInvalid, ev.Category, CategoryMarketing)
 	}
@@ -253,7 +252,7 @@ func (s *Store) Record(ctx context.Context, ev Event) (Outcome, error) {
 		data, _ := json.Marshal(ev)
 		msg := &nats.Msg{Subject: streams.SubjectOptOut, Data: data, Header: nats.Header{}}
 		if ev.Ref != "" {
-			msg.Header.Set(streams.HeaderMsgID, "optout:"+ev.Action+":"+ev.Ref)
+			msg.Header.Set(streams.HeaderMsgID, "optout:"+scopeToken(ev.Scope)+":"+ev.Action+":"+ev.Ref)
 		}
 		if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 			return outcome, fmt.Errorf("consent: publish opt-out event: %w", err)
@@ -319,14 +318,52 @@ end
 return 1
 `)
 
-// Suppressed tells whether phone receives nothing (it is on the every-message list).
-func (s *Store) Suppressed(ctx context.Context, phone string) (bool, error) {
-	return s.rdb.SIsMember(ctx, status.KeySuppressed, phone).Result()
+// Suppressed tells whether phone receives nothing from tenant: it is on tenant's list or on
+// the deployment-wide one ("" asks about the deployment-wide list alone).
+func (s *Store) Suppressed(ctx context.Context, tenant, phone string) (bool, error) {
+	return s.member(ctx, status.KeySuppressed, tenant, status.SuppressedKey, phone)
 }
 
-// MarketingSuppressed tells whether phone stopped marketing messages in scope.
-func (s *Store) MarketingSuppressed(ctx context.Context, scope, phone string) (bool, error) {
-	return s.rdb.SIsMember(ctx, MarketingKey(scope), phone).Result()
+// MarketingSuppressed tells whether phone stopped tenant's marketing messages (or every
+// tenant's: the deployment-wide marketing list).
+func (s *Store) MarketingSuppressed(ctx context.Context, tenant, phone string) (bool, error) {
+	return s.member(ctx, MarketingKey(""), tenant, MarketingKey, phone)
+}
+
+func (s *Store) member(ctx context.Context, global, tenant string, key func(string) string, phone string) (bool, error) {
+	pipe := s.rdb.Pipeline()
+	g := pipe.SIsMember(ctx, global, phone)
+	var t *redis.BoolCmd
+	if tenant != "" {
+		t = pipe.SIsMember(ctx, key(tenant), phone)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, err
+	}
+	return g.Val() || (t != nil && t.Val()), nil
+}
+
+// Latest returns the latest event that decides whether phone receives tenant's messages:
+// the newer of tenant's own and the deployment-wide one (nil when neither exists).
+func (s *Store) Latest(ctx context.Context, tenant, phone string) (*Event, error) {
+	var latest *Event
+	for _, scope := range []string{"", tenant} {
+		entry, err := s.kv.Get(ctx, kvKey(Event{Phone: phone, Scope: scope}))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consent: read %s: %w", streams.ConsentKV, err)
+		}
+		var ev Event
+		if json.Unmarshal(entry.Value(), &ev) != nil {
+			continue
+		}
+		if latest == nil || ev.At.After(latest.At) {
+			latest = &ev
+		}
+	}
+	return latest, nil
 }
 
 // Rebuild makes Redis agree with the bucket after Redis lost its data (or was replaced):
@@ -338,7 +375,9 @@ func (s *Store) Rebuild(ctx context.Context, log *slog.Logger) (int, error) {
 	if err := s.migrate(ctx, log); err != nil {
 		return 0, err
 	}
-	n, err := s.rdb.Exists(ctx, timesKey(status.KeySuppressed)).Result()
+	// The marker goes with Redis's data: present, the sets are whole (Record keeps them);
+	// absent, Redis is new or lost its data, and the sets are rebuilt.
+	n, err := s.rdb.Exists(ctx, syncedKey, timesKey(status.KeySuppressed)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("consent: check the suppression set: %w", err)
 	}
@@ -390,6 +429,9 @@ func (s *Store) Rebuild(ctx context.Context, log *slog.Logger) (int, error) {
 	}
 	if err := flush(); err != nil {
 		return 0, err
+	}
+	if err := s.rdb.Set(ctx, syncedKey, time.Now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+		return 0, fmt.Errorf("consent: mark the suppression sets rebuilt: %w", err)
 	}
 	log.Info("consent: suppression sets rebuilt from the consent bucket", "suppressed", stops, "numbers", events,
 		"took", time.Since(start).Round(time.Millisecond))

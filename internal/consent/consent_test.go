@@ -83,7 +83,7 @@ func (e env) logCount(t *testing.T) uint64 {
 
 func (e env) suppressed(t *testing.T, phone string) bool {
 	t.Helper()
-	got, err := e.st.Suppressed(t.Context(), phone)
+	got, err := e.st.Suppressed(t.Context(), "", phone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestRecordAndRebuild(t *testing.T) {
 		{Phone: "79001", Action: consent.Stop},
 		{Phone: "+79001230009", Action: "pause"},
 		{Phone: "+79001230009", Action: consent.Stop, Category: "promotions"},
-		{Phone: "+79001230009", Action: consent.Stop, Scope: "tenant-a"},
+		{Phone: "+79001230009", Action: consent.Stop, Scope: "Tenant_A"},
 		{Phone: "+79001230009", Action: consent.Stop, Category: consent.CategoryMarketing, Scope: "a.b"},
 	} {
 		if _, err := e.st.Record(ctx, bad); !errors.Is(err, consent.ErrInvalid) {
@@ -323,8 +323,9 @@ func TestMarketingPreference(t *testing.T) {
 		// after the event: marketing-suppressed in scope "" and in "tenant-a"
 		deployment, tenant bool
 	}{
-		{"stop", mk(consent.Stop, "", 10), consent.Applied, true, false},
-		{"an older resume is stale", mk(consent.Start, "", 5), consent.Stale, true, false},
+		// The deployment-wide list counts for every tenant.
+		{"stop", mk(consent.Stop, "", 10), consent.Applied, true, true},
+		{"an older resume is stale", mk(consent.Start, "", 5), consent.Stale, true, true},
 		{"another scope is its own list", mk(consent.Stop, "tenant-a", 1), consent.Applied, true, true},
 		{"resume", mk(consent.Start, "", 20), consent.Applied, false, true},
 	}
@@ -358,4 +359,54 @@ func TestMarketingPreference(t *testing.T) {
 	if got := e.rdb.SIsMember(ctx, status.KeySuppressed, phone).Val(); got {
 		t.Error("after Rebuild: the number receives nothing")
 	}
+}
+
+// TestConsentPerTenant: consent is given to a business. A STOP to one tenant silences that
+// tenant only, the deployment-wide list (operators) silences every tenant, each list keeps its
+// own order, and Redis comes back whole from the bucket.
+func TestConsentPerTenant(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	const phone = "+79001230500"
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ev := func(action, scope string, sec int) consent.Event {
+		return consent.Event{Phone: phone, Action: action, Scope: scope, Source: "inbound:white",
+			Ref: scope + action, At: t0.Add(time.Duration(sec) * time.Second)}
+	}
+	check := func(stage string, want map[string]bool) {
+		t.Helper()
+		for tenant, w := range want {
+			if got, err := e.st.Suppressed(ctx, tenant, phone); err != nil || got != w {
+				t.Errorf("%s: Suppressed(%q) = %v, %v; want %v", stage, tenant, got, err, w)
+			}
+		}
+	}
+	for _, step := range []struct {
+		name string
+		ev   consent.Event
+		want map[string]bool
+	}{
+		{"shop's STOP", ev(consent.Stop, "shop", 10), map[string]bool{"shop": true, "bank": false, "": false}},
+		// An older START to shop (a redelivered webhook) changes nothing; bank's own START
+		// is another list's.
+		{"shop's older START", ev(consent.Start, "shop", 5), map[string]bool{"shop": true, "bank": false}},
+		{"bank's START", ev(consent.Start, "bank", 20), map[string]bool{"shop": true, "bank": false}},
+		{"deployment-wide STOP", ev(consent.Stop, "", 30), map[string]bool{"shop": true, "bank": true, "": true}},
+		{"shop's newer START", ev(consent.Start, "shop", 40), map[string]bool{"shop": true, "bank": true}},
+		{"deployment-wide START", ev(consent.Start, "", 50), map[string]bool{"shop": false, "bank": false, "": false}},
+	} {
+		if _, err := e.st.Record(ctx, step.ev); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		check(step.name, step.want)
+	}
+	if _, err := e.st.Record(ctx, ev(consent.Stop, "bank", 60)); err != nil {
+		t.Fatal(err)
+	}
+	e.lose(t)
+	if _, err := e.st.Rebuild(ctx, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	check("after Rebuild", map[string]bool{"shop": false, "bank": true, "": false})
 }

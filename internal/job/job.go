@@ -66,6 +66,10 @@ type Job struct {
 	// QuietHours overrides the priority's default: true holds a transactional job outside
 	// HERALD_QUIET_HOURS too, false lets a bulk job through at any hour.
 	QuietHours *bool `json:"quiet_hours,omitempty"`
+	// Marketing is not part of the contract: the worker sets it from the template's category
+	// before the claim, which then suppresses the job for a customer who stopped the
+	// tenant's marketing messages (Meta's user_preferences).
+	Marketing bool `json:"-"`
 }
 
 // Media is a file attached to the message: the template's media header, a media message

@@ -52,6 +52,8 @@ type beginArgs struct {
 	Suppressed       string `lua:"suppressed"`
 	Window           string `lua:"window"`
 	TenantSuppressed string `lua:"tenant_suppressed"`
+	Marketing        string `lua:"marketing"`
+	MarketingAll     string `lua:"marketing_all"`
 
 	// ARGV
 	Owner   string `lua:"owner"`
@@ -66,17 +68,19 @@ type beginArgs struct {
 	CheckIdx       string `lua:"check_idx"`
 	Deadline       bool   `lua:"deadline"`
 	DeadlineReason string `lua:"deadline_reason"`
+	// IsMarketing makes the marketing sets count (a marketing template message).
+	IsMarketing bool `lua:"is_marketing"`
 }
 
 func (a *beginArgs) script() *redis.Script { return scriptBegin }
 
 func (a *beginArgs) keys() []string {
-	return []string{a.Record, a.Suppressed, a.Window, a.TenantSuppressed}
+	return []string{a.Record, a.Suppressed, a.Window, a.TenantSuppressed, a.Marketing, a.MarketingAll}
 }
 
 func (a *beginArgs) argv() []any {
 	return []any{a.Owner, a.LeaseMS, a.Initial, a.To, a.TTLMS, a.Now, boolArg(a.Replay),
-		a.CheckIdx, boolArg(a.Deadline), a.DeadlineReason}
+		a.CheckIdx, boolArg(a.Deadline), a.DeadlineReason, boolArg(a.IsMarketing)}
 }
 
 func (a *beginArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {

@@ -43,7 +43,17 @@ func RecordKey(ref string) string { return fmt.Sprintf(keyRecord, ref) }
 
 // SuppressedKey is the set of the recipients who opted out of tenant's messages: consent is
 // given to a business, so a STOP to one tenant does not silence another.
-func SuppressedKey(tenant string) string { return KeySuppressed + ":" + job.TenantOr(tenant) }
+func SuppressedKey(tenant string) string { return KeySuppressed + ":tenant:" + job.TenantOr(tenant) }
+
+// MarketingKey is the set of the recipients who stopped tenant's marketing messages (Meta's
+// user_preferences; "" the deployment-wide set): a marketing template message to one of them
+// is suppressed.
+func MarketingKey(tenant string) string {
+	if tenant == "" {
+		return KeySuppressed + ":marketing:_"
+	}
+	return KeySuppressed + ":marketing:" + tenant
+}
 
 // messageKey is the key of the index from a provider message id to its job ref.
 func messageKey(msgID string) string { return fmt.Sprintf(keyMessage, msgID) }
@@ -163,6 +173,9 @@ func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.
 		Suppressed:       KeySuppressed,
 		Window:           WindowKey(s.business, j.To),
 		TenantSuppressed: SuppressedKey(j.Tenant),
+		Marketing:        MarketingKey(j.Tenant),
+		MarketingAll:     MarketingKey(""),
+		IsMarketing:      j.Marketing,
 		Owner:            owner,
 		LeaseMS:          lease.Milliseconds(),
 		Initial:          marshalRecord(NewRecord(j, Queued, channels, s.now())),
@@ -293,6 +306,34 @@ func (s *Store) Get(ctx context.Context, ref string) (*Record, error) {
 		return nil, fmt.Errorf("status get %s: %w", ref, err)
 	}
 	return rec, nil
+}
+
+// GetMany returns the records of refs in one round trip, nil where a ref has none.
+func (s *Store) GetMany(ctx context.Context, refs []string) ([]*Record, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(refs))
+	for i, ref := range refs {
+		keys[i] = RecordKey(ref)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("status get: %w", err)
+	}
+	out := make([]*Record, len(refs))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
+		}
+		rec, err := unmarshalRecord(raw)
+		if err != nil {
+			return nil, fmt.Errorf("status get %s: %w", refs[i], err)
+		}
+		out[i] = rec
+	}
+	return out, nil
 }
 
 // RefForMessage returns the job ref of a provider message id, or ErrNotFound.

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/status"
 )
 
@@ -60,5 +61,46 @@ func TestTenantsKeepApart(t *testing.T) {
 	}
 	if adm := e.begin(t, newJob("third", 9001), "o3", time.Minute); adm.Verdict != status.SuppressedVerdict {
 		t.Fatalf("shop after a deployment-wide STOP: verdict %s, want suppressed", adm.Verdict)
+	}
+}
+
+// TestMarketingStop: a customer who stopped a tenant's marketing messages gets no marketing
+// template from it, still gets its other messages, and still gets other tenants' marketing;
+// the deployment-wide marketing list counts for every tenant.
+func TestMarketingStop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const n = 9100
+	to := newJob("x", n).To
+	if err := e.rdb.SAdd(t.Context(), status.MarketingKey("shop"), to).Err(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(id, tenant string, marketing bool) *job.Job {
+		j := newJob(id, n)
+		j.Tenant, j.Marketing = tenant, marketing
+		return j
+	}
+	for _, c := range []struct {
+		name string
+		j    *job.Job
+		want status.Verdict
+	}{
+		{"shop's promotion", mk("m1", "shop", true), status.SuppressedVerdict},
+		{"shop's order update", mk("m2", "shop", false), status.Claimed},
+		{"bank's promotion", mk("m3", "bank", true), status.Claimed},
+	} {
+		adm := e.begin(t, c.j, "o-"+c.j.ID, time.Minute)
+		if adm.Verdict != c.want {
+			t.Errorf("%s: verdict %s, want %s", c.name, adm.Verdict, c.want)
+		}
+		if c.want == status.SuppressedVerdict && adm.Record.Reason != "recipient stopped marketing messages" {
+			t.Errorf("%s: reason %q", c.name, adm.Record.Reason)
+		}
+	}
+	if err := e.rdb.SAdd(t.Context(), status.MarketingKey(""), to).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if adm := e.begin(t, mk("m4", "bank", true), "o-m4", time.Minute); adm.Verdict != status.SuppressedVerdict {
+		t.Errorf("bank's promotion after a deployment-wide marketing stop: verdict %s, want suppressed", adm.Verdict)
 	}
 }

@@ -45,16 +45,39 @@ func TestExecutor(t *testing.T) {
 	t.Run("duplicate", func(t *testing.T) { t.Parallel(); testDuplicate(t, env, def) })
 	t.Run("dead letter", func(t *testing.T) { t.Parallel(); testDeadLetter(t, env, def) })
 	t.Run("stopped mid-call", func(t *testing.T) { testStoppedMidCall(t, env) })
+	t.Run("malformed message reusing a known id", func(t *testing.T) {
+		t.Parallel()
+		env := env.For(t)
+		// A valid job waits for its retry; a malformed message with its id must not end it.
+		to := recipient()
+		env.Sim.AddRule(sim.Rule{To: to, HTTPStatus: 503, Times: 1})
+		r := env.Feed(t.Context(), def, workertest.Data(t, workertest.OrderReady("victim-1", to)))
+		one(t, r, workertest.NakWithDelay)
+		bad := env.Feed(t.Context(), def, []byte(`{"id":"victim-1","to":"nope"}`))
+		one(t, bad, workertest.TermWithReason)
+		if len(bad.Letters) != 1 {
+			t.Fatalf("letters %+v, want the malformed message's one", bad.Letters)
+		}
+		rec := must(t, bad)
+		if rec.State != status.Queued || len(rec.History) != 1 {
+			t.Fatalf("the valid job's record after the malformed message: %+v, want it waiting for its retry", rec)
+		}
+		again := env.Feed(t.Context(), def, workertest.Data(t, workertest.OrderReady("victim-1", to)), workertest.RedeliveryOf(r.Msg))
+		one(t, again, workertest.Ack)
+		if rec := must(t, again); rec.State != status.Sent {
+			t.Fatalf("the valid job's redelivery: %+v, want sent", rec)
+		}
+	})
 	t.Run("no metadata", func(t *testing.T) {
 		t.Parallel()
 		env := env.For(t)
-		// Not a JetStream message: terminated at once, with no DLQ letter, no record and no
-		// log line (the job leaves no trace: the behaviour as it is, worth a letter).
+		// Not a JetStream message: it cannot come again, so it is dead-lettered with its
+		// data (never dropped without a trace), and nothing is sent.
 		data := workertest.Data(t, workertest.OrderReady("no-metadata", recipient()))
 		r := env.Feed(t.Context(), def, data, workertest.MetadataError(errors.New("no reply subject")))
-		one(t, r, workertest.Term)
-		if r.Record != nil || len(r.Letters) != 0 || len(env.Calls(r.ID)) != 0 {
-			t.Fatalf("record %+v, letters %+v, calls %v: want nothing", r.Record, r.Letters, calls(env, r.ID))
+		one(t, r, workertest.TermWithReason)
+		if r.Record != nil || len(r.Letters) != 1 || len(env.Calls(r.ID)) != 0 {
+			t.Fatalf("record %+v, letters %+v, calls %v: want one letter, no record, no call", r.Record, r.Letters, calls(env, r.ID))
 		}
 	})
 }

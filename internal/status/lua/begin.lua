@@ -5,6 +5,8 @@
 -- KEYS[3] window: the marker of the recipient's open 24-hour window
 -- KEYS[4] tenant_suppressed: the set of recipients who opted out of the job's tenant: consent
 --   is given to a business
+-- KEYS[5] marketing: the set of recipients who stopped the tenant's marketing messages
+-- KEYS[6] marketing_all: the deployment-wide set of recipients who stopped marketing messages
 --
 -- ARGV[1] owner: the delivery's claim owner, unique per delivery
 -- ARGV[2] lease_ms: how long the claim holds
@@ -18,6 +20,7 @@
 -- ARGV[9] deadline: '1' when the check is the delivery deadline, so a message still only
 --   'sent' falls back
 -- ARGV[10] deadline_reason: the reason recorded with a deadline fallback
+-- ARGV[11] is_marketing: '1' when the job is a marketing template message
 --
 -- Returns {verdict, record JSON, wait ms, window open (0|1)}.
 local raw = redis.call('GET', KEYS[1])
@@ -108,9 +111,13 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
   end
   return {'ambiguous', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 or redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then
+local stopped = redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 or redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1
+local mstopped = not stopped and ARGV[11] == '1' and
+  (redis.call('SISMEMBER', KEYS[5], ARGV[4]) == 1 or redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 1)
+if stopped or mstopped then
   rec.state = 'suppressed'
   rec.reason = 'recipient opted out'
+  if mstopped then rec.reason = 'recipient stopped marketing messages' end
   rec.claim = nil
   rec.updated_at = ARGV[6]
   return {'suppressed', save(KEYS[1], rec, tonumber(ARGV[5]), prev), 0, win}
