@@ -286,7 +286,10 @@ func (c caller) operatorFor(tenant, name string) caller {
 }
 
 // isOperator tells whether the request came with an operator key.
-func isOperator(r *http.Request) bool { c, _ := r.Context().Value(tenantKey{}).(caller); return c.operator != "" }
+func isOperator(r *http.Request) bool {
+	c, _ := r.Context().Value(tenantKey{}).(caller)
+	return c.operator != ""
+}
 
 // actor names who made a change, for the audit trail: "operator:<name>" or "tenant:<name>".
 func actor(r *http.Request) string {
@@ -299,7 +302,10 @@ func actor(r *http.Request) string {
 
 // tenantOf is the tenant a request acts for: its key's, or the one an operator names. Every
 // handler scopes what it reads and changes by it.
-func tenantOf(r *http.Request) string { c, _ := r.Context().Value(tenantKey{}).(caller); return c.tenant }
+func tenantOf(r *http.Request) string {
+	c, _ := r.Context().Value(tenantKey{}).(caller)
+	return c.tenant
+}
 
 func keyLimitOf(r *http.Request) *keyLimit {
 	kl, _ := r.Context().Value(keyLimitKey{}).(*keyLimit)
