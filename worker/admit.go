@@ -211,8 +211,10 @@ func (w *Worker) quietApplies(j *job.Job) bool {
 	return j.Priority == job.PriorityBulk
 }
 
+// canceled tells whether the job's campaign was canceled by its own tenant: campaigns are
+// per tenant, so another tenant's cancel of the same name never stops it.
 func (w *Worker) canceled(j *job.Job) bool {
-	return j.Campaign != "" && w.cfg.Campaigns != nil && w.cfg.Campaigns.Canceled(j.Campaign)
+	return j.Campaign != "" && w.cfg.Campaigns != nil && w.cfg.Campaigns.Canceled(job.TenantOr(j.Tenant), j.Campaign)
 }
 
 // windowForTier tells, before the claim, whether the customer's 24-hour window is open, when

@@ -83,8 +83,12 @@ type Config struct {
 	// QuietHours holds bulk jobs (and jobs asking for it) outside the recipient's allowed
 	// local hours; the zero value never holds.
 	QuietHours QuietHours
-	// Campaigns tells which campaigns an operator canceled (nil: none are).
-	Campaigns interface{ Canceled(name string) bool }
+	// Campaigns tells which campaigns were canceled (nil: none are). Campaigns are per
+	// tenant: it is asked with the job's tenant ("default" for a job naming none) and the
+	// campaign's name, for every job of a campaign, so it must answer from memory.
+	Campaigns interface {
+		Canceled(tenant, name string) bool
+	}
 	// Limiter paces sends fleet-wide; Limits says how per channel (a channel without an
 	// entry is not paced). nil Limiter: no pacing.
 	Limiter Limiter

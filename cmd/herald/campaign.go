@@ -22,6 +22,7 @@ import (
 	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/importer"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
 )
@@ -55,7 +56,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	to := fs.String("to", importer.DefaultToColumn, "column with the phone number")
 	key := fs.String("key", "", "column identifying a row for idempotency (default: the --to column)")
 	prio := fs.String("priority", "bulk", "bulk or transactional")
-	tenant := fs.String("tenant", "", "tenant of every job")
+	tenant := fs.String("tenant", "", "tenant of every job and of the campaign (default \"default\")")
 	sendAt := fs.String("send-at", "", "schedule the whole batch (RFC 3339); a send_at column overrides it per row")
 	rejects := fs.String("rejects", "", "reject file (default FILE.rejects.csv)")
 	format := fs.String("format", "", "csv or jsonl (default: from the extension)")
@@ -122,30 +123,49 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f, ok := stderr.(*os.File); ok {
 		isTTY = term.IsTerminal(int(f.Fd()))
 	}
+	kv, err := js.KeyValue(ctx, streams.CampaignsKV)
+	if err != nil {
+		return fmt.Errorf("campaign bucket %s: %w", streams.CampaignsKV, err)
+	}
+	// The campaign is the tenant's (campaigns are per tenant), within its cap.
+	bucket := campaign.Limited{KeyValue: kv, Max: cfg.CampaignsMaxPerTenant}
+	owner := job.TenantOr(*tenant)
+	language := *lang
+	if language == "" {
+		language = cfg.DefaultLanguage
+	}
+	record := func(ctx context.Context, queued int64) error {
+		_, err := campaign.Update(ctx, bucket, owner, *name, func(m *campaign.Meta) {
+			m.Template, m.Language = *tpl, language
+			m.Queued += queued
+		})
+		return err
+	}
+	var registerErr error
 	opts := importer.Options{
 		File: file, Format: *format, Campaign: *name, Template: *tpl, Language: *lang, To: *to, Key: *key,
 		Map: maps, Buttons: buttons, Priority: *prio, Tenant: *tenant, SendAt: at, RejectFile: *rejects,
 		Progress: importer.NewProgress(stderr, isTTY), Jobs: cfg.JobOptions(),
+		// Registered before the first row goes: a campaign past the tenant's cap queues nothing.
+		Register: func(ctx context.Context) error {
+			if err := record(ctx, 0); err != nil {
+				registerErr = fmt.Errorf("campaign %s of tenant %s not registered, nothing queued: %w", *name, owner, err)
+				return registerErr
+			}
+			return nil
+		},
 	}
 	sum, runErr := importer.Run(ctx, js, opts)
 	if errors.Is(runErr, importer.ErrUsage) {
 		return usageError{runErr.Error()}
 	}
-	// Record the campaign even after Ctrl-C: what was queued is queued.
-	if sum.Queued > 0 || sum.AlreadyQueued > 0 {
-		kv, err := js.KeyValue(context.WithoutCancel(ctx), streams.CampaignsKV)
-		if err == nil {
-			language := *lang
-			if language == "" {
-				language = cfg.DefaultLanguage
-			}
-			_, err = campaign.Update(context.WithoutCancel(ctx), kv, *name, func(m *campaign.Meta) {
-				m.Template, m.Language = *tpl, language
-				m.Queued += sum.Queued
-			})
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "warning: campaign %s not recorded: %v\n", *name, err)
+	if registerErr != nil {
+		return registerErr
+	}
+	// Count what was queued even after Ctrl-C: what was queued is queued.
+	if sum.Queued > 0 {
+		if err := record(context.WithoutCancel(ctx), sum.Queued); err != nil {
+			fmt.Fprintf(stderr, "warning: campaign %s of tenant %s: %d queued jobs not counted: %v\n", *name, owner, sum.Queued, err)
 		}
 	}
 	if *output == "json" {
@@ -173,15 +193,24 @@ func cmdCampaign(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	name := url.PathEscape(fs.Arg(0))
 	if args[0] == "cancel" {
-		var m campaign.Meta
+		// The campaign is the API key's tenant's: another tenant's of the same name is not
+		// touched.
+		var m struct {
+			campaign.Meta
+			Error string `json:"error"`
+		}
 		code, err := c.do(ctx, http.MethodPost, "/v1/campaigns/"+name+"/cancel", nil, &m)
+		if code >= 300 && m.Error != "" {
+			return fmt.Errorf("HTTP %d: %s", code, m.Error)
+		}
 		if err != nil {
 			return err
 		}
-		if code >= 300 {
+		if code >= 300 || m.Canceled == nil {
 			return fmt.Errorf("not canceled (HTTP %d)", code)
 		}
-		fmt.Fprintf(stdout, "campaign %s canceled at %s: jobs not yet sent will not be sent\n", m.Name, m.Canceled.Format(time.RFC3339))
+		fmt.Fprintf(stdout, "campaign %s of tenant %s canceled at %s: jobs not yet sent will not be sent\n",
+			m.Name, job.TenantOr(m.Tenant), m.Canceled.Format(time.RFC3339))
 		return nil
 	}
 	var v campaign.View
@@ -204,6 +233,9 @@ func cmdCampaign(ctx context.Context, args []string, stdout io.Writer) error {
 func printCampaign(w io.Writer, v campaign.View) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "campaign\t%s\n", v.Name)
+	if v.Tenant != "" {
+		fmt.Fprintf(tw, "tenant\t%s\n", v.Tenant)
+	}
 	if v.Template != "" {
 		fmt.Fprintf(tw, "template\t%s %s\n", v.Template, strings.ToLower(v.Category))
 	}

@@ -109,9 +109,10 @@ func run() error {
 		RetryMaxDelay:   100 * time.Millisecond,
 		Jobs:            worker.JobOptions{DefaultRegion: "RU", DefaultLanguage: "en"},
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Campaigns:       canceledCampaigns{"spring_sale": true},
-		Limiter:         lim,
-		Limits:          map[string]worker.ChannelLimit{worker.ChannelWhite: {Sender: "white:example", Rate: 200}},
+		// Jobs naming no tenant are the "default" tenant's.
+		Campaigns: canceledCampaigns{"default": {"spring_sale": true}, "other-shop": {"summer_sale": true}},
+		Limiter:   lim,
+		Limits:    map[string]worker.ChannelLimit{worker.ChannelWhite: {Sender: "white:example", Rate: 200}},
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -342,11 +343,13 @@ func (t templatesMap) Definition(name, language string) (*worker.Definition, err
 	return nil, fmt.Errorf("%w: %q", worker.ErrUnknownTemplate, name)
 }
 
-// canceledCampaigns names the campaigns an operator canceled (Config.Campaigns).
-type canceledCampaigns map[string]bool
+// canceledCampaigns names, per tenant, the campaigns an operator canceled
+// (Config.Campaigns): two tenants may use one campaign name, and one's cancel is not the
+// other's.
+type canceledCampaigns map[string]map[string]bool
 
-// Canceled tells whether the campaign was canceled.
-func (c canceledCampaigns) Canceled(name string) bool { return c[name] }
+// Canceled tells whether tenant's campaign was canceled.
+func (c canceledCampaigns) Canceled(tenant, name string) bool { return c[tenant][name] }
 
 // Sender: the white channel, recorded instead of sent.
 

@@ -8,14 +8,18 @@ import (
 	"github.com/herald-notify/herald/internal/templates"
 )
 
-// getCampaign answers GET /v1/campaigns/{name}: counts by state and channel, rate and the
-// estimated cost.
+// getCampaign answers GET /v1/campaigns/{name}: the caller's tenant's campaign's counts by
+// state and channel, rate and the estimated cost. Another tenant's campaign of that name is
+// not found: metadata and counters are both read under the caller's tenant.
 func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	meta, err := campaign.Get(r.Context(), s.cfg.Campaigns, name)
+	name, tenant := r.PathValue("name"), tenantOf(r)
+	meta, err := campaign.Get(r.Context(), s.cfg.Campaigns, tenant, name)
 	switch {
 	case errors.Is(err, campaign.ErrInvalidName):
 		writeError(w, http.StatusBadRequest, "name: "+err.Error())
+		return
+	case errors.Is(err, campaign.ErrInvalidTenant):
+		writeError(w, http.StatusBadRequest, "tenant: "+err.Error())
 		return
 	case errors.Is(err, campaign.ErrNotFound):
 		meta = nil
@@ -23,7 +27,7 @@ func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "campaign store unavailable")
 		return
 	}
-	counters, err := s.cfg.Store.Campaign(r.Context(), tenantOf(r), name)
+	counters, err := s.cfg.Store.Campaign(r.Context(), tenant, name)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "status store unavailable")
 		return
@@ -38,22 +42,32 @@ func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
 			category = d.Category
 		}
 	}
-	writeJSON(w, http.StatusOK, campaign.Build(name, meta, counters, category, s.cfg.Prices))
+	v := campaign.Build(name, meta, counters, category, s.cfg.Prices)
+	v.Tenant = tenant
+	writeJSON(w, http.StatusOK, v)
 }
 
-// cancelCampaign answers POST /v1/campaigns/{name}/cancel: its jobs not yet sent will not be
-// sent (state canceled).
+// cancelCampaign answers POST /v1/campaigns/{name}/cancel: the caller's tenant's jobs of the
+// campaign not yet sent will not be sent (state canceled). A name the tenant has not used
+// yet is canceled ahead, for that tenant alone; a new name past the tenant's cap
+// (HERALD_CAMPAIGNS_MAX_PER_TENANT) is refused with 409.
 func (s *Server) cancelCampaign(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	meta, err := campaign.Cancel(r.Context(), s.cfg.Campaigns, name, "tenant:"+tenantOf(r))
+	name, tenant := r.PathValue("name"), tenantOf(r)
+	meta, err := campaign.Cancel(r.Context(), s.cfg.Campaigns, tenant, name, actor(r))
 	switch {
 	case errors.Is(err, campaign.ErrInvalidName):
 		writeError(w, http.StatusBadRequest, "name: "+err.Error())
+		return
+	case errors.Is(err, campaign.ErrInvalidTenant):
+		writeError(w, http.StatusBadRequest, "tenant: "+err.Error())
+		return
+	case errors.Is(err, campaign.ErrTooMany):
+		writeError(w, http.StatusConflict, "not canceled: "+err.Error())
 		return
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, "not canceled; retry")
 		return
 	}
-	s.log.Info("campaign canceled", "campaign", name, "by", meta.CanceledBy)
+	s.log.Info("campaign canceled", "tenant", tenant, "campaign", name, "by", meta.CanceledBy)
 	writeJSON(w, http.StatusOK, meta)
 }

@@ -99,6 +99,7 @@ func StreamOptions(cfg *config.Config) streams.Options {
 		Replicas:        cfg.Replicas,
 		DuplicateWindow: cfg.DuplicateWindow,
 		AckWait:         AckWait(cfg),
+		CampaignsMaxAge: cfg.StatusTTL,
 	}
 }
 
@@ -328,7 +329,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
 		JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
 		WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
-		Prices: Prices(cfg), Campaigns: campaignsKV, GreyWebhookToken: cfg.GreyWebhookToken, DLRSecret: []byte(cfg.SMSDLRSecret),
+		Prices: Prices(cfg), Campaigns: campaign.Limited{KeyValue: campaignsKV, Max: cfg.CampaignsMaxPerTenant}, GreyWebhookToken: cfg.GreyWebhookToken, DLRSecret: []byte(cfg.SMSDLRSecret),
 		Consent: cons, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
 		Logger: log, Metrics: metrics, MetricsHandler: mh, Pprof: cfg.Pprof,
 		WebhookMaxInFlight: cfg.WebhookMaxInFlight, APIRate: cfg.APIRate, APIBurst: cfg.APIBurst,

@@ -112,6 +112,11 @@ type Options struct {
 	// DrainTimeout bounds the wait for in-flight acknowledgements once ctx is cancelled
 	// (default DefaultDrainTimeout); publishes still unacknowledged then count as Unconfirmed.
 	DrainTimeout time.Duration
+	// Register, when set, is called once the options, the file's header and the reject file
+	// are checked and before the first row is published: the CLI records the campaign there
+	// (under Tenant), so that a campaign its tenant may not have (too many campaigns) is
+	// refused with nothing queued. Its error ends the import and is returned as it is.
+	Register func(ctx context.Context) error
 	// Progress is told how far the import is (nil: nothing is shown).
 	Progress Progress
 	// Jobs are the validation defaults (HERALD_DEFAULT_REGION, HERALD_DEFAULT_LANGUAGE).
@@ -235,6 +240,12 @@ func Run(ctx context.Context, js jetstream.JetStream, opts Options) (Summary, er
 	rej, err := newRejectWriter(opts.RejectFile, src.header())
 	if err != nil {
 		return Summary{}, err
+	}
+	if opts.Register != nil {
+		if err := opts.Register(ctx); err != nil {
+			_ = rej.close() // nothing rejected: the empty reject file goes
+			return Summary{}, err
+		}
 	}
 	opts.Logger.InfoContext(ctx, "import started", "file", opts.File, "format", opts.Format, "campaign", opts.Campaign,
 		"template", opts.Template, "bytes", total)

@@ -85,6 +85,9 @@ type Options struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the jobs in flight per consumer across the fleet.
 	MaxAckPending int
+	// CampaignsMaxAge is how long a campaign's entry in CampaignsKV lives after its last
+	// change (HERALD_STATUS_TTL, as its jobs' records; 30 days by default).
+	CampaignsMaxAge time.Duration
 }
 
 func (o *Options) defaults() {
@@ -106,7 +109,14 @@ func (o *Options) defaults() {
 	if o.MaxAckPending == 0 {
 		o.MaxAckPending = 20000
 	}
+	if o.CampaignsMaxAge == 0 {
+		o.CampaignsMaxAge = 30 * 24 * time.Hour
+	}
 }
+
+// campaignMarkerTTL is how long the marker of an expired campaign entry stays, so that
+// watchers (and one reconnecting within the hour) see the entry go.
+const campaignMarkerTTL = time.Hour
 
 // JobsConfig is the HERALD_JOBS stream: a work queue whose messages are deleted once acked;
 // message schedules deliver delayed jobs (herald.delayed.<id> → herald.jobs.<priority>).
@@ -237,10 +247,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      CampaignsKV,
-		Description: "Herald campaigns: name → template, jobs queued, canceled",
+		Description: "Herald campaigns: t=<tenant>.<name> → template, jobs queued, canceled",
 		History:     5,
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.Replicas,
+		// Bounded: a campaign is forgotten with its jobs' records, and its expiry leaves a
+		// marker that watchers apply.
+		TTL:            o.CampaignsMaxAge,
+		LimitMarkerTTL: campaignMarkerTTL,
+		Storage:        jetstream.FileStorage,
+		Replicas:       o.Replicas,
 	}); err != nil {
 		return fmt.Errorf("ensure key-value bucket %s: %w", CampaignsKV, err)
 	}
