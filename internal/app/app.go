@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/consent"
+	"github.com/herald-notify/herald/internal/fleet"
 	"github.com/herald-notify/herald/internal/grey"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/ratelimit"
@@ -182,9 +184,35 @@ type Parts struct {
 // account-level error (worker.SenderStop), so that every worker stops it.
 const SenderStopSubject = "herald.control.sender_stop"
 
+// LoadFleet returns the deployment's fleet: the file HERALD_CONFIG_FILE names (read with the
+// process's environment for its ${NAME}s; fromFile true), else the one sender of each kind
+// the HERALD_* variables describe. The error names the file and every problem in it, and a
+// key that the file and HERALD_API_KEYS give to different tenants.
+func LoadFleet(cfg *config.Config) (f *fleet.Fleet, fromFile bool, err error) {
+	if cfg.ConfigFile == "" {
+		return fleet.FromEnv(*cfg), false, nil
+	}
+	if f, err = fleet.Load(cfg.ConfigFile, os.Getenv); err != nil {
+		return nil, false, fmt.Errorf("HERALD_CONFIG_FILE %s: %w", cfg.ConfigFile, err)
+	}
+	if _, err := api.FleetKeys(f, cfg.Tenants()); err != nil {
+		return nil, false, fmt.Errorf("HERALD_CONFIG_FILE %s: %w", cfg.ConfigFile, err)
+	}
+	return f, true, nil
+}
+
 // Run provisions JetStream and runs the selected parts until ctx is cancelled, then stops
 // them in the documented order. The caller owns nc and rdb.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry.Provider, nc *nats.Conn, rdb redis.UniversalClient, parts Parts) error {
+	// The API routes webhooks and keys by the fleet: one it cannot read stops it at start.
+	var apiFleet *fleet.Fleet
+	var fleetFromFile bool
+	if parts.API {
+		var err error
+		if apiFleet, fleetFromFile, err = LoadFleet(cfg); err != nil {
+			return err
+		}
+	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096),
 		jetstream.WithPublishAsyncErrHandler(republish(log)))
 	if err != nil {
@@ -327,10 +355,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	}
 	handler := api.New(api.Config{
 		Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
-		JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
+		JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), AdminKeys: cfg.Admins(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
 		WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
 		Prices: Prices(cfg), Campaigns: campaign.Limited{KeyValue: campaignsKV, Max: cfg.CampaignsMaxPerTenant}, GreyWebhookToken: cfg.GreyWebhookToken, DLRSecret: []byte(cfg.SMSDLRSecret),
 		Consent: cons, StopWords: cfg.StopWords, StartWords: cfg.StartWords,
+		Fleet: apiFleet, RouteByFleet: fleetFromFile, Health: api.NewRedisHealth(rdb),
 		Logger: log, Metrics: metrics, MetricsHandler: mh, Pprof: cfg.Pprof,
 		WebhookMaxInFlight: cfg.WebhookMaxInFlight, APIRate: cfg.APIRate, APIBurst: cfg.APIBurst,
 		APIMaxInFlightBytes: int64(cfg.APIMaxInFlightBytes),
