@@ -29,6 +29,7 @@ Usage:
   herald import FILE --campaign NAME --template T [--map param=column ...]
   herald campaign show|cancel NAME
   herald dlq list|replay [--reason R] [ID...]
+  herald senders [-output json] the API key's tenant's senders: kind, health, quality, caps
   herald config check FILE       validate a fleet file (HERALD_CONFIG_FILE) and summarise it
   herald migrate tenancy         one-time: move pre-tenancy Redis keys to <tenant>/<id> (HERALD_REDIS_URL)
 
@@ -88,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdImport(ctx, rest, stdout, stderr)
 	case "campaign":
 		err = cmdCampaign(ctx, rest, stdout)
+	case "senders":
+		err = cmdSenders(ctx, rest, stdout)
 	case "migrate":
 		err = cmdMigrate(ctx, rest, stdout, stderr)
 	case "config":

@@ -24,6 +24,7 @@ import (
 
 	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/consent"
+	"github.com/herald-notify/herald/internal/fleet"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -115,6 +116,20 @@ type Config struct {
 	APIRate             float64
 	APIBurst            int
 	APIMaxInFlightBytes int64
+	// Fleet is the deployment's senders and tenants (HERALD_CONFIG_FILE, else the HERALD_*
+	// variables' one sender of each kind): GET /v1/senders shows a tenant's pool from it,
+	// and its tenants' api_keys are API keys beside Keys (a key of two tenants is dropped;
+	// FleetKeys finds it first). nil: no senders to show.
+	Fleet *fleet.Fleet
+	// RouteByFleet routes and authenticates webhooks by Fleet's senders: a Cloud API webhook
+	// must be signed with the app secret of the number it names and goes to that number's
+	// tenants, a grey one must carry its instance's webhook_token; a number or instance not
+	// in Fleet is answered 200 and ignored. Set it when Fleet comes from a file; false keeps
+	// WhiteAppSecret and GreyWebhookToken for every webhook.
+	RouteByFleet bool
+	// Health keeps the latest quality, account and grey state events per sender for
+	// GET /v1/senders; nil keeps none.
+	Health SenderHealth
 }
 
 // Server serves the routes.
@@ -154,7 +169,15 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), ops: http.NewServeMux(),
 		words: consent.NewWords(cfg.StopWords, cfg.StartWords), purges: make(chan struct{}, 16), keys: map[string]*keyLimit{}}
-	for k := range cfg.Keys {
+	if cfg.Fleet != nil {
+		keys, err := FleetKeys(cfg.Fleet, cfg.Keys)
+		if err != nil {
+			cfg.Logger.Error("API keys of the fleet not used", "err", err)
+			keys = cfg.Keys
+		}
+		s.cfg.Keys = keys
+	}
+	for k := range s.cfg.Keys {
 		s.keys[k] = newKeyLimit(cfg.APIRate, cfg.APIBurst, cfg.APIMaxInFlightBytes)
 	}
 	for k := range cfg.AdminKeys {
@@ -208,6 +231,7 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/windows/{phone}", s.auth(s.getWindow))
 	m.Handle("GET /v1/campaigns/{name}", s.auth(s.getCampaign))
 	m.Handle("POST /v1/campaigns/{name}/cancel", s.auth(s.cancelCampaign))
+	m.Handle("GET /v1/senders", s.auth(s.listSenders))
 	// Webhooks are unauthenticated until their body is read: each route has its own bound
 	// on how many are in progress, so a flood on one cannot starve the others.
 	m.Handle("GET /webhooks/whatsapp", s.webhookGate("whatsapp_verify", s.whatsappVerify))

@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,20 +36,9 @@ const maxGreyBody = 1 << 20
 // Only a request with the gateway's token is read at all; without HERALD_GREY_WEBHOOK_TOKEN
 // every one is refused.
 func (s *Server) greyWebhook(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.GreyWebhookToken == "" {
-		s.noGreyToken.Do(func() {
-			s.log.Error("HERALD_GREY_WEBHOOK_TOKEN is not set: grey gateway webhooks are refused")
-		})
-	}
-	if s.cfg.GreyWebhookToken == "" || !bearerMatches(r, s.cfg.GreyWebhookToken) {
-		s.webhookMetric(r, "grey", "unauthorized")
-		writeError(w, http.StatusUnauthorized, "bad or missing Authorization")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxGreyBody))
-	if err != nil {
-		s.webhookMetric(r, "grey", "too_large")
-		writeError(w, http.StatusRequestEntityTooLarge, "body too large")
+	// With a fleet: routed by instanceData.idInstance, checked with that instance's token.
+	body, r, ok := s.greyAuth(w, r)
+	if !ok {
 		return
 	}
 	ev, err := grey.ParseWebhook(body)
@@ -62,7 +50,7 @@ func (s *Server) greyWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
 		return
 	}
-	ok := true
+	ok = true
 	switch {
 	case ev.Status != nil:
 		rep := *ev.Status
@@ -94,6 +82,7 @@ func (s *Server) greyWebhook(w http.ResponseWriter, r *http.Request) {
 // event.
 func (s *Server) greyState(r *http.Request, instance, state string) {
 	s.log.Info("grey instance state", "instance", instance, "state", state)
+	s.recordGreyState(r, instance, state)
 	if s.cfg.NATS != nil {
 		data, _ := json.Marshal(GreyState{Instance: instance, State: state})
 		if err := s.cfg.NATS.Publish(GreyStateSubject, data); err != nil {

@@ -133,7 +133,7 @@ func (s *Server) optOut(ctx context.Context, source, from, ref, text string, at 
 		at = s.cfg.Now()
 	}
 	// The customer answers a number, so the word is for every tenant that sends from it.
-	for _, tenant := range s.tenantsOfNumber() {
+	for _, tenant := range s.numberTenants(ctx) {
 		ev := consent.Event{Phone: from, Action: action, Scope: tenant, Source: source, Ref: ref, At: at.UTC()}
 		outcome, err := s.cfg.Consent.Record(ctx, ev)
 		if err != nil {
@@ -190,7 +190,7 @@ func (s *Server) userPreference(ctx context.Context, p webhook.UserPreference) b
 	if at.IsZero() {
 		at = s.cfg.Now()
 	}
-	for _, tenant := range s.tenantsOfNumber() {
+	for _, tenant := range s.numberTenants(ctx) {
 		ev := consent.Event{Phone: from, Action: action, Category: consent.CategoryMarketing, Scope: tenant, Source: "user_preferences:white",
 			Ref: p.Value + ":" + strconv.FormatInt(at.Unix(), 10), At: at.UTC()}
 		outcome, err := s.cfg.Consent.Record(ctx, ev)

@@ -55,12 +55,8 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "cannot read body")
 		return
 	}
-	if err := webhook.Verify(s.cfg.WhiteAppSecret, body, r.Header.Get("X-Hub-Signature-256")); err != nil {
-		s.webhookMetric(r, "whatsapp", "bad_signature")
-		if errors.Is(err, webhook.ErrNoSecret) {
-			s.log.Error("HERALD_WHITE_APP_SECRET is not set: Cloud API webhooks are refused")
-		}
-		writeError(w, http.StatusUnauthorized, "bad or missing X-Hub-Signature-256")
+	rt, ok := s.verifyWhite(w, r, body)
+	if !ok {
 		return
 	}
 	b, err := webhook.Parse(body)
@@ -69,7 +65,9 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	failed := false
+	// With a fleet, each item goes to the number it names (and that number's tenants).
+	rt.keep(s, r, b)
+	failed := !s.numberEvents(r, body)
 	for _, st := range b.Statuses {
 		rep := status.Report{JobRef: reportRef(st.BizOpaque), MessageID: st.MessageID, State: st.State, Channel: "white"}
 		if len(st.Errors) > 0 {
@@ -77,12 +75,12 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 			rep.Reason = strings.TrimSpace(st.Errors[0].Title + ": " + st.Errors[0].Details)
 		}
 		rep.Fallback = rep.State == status.Failed && whiteFallback(rep.Code)
-		if !s.apply(r, rep) {
+		if !s.apply(rt.request(r, st.PhoneNumberID), rep) {
 			failed = true
 		}
 	}
 	for _, in := range b.Messages {
-		if !s.inbound(r, "white", in) {
+		if !s.inbound(rt.request(r, in.PhoneNumberID), "white", in) {
 			failed = true
 		}
 	}
@@ -92,7 +90,7 @@ func (s *Server) whatsappWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, p := range b.UserPreferences {
-		if !s.userPreference(r.Context(), p) {
+		if !s.userPreference(rt.request(r, p.PhoneNumberID).Context(), p) {
 			failed = true
 		}
 	}

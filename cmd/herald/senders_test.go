@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/harness"
+)
+
+// TestSendersCommand: `herald senders` shows the key's tenant's pool as a table or JSON, and
+// no other tenant's senders. Not parallel: the CLI reads its settings from the environment.
+func TestSendersCommand(t *testing.T) {
+	const fleetFile = `
+senders:
+  - {id: shop-msk, kind: white, phone_number_id: "700100001", token: t, app_secret: shop-secret, mps: 50}
+  - {id: shop-grey, kind: grey, base_url: "http://127.0.0.1:9", instance_id: "1101000001", token: t,
+     webhook_token: shop-grey-webhook-01, daily_max: 300, warmup: {start: 20, days: 10}}
+  - {id: bank-msk, kind: white, phone_number_id: "700200001", token: t, app_secret: bank-secret}
+tenants:
+  shop: {api_keys: [cli-shop-key-1], channels: [white, grey], senders: [shop-msk, shop-grey]}
+  bank: {api_keys: [cli-bank-key-1], channels: [white], senders: [bank-msk]}
+`
+	path := filepath.Join(t.TempDir(), "fleet.yaml")
+	if err := os.WriteFile(path, []byte(fleetFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := harness.Start(t, harness.Options{NoWorker: true, Config: func(c *config.Config) { c.ConfigFile = path }})
+	t.Setenv("HERALD_API_URL", h.APIURL)
+	t.Setenv("HERALD_API_KEY", "cli-shop-key-1")
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		has     []string
+		hasNone []string
+	}{
+		{"table", []string{"senders"}, exitOK,
+			[]string{"tenant shop: 2 senders", "ID", "HEALTH", "shop-msk", "700100001", "shop-grey", "1101000001", "0 of 300", "10 days from 20"},
+			[]string{"bank-msk", "shop-secret", "shop-grey-webhook-01"}},
+		{"json", []string{"senders", "-output", "json"}, exitOK, []string{`"id":"shop-msk"`, `"mps":50`}, []string{"bank-msk"}},
+		{"another tenant", []string{"senders", "-tenant", "bank"}, exitFailure, nil, []string{"bank-msk"}},
+		{"an argument", []string{"senders", "extra"}, exitUsage, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tt.args, &out, &errb)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stdout %s stderr %s", code, tt.code, out.String(), errb.String())
+			}
+			for _, s := range tt.has {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("output lacks %q:\n%s", s, out.String())
+				}
+			}
+			for _, s := range tt.hasNone {
+				if strings.Contains(out.String()+errb.String(), s) {
+					t.Errorf("output holds %q:\n%s", s, out.String())
+				}
+			}
+			if tt.name == "json" {
+				var v struct{ Senders []map[string]any }
+				if err := json.Unmarshal(out.Bytes(), &v); err != nil || len(v.Senders) != 2 {
+					t.Errorf("json: %v %s", err, out.String())
+				}
+			}
+		})
+	}
+}
