@@ -71,14 +71,17 @@ func (e *Event) AppendJSON(b []byte) []byte {
 
 // events publishes status events.
 type events struct {
-	js      publisher
+	js      EventPublisher
 	log     *slog.Logger
 	metrics *telemetry.Metrics
 }
 
-type publisher interface {
+// EventPublisher is the part of jetstream.JetStream that publishes status events.
+type EventPublisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
+
+var _ EventPublisher = (jetstream.JetStream)(nil)
 
 // publish sends the event for rec's state without waiting for JetStream's acknowledgement:
 // the job's outcome is already in Redis (the record is the truth; events tell others), and
@@ -91,13 +94,13 @@ func (e *events) publish(ctx context.Context, rec *status.Record) jetstream.PubA
 
 // PublishStatus publishes rec's state as an event, without waiting for JetStream's
 // acknowledgement (see events.publish); used by the worker and the API.
-func PublishStatus(ctx context.Context, js publisher, log *slog.Logger, m *Metrics, rec *Record) {
+func PublishStatus(ctx context.Context, js EventPublisher, log *slog.Logger, m *Metrics, rec *Record) {
 	publishStatus(ctx, js, log, m, rec)
 }
 
 // publishStatus is PublishStatus returning the publish's future (failed when it could not
 // be sent), for a caller that acknowledges its job only once the event is stored.
-func publishStatus(ctx context.Context, js publisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) jetstream.PubAckFuture {
+func publishStatus(ctx context.Context, js EventPublisher, log *slog.Logger, m *telemetry.Metrics, rec *status.Record) jetstream.PubAckFuture {
 	e := EventFromRecord(rec)
 	msg := &nats.Msg{Subject: streams.StatusSubject(rec.State), Data: e.AppendJSON(make([]byte, 0, 256)),
 		Header: nats.Header{streams.HeaderMsgID: {rec.Ref() + ":" + rec.State + ":" + strconv.Itoa(len(rec.History))}}}

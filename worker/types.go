@@ -50,6 +50,13 @@ const (
 
 // Templates.
 
+// DefaultTenant is the tenant of a job that names none.
+const DefaultTenant = job.DefaultTenant
+
+// JobRef is a job's tenant-qualified id, "<tenant>/<id>" (Job.Ref): what keys its record and
+// claim, and what the Store's Attempt is given. One tenant's id never names another's job.
+func JobRef(tenant, id string) string { return job.Ref(tenant, id) }
+
 // Definition is one WhatsApp template in one language, in the Graph API's JSON format. A
 // Definition built in Go must be compiled with its Validate method before it is rendered.
 type Definition = templates.Definition

@@ -144,18 +144,20 @@ type Message struct {
 	WindowOpen bool
 }
 
-// Sender sends a job on one channel. Errors should be *provider.Error values (any other
+// Sender sends a job on one channel. Errors should be *ProviderError values (any other
 // error is treated as a passing failure and retried).
 type Sender interface {
 	Send(ctx context.Context, m Message) (Result, error)
 }
 
-// Store is the part of the status store the worker uses.
+// Store is the part of the status store the worker uses. Records are per tenant: Begin,
+// BeginReplay, BeginCheck and Settle find a job's record by its ref (Job.Ref), and Attempt
+// is given that ref.
 type Store interface {
 	Begin(ctx context.Context, j *Job, owner string, lease time.Duration, channels []string) (Admission, error)
 	BeginReplay(ctx context.Context, j *Job, owner string, lease time.Duration, channels []string) (Admission, error)
 	BeginCheck(ctx context.Context, j *Job, owner string, lease time.Duration, channels []string, c Check) (Admission, error)
-	Attempt(ctx context.Context, id, owner string, o Outcome) (string, *Record, error)
+	Attempt(ctx context.Context, ref, owner string, o Outcome) (string, *Record, error)
 	Settle(ctx context.Context, j *Job, owner, state, reason string, channels []string) (string, *Record, error)
 	Ping(ctx context.Context) error
 	Window(ctx context.Context, business, to string) (open bool, until time.Time, err error)

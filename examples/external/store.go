@@ -18,9 +18,9 @@ import (
 type memStore struct {
 	notify  func()
 	mu      sync.Mutex
-	recs    map[string]*worker.Record
-	windows map[string]bool // recipients whose 24-hour window is open
-	optOuts map[string]bool // recipients who opted out
+	recs    map[string]*worker.Record // by job ref (worker.JobRef)
+	windows map[string]bool           // recipients whose 24-hour window is open
+	optOuts map[string]bool           // recipients who opted out
 }
 
 var _ worker.Store = (*memStore)(nil)
@@ -36,7 +36,7 @@ func (s *memStore) optOut(to string)     { s.mu.Lock(); s.optOuts[to] = true; s.
 func (s *memStore) state(id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.recs[id]; ok {
+	if r, ok := s.recs[worker.JobRef("", id)]; ok {
 		return r.State
 	}
 	return ""
@@ -60,7 +60,7 @@ func clone(r *worker.Record) *worker.Record {
 
 // save stores rec and tells the waiting program something changed.
 func (s *memStore) save(rec *worker.Record) *worker.Record {
-	s.recs[rec.ID] = rec
+	s.recs[rec.Ref()] = rec
 	s.notify()
 	return clone(rec)
 }
@@ -121,7 +121,7 @@ func (s *memStore) BeginCheck(ctx context.Context, j *worker.Job, owner string, 
 
 // load returns a copy of the job's record, or its first record when it has none.
 func (s *memStore) load(j *worker.Job, channels []string) (*worker.Record, bool) {
-	if r, ok := s.recs[j.ID]; ok {
+	if r, ok := s.recs[j.Ref()]; ok {
 		return clone(r), true
 	}
 	return worker.NewRecord(j, worker.StateQueued, channels, time.Now()), false
@@ -167,10 +167,10 @@ func (s *memStore) admit(rec *worker.Record, found bool, j *worker.Job, owner st
 
 // Attempt records the outcome of a send attempt. The same outcome of the same delivery
 // recorded twice (a retry after a lost reply) changes nothing and answers as the first time.
-func (s *memStore) Attempt(ctx context.Context, id, owner string, o worker.Outcome) (string, *worker.Record, error) {
+func (s *memStore) Attempt(ctx context.Context, ref, owner string, o worker.Outcome) (string, *worker.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.recs[id]
+	r, ok := s.recs[ref]
 	if !ok {
 		return "", nil, worker.ErrRecordNotFound
 	}

@@ -38,7 +38,7 @@ const fullValues = chartDir + "/ci/full-values.yaml"
 var secretVars = []string{
 	"HERALD_WHITE_TOKEN", "HERALD_WHITE_APP_SECRET", "HERALD_WHITE_VERIFY_TOKEN", "HERALD_GREY_TOKEN",
 	"HERALD_GREY_WEBHOOK_TOKEN", "HERALD_SMS_PASSWORD", "HERALD_SMS_SMPP_PASSWORD", "HERALD_API_KEYS",
-	"HERALD_REDIS_URL", "HERALD_SMS_DLR_SECRET",
+	"HERALD_REDIS_URL", "HERALD_SMS_DLR_SECRET", "HERALD_ADMIN_KEYS",
 }
 
 // componentSecrets are the secret variables each Deployment may see: the worker the
@@ -47,7 +47,7 @@ var secretVars = []string{
 // least one; TestConfigVars checks that.
 var componentSecrets = map[string][]string{
 	"worker": {"HERALD_REDIS_URL", "HERALD_WHITE_TOKEN", "HERALD_GREY_TOKEN", "HERALD_SMS_PASSWORD", "HERALD_SMS_SMPP_PASSWORD", "HERALD_SMS_DLR_SECRET"},
-	"api":    {"HERALD_REDIS_URL", "HERALD_API_KEYS", "HERALD_WHITE_APP_SECRET", "HERALD_WHITE_VERIFY_TOKEN", "HERALD_GREY_WEBHOOK_TOKEN", "HERALD_SMS_DLR_SECRET"},
+	"api":    {"HERALD_REDIS_URL", "HERALD_API_KEYS", "HERALD_ADMIN_KEYS", "HERALD_WHITE_APP_SECRET", "HERALD_WHITE_VERIFY_TOKEN", "HERALD_GREY_WEBHOOK_TOKEN", "HERALD_SMS_DLR_SECRET"},
 }
 
 // natsCredsVar is a file mounted from the Secret, the variable holding its path.
