@@ -426,18 +426,12 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	results := make([]accepted, len(req.Notifications))
 	var jobs []*job.Job
 	var idx []int
-	seen := map[string]int{}
 	for i, raw := range req.Notifications {
 		j, res, _ := s.accept(r, raw)
 		if j == nil {
 			results[i] = res
 			continue
 		}
-		if first, dup := seen[j.ID]; dup {
-			results[i] = accepted{ID: j.ID, Error: "id: the same as notifications[" + strconv.Itoa(first) + "] of this batch"}
-			continue
-		}
-		seen[j.ID] = i
 		jobs = append(jobs, j)
 		idx = append(idx, i)
 	}
