@@ -20,6 +20,7 @@ import (
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/embedded"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -134,7 +135,9 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 		cfg.GreyBaseURL, cfg.GreyInstanceID, cfg.GreyToken = simURL, devGreyInstance, devToken
 	}
 	if cfg.APIKeys == "" {
-		cfg.APIKeys = "dev:" + devKey
+		// The default tenant: what herald import, herald dlq and a producer without a
+		// tenant publish belongs to it too, so the tour sees one tenant's data throughout.
+		cfg.APIKeys = job.DefaultTenant + ":" + devKey
 	}
 	cfg.PublicURL = apiURL
 
