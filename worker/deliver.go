@@ -236,7 +236,7 @@ func (w *Worker) render(ch string, j *job.Job, windowOpen bool) (Message, error)
 	if ch != job.ChannelWhite {
 		lookup = w.templates.Definition
 	}
-	def, err := lookup(j.Template, j.Language)
+	def, err := lookup(job.TenantOr(j.Tenant), j.Template, j.Language)
 	if err != nil {
 		kind := provider.Job
 		if errors.Is(err, templates.ErrNotApproved) {

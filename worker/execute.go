@@ -117,7 +117,7 @@ func (w *Worker) open(ctx context.Context, msg jetstream.Msg, sl *slot) (*delive
 	// A marketing template honours the customer's marketing stop (the claim checks it): the
 	// category is the catalogue's, never the producer's word.
 	if j.Template != "" {
-		if def, err := w.templates.Definition(j.Template, j.Language); err == nil && def.Category == templates.CategoryMarketing {
+		if def, err := w.templates.Definition(job.TenantOr(j.Tenant), j.Template, j.Language); err == nil && def.Category == templates.CategoryMarketing {
 			j.Marketing = true
 		}
 	}

@@ -165,11 +165,13 @@ type Store interface {
 
 var _ Store = (*status.Store)(nil)
 
-// Templates looks templates up: Lookup only approved ones (WhatsApp), Definition any
-// (grey and SMS need no approval).
+// Templates looks templates up in a tenant's catalogue (tenant is never "": the worker
+// passes the default tenant's name for a job without one): Lookup only approved ones
+// (WhatsApp), Definition any (grey and SMS need no approval). Each tenant has its own
+// templates: a template of another tenant must not be found.
 type Templates interface {
-	Lookup(name, language string) (*Definition, error)
-	Definition(name, language string) (*Definition, error)
+	Lookup(tenant, name, language string) (*Definition, error)
+	Definition(tenant, name, language string) (*Definition, error)
 }
 
 var _ Templates = (*templates.Catalogue)(nil)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/herald-notify/herald/internal/app"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/dlq"
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/lint"
 	"github.com/herald-notify/herald/internal/streams"
 	"github.com/herald-notify/herald/internal/telemetry"
@@ -241,11 +243,12 @@ func orDash(v any) any {
 	return v
 }
 
-// cmdTemplates manages the catalogue: list and add through the API, sync from the white
-// provider straight into the bucket.
+// cmdTemplates manages the catalogue: list and add through the API (the caller's tenant's
+// catalogue), sync from the white provider and migrate straight in the bucket (operator
+// commands: they need HERALD_NATS_URL, not an API key).
 func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: herald templates list [-output json] | add [-force] FILE.json | lint [-output json] FILE.json... | sync"}
+		return usageError{"usage: herald templates list [-output json] | add [-force] FILE.json | lint [-output json] FILE.json... | sync [-tenant T] | migrate [-tenants T,...]"}
 	}
 	switch args[0] {
 	case "list":
@@ -277,9 +280,9 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 		return templatesLint(args[1:], stdout, os.Stderr)
 	case "add":
 		fs := flag.NewFlagSet("templates add", flag.ContinueOnError)
-		force := fs.Bool("force", false, "add even when lint predicts a rejection")
+		force := fs.Bool("force", false, "register it (pending) even when lint predicts a rejection")
 		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
-			return usageError{"usage: herald templates add [-force] FILE.json (a definition in the Cloud API format; linted first)"}
+			return usageError{"usage: herald templates add [-force] FILE.json (a definition in the Cloud API format; linted first, registered pending until Meta approves it)"}
 		}
 		data, err := os.ReadFile(fs.Arg(0))
 		if err != nil {
@@ -314,13 +317,62 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s.%s version %d %s\n", d.Name, d.Language, d.Version, d.Status)
 		return nil
 	case "sync":
-		return templatesSync(ctx, stdout)
+		fs := flag.NewFlagSet("templates sync", flag.ContinueOnError)
+		tenant := fs.String("tenant", "", "sync into this tenant's catalogue only (default: every tenant of the WABA)")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
+			return usageError{"usage: herald templates sync [-tenant T] (HERALD_WHITE_WABA_ID's templates, as Meta lists them)"}
+		}
+		return templatesSync(ctx, *tenant, stdout)
+	case "migrate":
+		fs := flag.NewFlagSet("templates migrate", flag.ContinueOnError)
+		also := fs.String("tenants", "", "copy the untenanted templates to these tenants too, comma-separated (default: the tenants of HERALD_API_KEYS)")
+		keep := fs.Bool("keep", false, "copy only, keep the untenanted entries (before the upgrade, while older processes run)")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
+			return usageError{"usage: herald templates migrate [-keep] [-tenants T,...] (-keep before the upgrade; without, once every process runs this version)"}
+		}
+		return templatesMigrate(ctx, *also, *keep, stdout)
 	}
 	return usageError{"unknown templates command " + args[0]}
 }
 
-// templatesSync pulls the white provider's template listing into the catalogue.
-func templatesSync(ctx context.Context, stdout io.Writer) error {
+// catalogueOf connects to NATS and opens the template bucket, for the operator commands.
+func catalogueOf(ctx context.Context, cfg *config.Config, log *slog.Logger) (*nats.Conn, jetstream.KeyValue, error) {
+	nc, js, err := connectJS(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("template bucket (start herald api or worker once to create it): %w", err)
+	}
+	return nc, kv, nil
+}
+
+// configuredTenants are the tenants the deployment names, sorted: those of HERALD_API_KEYS
+// and of the fleet file (HERALD_CONFIG_FILE), with the fleet's Owners of each WABA (nil
+// without a file: every tenant shares HERALD_WHITE_WABA_ID).
+func configuredTenants(cfg *config.Config) ([]string, templates.Owners, error) {
+	var out []string
+	for _, t := range cfg.Tenants() {
+		out = append(out, t)
+	}
+	var owners templates.Owners
+	f, fromFile, err := app.LoadFleet(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fromFile {
+		out = append(out, f.TenantNames()...)
+		owners = templates.FleetOwners(f)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), owners, nil
+}
+
+// templatesSync pulls the white provider's template listing into the catalogues of the
+// tenants that own its WABA: Meta's word, statuses included.
+func templatesSync(ctx context.Context, tenant string, stdout io.Writer) error {
 	cfg, err := config.Load()
 	if err != nil {
 		return err
@@ -328,19 +380,46 @@ func templatesSync(ctx context.Context, stdout io.Writer) error {
 	if cfg.WhiteWABAID == "" || cfg.WhiteToken == "" || cfg.NATSURL == "" {
 		return usageError{"HERALD_WHITE_WABA_ID, HERALD_WHITE_TOKEN and HERALD_NATS_URL: required for sync"}
 	}
+	if tenant != "" && !job.ValidTenant(tenant) {
+		return usageError{fmt.Sprintf("-tenant %q: must be 1-%d lower-case letters, digits and hyphens", tenant, job.MaxTenantLen)}
+	}
+	configured, owners, err := configuredTenants(cfg)
+	if err != nil {
+		return err
+	}
 	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "text")
-	nc, js, err := connectJS(cfg, log)
+	nc, kv, err := catalogueOf(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
-	if err != nil {
-		return fmt.Errorf("template bucket (start herald api or worker once to create it): %w", err)
-	}
 	wc := white.New(white.Config{BaseURL: cfg.WhiteBaseURL, Version: cfg.WhiteAPIVersion, WABAID: cfg.WhiteWABAID, Token: cfg.WhiteToken}, nil)
+	return syncTemplates(ctx, kv, wc, owners, cfg.WhiteWABAID, tenant, configured, stdout, log)
+}
+
+// templateLister is the white client's template listing.
+type templateLister interface {
+	ListTemplates(ctx context.Context, fn func(page []json.RawMessage) error) error
+}
+
+// syncTemplates stores the listing of WABA waba in the catalogue of tenant, or, when tenant
+// is "", of every tenant that owns the WABA (by owners) among the default one, configured
+// and those with templates already. A definition stored already, the same, is left alone.
+func syncTemplates(ctx context.Context, kv jetstream.KeyValue, wc templateLister, owners templates.Owners, waba, tenant string, configured []string, stdout io.Writer, log *slog.Logger) error {
+	var targets []string
+	if tenant != "" {
+		if targets = templates.WABATenants(owners, waba, []string{tenant}); len(targets) == 0 {
+			return usageError{fmt.Sprintf("-tenant %s: does not send through WABA %s", tenant, waba)}
+		}
+	} else {
+		known, err := templates.Tenants(ctx, kv)
+		if err != nil {
+			return err
+		}
+		targets = templates.WABATenants(owners, waba, append(append(known, job.DefaultTenant), configured...))
+	}
 	n, skipped := 0, 0
-	err = wc.ListTemplates(ctx, func(page []json.RawMessage) error {
+	err := wc.ListTemplates(ctx, func(page []json.RawMessage) error {
 		for _, raw := range page {
 			d, err := templates.ParseDefinition(raw)
 			if err != nil {
@@ -348,13 +427,15 @@ func templatesSync(ctx context.Context, stdout io.Writer) error {
 				log.Warn("template skipped", "err", err)
 				continue
 			}
-			if cur, err := templates.Get(ctx, kv, d.Name, d.Language); err == nil && sameDefinition(cur, d) {
-				continue
+			for _, t := range targets {
+				if cur, err := templates.Get(ctx, kv, t, d.Name, d.Language); err == nil && sameDefinition(cur, d) {
+					continue
+				}
+				if _, err := templates.Put(ctx, kv, t, d); err != nil {
+					return err
+				}
+				n++
 			}
-			if _, err := templates.Put(ctx, kv, d); err != nil {
-				return err
-			}
-			n++
 		}
 		fmt.Fprintf(stdout, "synced %d templates so far\n", n)
 		return nil
@@ -362,17 +443,68 @@ func templatesSync(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "sync done: %d updated, %d skipped\n", n, skipped)
+	fmt.Fprintf(stdout, "sync done into %s: %d updated, %d skipped\n", strings.Join(targets, ", "), n, skipped)
 	return nil
 }
 
+// sameDefinition tells whether the stored a says what Meta's listing b says, leaving out
+// what Herald adds (version, time, tenant, the approved version carried along).
 func sameDefinition(a, b *templates.Definition) bool {
 	a2, b2 := *a, *b
 	a2.Version, b2.Version = 0, 0
 	a2.UpdatedAt, b2.UpdatedAt = time.Time{}, time.Time{}
+	a2.Tenant, b2.Tenant = "", ""
+	a2.Approved, b2.Approved = nil, nil
 	ja, _ := json.Marshal(a2)
 	jb, _ := json.Marshal(b2)
 	return bytes.Equal(ja, jb)
+}
+
+// templatesMigrate moves the catalogue entries stored before tenancy to the default
+// tenant's keys, copying them to the tenants that used them too (also, else those of
+// HERALD_API_KEYS); keep copies only.
+func templatesMigrate(ctx context.Context, also string, keep bool, stdout io.Writer) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if cfg.NATSURL == "" {
+		return usageError{"HERALD_NATS_URL: required for migrate"}
+	}
+	tenants, _, err := configuredTenants(cfg)
+	if err != nil {
+		return err
+	}
+	if also != "" {
+		tenants = strings.Split(also, ",")
+	}
+	for _, t := range tenants {
+		if !job.ValidTenant(t) {
+			return usageError{fmt.Sprintf("-tenants: %q: must be 1-%d lower-case letters, digits and hyphens", t, job.MaxTenantLen)}
+		}
+	}
+	log := telemetry.NewLogger(os.Stderr, cfg.LogLevel, "text")
+	nc, kv, err := catalogueOf(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return migrateTemplates(ctx, kv, templates.MigrateOptions{Also: tenants, Keep: keep}, stdout)
+}
+
+func migrateTemplates(ctx context.Context, kv jetstream.KeyValue, o templates.MigrateOptions, stdout io.Writer) error {
+	res, err := templates.Migrate(ctx, kv, o)
+	if err != nil {
+		return err
+	}
+	targets := templates.WABATenants(nil, "", append(o.Also, job.DefaultTenant))
+	fmt.Fprintf(stdout, "migrate done: %d untenanted templates copied to %s (%d keys written; a tenant's own version was kept), %d deleted\n",
+		res.Found-len(res.Kept), strings.Join(targets, ", "), res.Copies, res.Moved)
+	if len(res.Kept) > 0 {
+		fmt.Fprintf(stdout, "left in place, not a valid definition: %s\n", strings.Join(res.Kept, ", "))
+		return fmt.Errorf("%d templates not migrated", len(res.Kept))
+	}
+	return nil
 }
 
 // cmdDLQ lists and replays dead letters straight from JetStream.

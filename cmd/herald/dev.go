@@ -160,7 +160,7 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 	if err := streams.Ensure(ectx, js, app.StreamOptions(cfg)); err != nil {
 		return err
 	}
-	if err := loadSamples(ectx, js); err != nil {
+	if err := loadSamples(ectx, js, cfg); err != nil {
 		return err
 	}
 
@@ -242,18 +242,26 @@ func loopback(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// loadSamples puts the sample templates in the catalogue unless they are there already.
-func loadSamples(ctx context.Context, js jetstream.JetStream) error {
+// loadSamples puts the sample templates, approved, in the catalogue of the default tenant
+// and of every tenant configured (HERALD_API_KEYS, where the tour's key is, and a fleet
+// file), unless a tenant has them already.
+func loadSamples(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
 	kv, err := js.KeyValue(ctx, streams.TemplatesKV)
 	if err != nil {
 		return err
 	}
-	for _, d := range templates.SampleDefinitions() {
-		if _, err := templates.Get(ctx, kv, d.Name, d.Language); err == nil {
-			continue
-		}
-		if _, err := templates.Put(ctx, kv, d); err != nil {
-			return fmt.Errorf("sample template %s: %w", d.Name, err)
+	tenants, _, err := configuredTenants(cfg)
+	if err != nil {
+		return err
+	}
+	for _, t := range templates.WABATenants(nil, "", append(tenants, job.DefaultTenant)) {
+		for _, d := range templates.SampleDefinitions() {
+			if _, err := templates.Get(ctx, kv, t, d.Name, d.Language); err == nil {
+				continue
+			}
+			if _, err := templates.Put(ctx, kv, t, d); err != nil {
+				return fmt.Errorf("sample template %s of tenant %s: %w", d.Name, t, err)
+			}
 		}
 	}
 	return nil

@@ -25,7 +25,7 @@ Usage:
   herald sim [flags]             run the provider simulator (Cloud API, Kannel sendsms)
   herald send [flags]            send one notification through the API
   herald status ID               show a notification's status and history
-  herald templates list|add FILE|lint FILE...|sync
+  herald templates list|add FILE|lint FILE...|sync|migrate
   herald import FILE --campaign NAME --template T [--map param=column ...]
   herald campaign show|cancel NAME
   herald dlq list|replay [--reason R] [ID...]

@@ -288,10 +288,15 @@ func summary(jobs []*producer.Job, want map[string]string, store *memStore, s *s
 
 // Templates: a fixed catalogue.
 
-// templatesMap is the Templates of this service: definitions known at build time.
-type templatesMap map[string]*worker.Definition // name.language → definition
+// templatesMap is the Templates of this service: definitions known at build time, per
+// tenant (each tenant's templates belong to its own WhatsApp Business Account).
+type templatesMap map[string]map[string]*worker.Definition // tenant → name.language → definition
 
 var _ worker.Templates = templatesMap{}
+
+// defaultTenant is the tenant the worker names for a job that names none: this service's
+// jobs do not.
+const defaultTenant = "default"
 
 // newTemplates builds the catalogue: one definition in Go, one from the Graph API's JSON.
 func newTemplates() (templatesMap, error) {
@@ -315,12 +320,12 @@ func newTemplates() (templatesMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template bonus_expiring: %w", err)
 	}
-	return templatesMap{"order_ready.en": order, "bonus_expiring.en": bonus}, nil
+	return templatesMap{defaultTenant: {"order_ready.en": order, "bonus_expiring.en": bonus}}, nil
 }
 
-// Lookup returns an approved definition (what WhatsApp may be sent).
-func (t templatesMap) Lookup(name, language string) (*worker.Definition, error) {
-	d, err := t.Definition(name, language)
+// Lookup returns tenant's approved definition (what WhatsApp may be sent).
+func (t templatesMap) Lookup(tenant, name, language string) (*worker.Definition, error) {
+	d, err := t.Definition(tenant, name, language)
 	if err != nil {
 		return nil, err
 	}
@@ -330,17 +335,19 @@ func (t templatesMap) Lookup(name, language string) (*worker.Definition, error) 
 	return d, nil
 }
 
-// Definition returns a definition whatever its status.
-func (t templatesMap) Definition(name, language string) (*worker.Definition, error) {
-	if d, ok := t[name+"."+language]; ok {
+// Definition returns tenant's definition whatever its status; another tenant's templates
+// are not looked at.
+func (t templatesMap) Definition(tenant, name, language string) (*worker.Definition, error) {
+	defs := t[tenant]
+	if d, ok := defs[name+"."+language]; ok {
 		return d, nil
 	}
-	for key := range t {
+	for key := range defs {
 		if strings.HasPrefix(key, name+".") {
 			return nil, fmt.Errorf("%w: %s has no %s version", worker.ErrUnknownLanguage, name, language)
 		}
 	}
-	return nil, fmt.Errorf("%w: %q", worker.ErrUnknownTemplate, name)
+	return nil, fmt.Errorf("%w: %q of tenant %s", worker.ErrUnknownTemplate, name, tenant)
 }
 
 // canceledCampaigns names, per tenant, the campaigns an operator canceled

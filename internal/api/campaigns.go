@@ -38,7 +38,7 @@ func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
 	}
 	category := ""
 	if meta != nil && meta.Template != "" && s.cfg.KV != nil {
-		if d, err := templates.Get(r.Context(), s.cfg.KV, meta.Template, meta.Language); err == nil {
+		if d, err := templates.Get(r.Context(), s.cfg.KV, tenantOf(r), meta.Template, meta.Language); err == nil {
 			category = d.Category
 		}
 	}

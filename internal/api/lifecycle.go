@@ -18,7 +18,6 @@ import (
 	"github.com/herald-notify/herald/internal/provider"
 	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/streams"
-	"github.com/herald-notify/herald/internal/templates"
 	"github.com/herald-notify/herald/internal/webhook"
 	"github.com/herald-notify/herald/internal/white"
 )
@@ -200,24 +199,6 @@ func (s *Server) userPreference(ctx context.Context, p webhook.UserPreference) b
 		}
 		s.log.Info("recipient marketing preference", "from", phone.Mask(from), "action", action, "tenant", tenant, "outcome", outcome.String())
 	}
-	return true
-}
-
-// templateStatus applies message_template_status_update webhooks to the catalogue.
-func (s *Server) templateStatus(ctx context.Context, ts webhook.TemplateStatus) bool {
-	if s.cfg.KV == nil || ts.Name == "" || ts.Language == "" {
-		return true
-	}
-	d, err := templates.SetStatus(ctx, s.cfg.KV, ts.Name, ts.Language, ts.Event)
-	switch {
-	case errors.Is(err, templates.ErrUnknownTemplate) || errors.Is(err, templates.ErrUnknownLanguage):
-		s.log.Info("status update for a template not in the catalogue", "template", ts.Name, "language", ts.Language, "status", ts.Event)
-		return true
-	case err != nil:
-		s.log.Warn("template status not recorded", "template", ts.Name, "err", err)
-		return false
-	}
-	s.log.Info("template status changed", "template", d.Name, "language", d.Language, "status", d.Status, "reason", ts.Reason)
 	return true
 }
 

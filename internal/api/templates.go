@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -9,12 +10,14 @@ import (
 
 	"github.com/herald-notify/herald/internal/lint"
 	"github.com/herald-notify/herald/internal/templates"
+	"github.com/herald-notify/herald/internal/webhook"
 )
 
 type metricCounter = metric.Int64Counter
 
+// listTemplates answers GET /v1/templates: the caller's tenant's catalogue.
 func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
-	defs, err := templates.List(r.Context(), s.cfg.KV)
+	defs, err := templates.List(r.Context(), s.cfg.KV, tenantOf(r))
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "template catalogue unavailable")
 		return
@@ -26,7 +29,9 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 }
 
 // postTemplate registers a definition in the Cloud API format, as the template listing
-// returns it.
+// returns it, in the caller's tenant's catalogue. Only Meta approves a template (its
+// status webhook, or `herald templates sync`): the body's status is ignored and the
+// definition is stored PENDING, also with ?force=true, which only overrides lint.
 func (s *Server) postTemplate(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
 	if err != nil {
@@ -38,17 +43,17 @@ func (s *Server) postTemplate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// Lint on every add: a rejection costs days. ?force=true registers it anyway; so is a
-	// definition Meta approved already (copied from its listing).
-	if found := lint.Lint(def); def.Status != templates.StatusApproved && lint.HasErrors(found) && r.URL.Query().Get("force") != "true" {
+	// Lint on every add, whatever status the body claims: a rejection costs days.
+	if found := lint.Lint(def); lint.HasErrors(found) && r.URL.Query().Get("force") != "true" {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
-			"error":    "the template would most likely be rejected by Meta (add ?force=true to register it anyway)",
+			"error":    "the template would most likely be rejected by Meta (add ?force=true to register it, pending, anyway)",
 			"findings": found,
 		})
 		return
 	}
-	// An operator's change to an approved template is a new, pending version.
-	stored, err := templates.Propose(r.Context(), s.cfg.KV, def)
+	// Pending until Meta reviews it; a change to an approved template is a new version, and
+	// the approved one is sent meanwhile.
+	stored, err := templates.Propose(r.Context(), s.cfg.KV, tenantOf(r), def)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "template not stored: "+err.Error())
 		return
@@ -56,8 +61,10 @@ func (s *Server) postTemplate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, stored)
 }
 
+// getTemplate answers GET /v1/templates/{name}/{language} from the caller's tenant's
+// catalogue: another tenant's template is not found.
 func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
-	def, err := templates.Get(r.Context(), s.cfg.KV, r.PathValue("name"), r.PathValue("language"))
+	def, err := templates.Get(r.Context(), s.cfg.KV, tenantOf(r), r.PathValue("name"), r.PathValue("language"))
 	switch {
 	case errors.Is(err, templates.ErrUnknownTemplate), errors.Is(err, templates.ErrUnknownLanguage):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -66,4 +73,51 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, def)
 	}
+}
+
+// templateStatus applies a message_template_status_update webhook to the versions it
+// is about: the template of that name and language in the catalogue of each tenant of the
+// WABA that sent it (templates.WABATenants, wabaOwners), unless the version records another
+// Meta template id. No other tenant's catalogue changes. False means retry later.
+func (s *Server) templateStatus(ctx context.Context, ts webhook.TemplateStatus) bool {
+	if s.cfg.KV == nil || ts.Name == "" || ts.Language == "" {
+		return true
+	}
+	holders, err := templates.Holders(ctx, s.cfg.KV, ts.Name, ts.Language)
+	if err != nil {
+		s.log.Warn("template status not recorded", "template", ts.Name, "err", err)
+		return false
+	}
+	tenants := templates.WABATenants(s.wabaOwners(), ts.WABAID, holders)
+	if len(tenants) == 0 {
+		s.log.Info("status update for a template not in the catalogue", "template", ts.Name, "language", ts.Language, "status", ts.Event, "waba", ts.WABAID)
+		return true
+	}
+	ok := true
+	review := templates.Review{TemplateID: ts.TemplateID, Name: ts.Name, Language: ts.Language, Status: ts.Event}
+	for _, t := range tenants {
+		d, err := templates.SetStatus(ctx, s.cfg.KV, t, review)
+		switch {
+		case errors.Is(err, templates.ErrOtherTemplate):
+			s.log.Debug("template status update is another template's", "tenant", t, "template", ts.Name, "err", err)
+		case errors.Is(err, templates.ErrUnknownTemplate) || errors.Is(err, templates.ErrUnknownLanguage):
+			// Removed since Holders listed it.
+		case err != nil:
+			s.log.Warn("template status not recorded", "tenant", t, "template", ts.Name, "err", err)
+			ok = false
+		default:
+			s.log.Info("template status changed", "tenant", t, "template", d.Name, "language", d.Language, "status", d.Status, "reason", ts.Reason)
+		}
+	}
+	return ok
+}
+
+// wabaOwners says which tenants send through a WABA: by the fleet file when webhooks are
+// routed by it, else nil, the environment configuration's one WABA that every tenant sends
+// through.
+func (s *Server) wabaOwners() templates.Owners {
+	if s.cfg.Fleet == nil || !s.cfg.RouteByFleet {
+		return nil
+	}
+	return templates.FleetOwners(s.cfg.Fleet)
 }

@@ -172,7 +172,17 @@ func Start(tb testing.TB, o Options) *Herald {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := templates.PutSamples(ctx, kv); err != nil {
+	// The samples are the default tenant's (the producer's jobs) and every configured
+	// tenant's (API keys, a fleet file): each tenant has its own catalogue.
+	tenants := []string{job.DefaultTenant}
+	for _, t := range cfg.Tenants() {
+		tenants = append(tenants, t)
+	}
+	f, _, err := app.LoadFleet(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := templates.PutSamples(ctx, kv, templates.WABATenants(nil, "", append(tenants, f.TenantNames()...))...); err != nil {
 		tb.Fatal(err)
 	}
 	h.Producer = producer.New(h.JS)

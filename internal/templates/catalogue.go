@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-notify/herald/internal/job"
 )
 
 // Backoff between attempts to watch the bucket again after a watch ended.
@@ -21,17 +23,27 @@ const (
 
 // Catalogue is a worker's in-memory copy of the herald-templates bucket, kept current by a
 // KV watch so that an added, changed, paused or deleted template reaches every worker
-// without a restart. Lookups read an immutable snapshot through an atomic pointer, so the
-// hot path takes no lock; each change publishes a new snapshot.
+// without a restart. Each tenant has its own templates: a lookup names the tenant, and
+// finds nothing of another tenant's. Lookups read an immutable snapshot through an atomic
+// pointer, so the hot path takes no lock; each change publishes a new snapshot.
 type Catalogue struct {
 	kv     jetstream.KeyValue
 	logger *slog.Logger
 	state  atomic.Pointer[snapshot]
 }
 
-// snapshot is one immutable state of the catalogue: name -> language -> definition.
+// legacyTenant holds, in a snapshot, the entries stored before tenancy (key
+// "<name>.<language>"): the default tenant's, behind its own keys. It is no valid tenant
+// name, so no tenant's entries can be mistaken for them.
+const legacyTenant = ""
+
+// tenantMap is one immutable state of the catalogue: tenant -> name -> language ->
+// definition.
+type tenantMap = map[string]map[string]map[string]*Definition
+
+// snapshot is one immutable state of the catalogue.
 type snapshot struct {
-	byName map[string]map[string]*Definition
+	byTenant tenantMap
 }
 
 // NewCatalogue returns a catalogue of the bucket kv; call Start to load and watch it. A nil
@@ -41,7 +53,7 @@ func NewCatalogue(kv jetstream.KeyValue, logger *slog.Logger) *Catalogue {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Catalogue{kv: kv, logger: logger}
-	c.state.Store(&snapshot{byName: map[string]map[string]*Definition{}})
+	c.state.Store(&snapshot{byTenant: tenantMap{}})
 	return c
 }
 
@@ -62,11 +74,12 @@ func (c *Catalogue) Start(ctx context.Context) error {
 	return nil
 }
 
-// Lookup returns the APPROVED definition of name in language. Errors: ErrUnknownTemplate,
-// ErrUnknownLanguage (listing the languages it has), ErrNotApproved (naming the status). The
-// definition is shared: read it, never change it.
-func (c *Catalogue) Lookup(name, language string) (*Definition, error) {
-	d, err := c.Definition(name, language)
+// Lookup returns tenant's APPROVED definition of name in language ("" is the default
+// tenant). Errors: ErrUnknownTemplate, ErrUnknownLanguage (listing the languages the tenant
+// has it in), ErrNotApproved (naming the status). The definition is shared: read it, never
+// change it.
+func (c *Catalogue) Lookup(tenant, name, language string) (*Definition, error) {
+	d, err := c.Definition(tenant, name, language)
 	if err != nil {
 		return nil, err
 	}
@@ -78,18 +91,55 @@ func (c *Catalogue) Lookup(name, language string) (*Definition, error) {
 		if status == "" {
 			status = "no status"
 		}
-		return nil, fmt.Errorf("%w: %s is %s", ErrNotApproved, Key(name, language), status)
+		return nil, fmt.Errorf("%w: %s is %s", ErrNotApproved, legacyKey(name, language), status)
 	}
 	return d, nil
 }
 
-// List returns every definition in the catalogue, whatever its status, sorted by name then
-// language.
-func (c *Catalogue) List() []*Definition {
+// Definition returns tenant's definition of name in language whatever its status ("" is
+// the default tenant): channels that need no approval (grey, SMS) still render the text of
+// a paused template.
+func (c *Catalogue) Definition(tenant, name, language string) (*Definition, error) {
+	tenant = job.TenantOr(tenant)
+	m := c.state.Load().byTenant
+	if d := m[tenant][name][language]; d != nil {
+		return d, nil
+	}
+	if tenant == job.DefaultTenant {
+		if d := m[legacyTenant][name][language]; d != nil {
+			return d, nil
+		}
+	}
+	langs := slices.Collect(maps.Keys(m[tenant][name]))
+	if tenant == job.DefaultTenant {
+		langs = append(langs, slices.Collect(maps.Keys(m[legacyTenant][name]))...)
+	}
+	if len(langs) == 0 {
+		return nil, unknownTemplate(tenant, name)
+	}
+	slices.Sort(langs)
+	return nil, fmt.Errorf("%w: %s has no %q version; it exists in %s", ErrUnknownLanguage, name, language,
+		strings.Join(slices.Compact(langs), ", "))
+}
+
+// List returns every definition tenant has ("" is the default tenant), whatever its
+// status, sorted by name then language.
+func (c *Catalogue) List(tenant string) []*Definition {
+	tenant = job.TenantOr(tenant)
+	m := c.state.Load().byTenant
 	var defs []*Definition
-	for _, langs := range c.state.Load().byName {
+	for _, langs := range m[tenant] {
 		for _, d := range langs {
 			defs = append(defs, d)
+		}
+	}
+	if tenant == job.DefaultTenant {
+		for name, langs := range m[legacyTenant] {
+			for lang, d := range langs {
+				if m[tenant][name][lang] == nil {
+					defs = append(defs, d)
+				}
+			}
 		}
 	}
 	sortDefs(defs)
@@ -99,7 +149,7 @@ func (c *Catalogue) List() []*Definition {
 // load reads the watcher's initial values, up to the nil entry that ends them, into a fresh
 // state and publishes it whole: deletions missed while not watching are dropped too.
 func (c *Catalogue) load(ctx context.Context, w jetstream.KeyWatcher) error {
-	m := map[string]map[string]*Definition{}
+	m := tenantMap{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -109,8 +159,8 @@ func (c *Catalogue) load(ctx context.Context, w jetstream.KeyWatcher) error {
 				return fmt.Errorf("templates: watch %s: closed before the initial values", c.kv.Bucket())
 			}
 			if e == nil {
-				c.state.Store(&snapshot{byName: m})
-				c.logger.Info("template catalogue loaded", "bucket", c.kv.Bucket(), "templates", count(m))
+				c.state.Store(&snapshot{byTenant: m})
+				c.logger.Info("template catalogue loaded", "bucket", c.kv.Bucket(), "templates", count(m), "tenants", len(m))
 				return nil
 			}
 			c.apply(m, e, true)
@@ -167,37 +217,56 @@ func (c *Catalogue) updates(ctx context.Context, w jetstream.KeyWatcher) {
 			if e == nil {
 				continue
 			}
-			// Copy on write: readers keep the old snapshot until the new one is stored. Only
-			// this goroutine writes, so load-modify-store needs no lock.
-			old := c.state.Load().byName
+			// Copy on write, along the entry's path only: readers keep the old snapshot until
+			// the new one is stored. Only this goroutine writes, so load-modify-store needs
+			// no lock.
+			old := c.state.Load().byTenant
 			m := maps.Clone(old)
-			name, _, _ := strings.Cut(e.Key(), ".")
-			m[name] = maps.Clone(old[name])
-			c.apply(m, e, false)
-			if len(m[name]) == 0 {
-				delete(m, name)
+			if tenant, name, ok := c.path(e.Key()); ok {
+				m[tenant] = maps.Clone(old[tenant])
+				if m[tenant] != nil {
+					m[tenant][name] = maps.Clone(old[tenant][name])
+				}
 			}
-			c.state.Store(&snapshot{byName: m})
+			c.apply(m, e, false)
+			c.state.Store(&snapshot{byTenant: m})
 		}
 	}
 }
 
-// apply records one watch entry in m (whose inner map for the entry's name, if any, is
-// writable). A stored value that is not a valid definition is logged and ignored: the last
-// good definition stays in service rather than a bad write taking a template away from the
-// whole fleet.
-func (c *Catalogue) apply(m map[string]map[string]*Definition, e jetstream.KeyValueEntry, initial bool) {
-	name, lang, ok := strings.Cut(e.Key(), ".")
+// path is where a key's definition lives in a snapshot: its tenant (legacyTenant for a
+// key from before tenancy) and name.
+func (c *Catalogue) path(key string) (tenant, name string, ok bool) {
+	tenant, name, _, legacy, ok := splitKey(key)
+	if legacy {
+		tenant = legacyTenant
+	}
+	return tenant, name, ok
+}
+
+// apply records one watch entry in m (whose inner maps along the entry's path, if any, are
+// writable). A stored value that is not a valid definition, or not the one its key names
+// (another template, another tenant's), is logged and ignored: the last good definition
+// stays in service rather than a bad write taking a template away from the whole fleet.
+func (c *Catalogue) apply(m tenantMap, e jetstream.KeyValueEntry, initial bool) {
+	tenant, name, lang, legacy, ok := splitKey(e.Key())
 	if !ok {
-		c.logger.Error("template catalogue: key is not <name>.<language>; ignored", "key", e.Key())
+		c.logger.Error("template catalogue: key is not <tenant>.<name>.<language>; ignored", "key", e.Key())
 		return
+	}
+	at := tenant
+	if legacy {
+		at = legacyTenant
 	}
 	switch e.Operation() {
 	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
-		if langs := m[name]; langs != nil {
+		if langs := m[at][name]; langs != nil {
 			delete(langs, lang)
 			if len(langs) == 0 {
-				delete(m, name)
+				delete(m[at], name)
+			}
+			if len(m[at]) == 0 {
+				delete(m, at)
 			}
 		}
 		if !initial {
@@ -206,41 +275,36 @@ func (c *Catalogue) apply(m map[string]map[string]*Definition, e jetstream.KeyVa
 		return
 	}
 	d, err := ParseDefinition(e.Value())
-	if err == nil && Key(d.Name, d.Language) != e.Key() {
-		err = fmt.Errorf("definition is %s", Key(d.Name, d.Language))
+	switch {
+	case err != nil:
+	case d.Name != name || d.Language != lang:
+		err = fmt.Errorf("definition is %s", d.label())
+	case !legacy && d.Tenant != "" && d.Tenant != tenant:
+		err = fmt.Errorf("definition is tenant %s's", d.Tenant)
 	}
 	if err != nil {
 		c.logger.Error("template catalogue: invalid definition ignored", "key", e.Key(), "revision", e.Revision(), "error", err)
 		return
 	}
-	if m[name] == nil {
-		m[name] = map[string]*Definition{}
+	d.setTenant(tenant)
+	if m[at] == nil {
+		m[at] = map[string]map[string]*Definition{}
 	}
-	m[name][lang] = d
+	if m[at][name] == nil {
+		m[at][name] = map[string]*Definition{}
+	}
+	m[at][name][lang] = d
 	if !initial {
 		c.logger.Info("template updated", "key", e.Key(), "version", d.Version, "status", d.Status)
 	}
 }
 
-func count(m map[string]map[string]*Definition) int {
+func count(m tenantMap) int {
 	n := 0
-	for _, langs := range m {
-		n += len(langs)
+	for _, names := range m {
+		for _, langs := range names {
+			n += len(langs)
+		}
 	}
 	return n
-}
-
-// Definition returns the definition of name in language whatever its status: channels that
-// need no approval (grey, SMS) still render the text of a paused template.
-func (c *Catalogue) Definition(name, language string) (*Definition, error) {
-	langs, ok := c.state.Load().byName[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownTemplate, name)
-	}
-	d, ok := langs[language]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s has no %q version; it exists in %s", ErrUnknownLanguage, name, language,
-			strings.Join(slices.Sorted(maps.Keys(langs)), ", "))
-	}
-	return d, nil
 }

@@ -25,7 +25,7 @@ func newLogger() (*slog.Logger, *logBuffer) {
 
 // lookupErr is Lookup's error, for conditions.
 func lookupErr(c *Catalogue, name, lang string) error {
-	_, err := c.Lookup(name, lang)
+	_, err := c.Lookup("", name, lang)
 	return err
 }
 
@@ -34,13 +34,13 @@ func TestCatalogue(t *testing.T) {
 	ctx := t.Context()
 	kv := newKV(t)
 	for _, d := range SampleDefinitions() {
-		if _, err := Put(ctx, kv, d); err != nil {
+		if _, err := Put(ctx, kv, "", d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pending := sample(t, "order_ready")
 	pending.Language, pending.Status = "en", StatusPending
-	if _, err := Put(ctx, kv, pending); err != nil {
+	if _, err := Put(ctx, kv, "", pending); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,14 +51,14 @@ func TestCatalogue(t *testing.T) {
 	}
 
 	// Start returned after the initial load: no waiting needed.
-	d, err := c.Lookup("order_ready", "ru")
+	d, err := c.Lookup("", "order_ready", "ru")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Version != 1 || d.prog == nil {
 		t.Fatalf("looked up %+v", d)
 	}
-	if got := len(c.List()); got != 4 {
+	if got := len(c.List("")); got != 4 {
 		t.Fatalf("List has %d definitions, want 4", got)
 	}
 	if !strings.Contains(logs.String(), "templates=4") {
@@ -84,7 +84,7 @@ func TestCatalogue(t *testing.T) {
 	// A put after Start reaches the catalogue without a restart.
 	added := sample(t, "booking_reminder")
 	added.Language = "en"
-	if _, err := Put(ctx, kv, added); err != nil {
+	if _, err := Put(ctx, kv, "", added); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, wait, func() bool { return lookupErr(c, "booking_reminder", "en") == nil },
@@ -93,7 +93,7 @@ func TestCatalogue(t *testing.T) {
 	// Meta pauses a template: Lookup stops handing it out.
 	paused := sample(t, "order_ready")
 	paused.Status = StatusPaused
-	if _, err := Put(ctx, kv, paused); err != nil {
+	if _, err := Put(ctx, kv, "", paused); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, wait, func() bool { return errors.Is(lookupErr(c, "order_ready", "ru"), ErrNotApproved) },
@@ -104,19 +104,19 @@ func TestCatalogue(t *testing.T) {
 	}
 
 	// And approved again, as a new version.
-	if _, err := Put(ctx, kv, sample(t, "order_ready")); err != nil {
+	if _, err := Put(ctx, kv, "", sample(t, "order_ready")); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, wait, func() bool {
-		d, err := c.Lookup("order_ready", "ru")
+		d, err := c.Lookup("", "order_ready", "ru")
 		return err == nil && d.Version == 3
 	}, "order_ready.ru version 3 never approved")
 
 	// Delete and purge remove templates.
-	if err := kv.Delete(ctx, "bonus_expiring.ru"); err != nil {
+	if err := kv.Delete(ctx, "default.bonus_expiring.ru"); err != nil {
 		t.Fatal(err)
 	}
-	if err := kv.Purge(ctx, "booking_reminder.en"); err != nil {
+	if err := kv.Purge(ctx, "default.booking_reminder.en"); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, wait, func() bool {
@@ -124,18 +124,18 @@ func TestCatalogue(t *testing.T) {
 			errors.Is(lookupErr(c, "booking_reminder", "en"), ErrUnknownLanguage)
 	}, "deleted and purged templates still there")
 	var keys []string
-	for _, d := range c.List() {
-		keys = append(keys, Key(d.Name, d.Language))
+	for _, d := range c.List("") {
+		keys = append(keys, legacyKey(d.Name, d.Language))
 	}
 	if got := strings.Join(keys, " "); got != "booking_reminder.ru order_ready.en order_ready.ru" {
 		t.Errorf("List = %s", got)
 	}
 
 	// A bad write does not take a working template out of service.
-	if _, err := kv.Put(ctx, "booking_reminder.ru", []byte(`{"name":"booking_reminder","language":"ru","components":[]}`)); err != nil {
+	if _, err := kv.Put(ctx, "default.booking_reminder.ru", []byte(`{"name":"booking_reminder","language":"ru","components":[]}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(ctx, "order_ready.ru", []byte(`{"name":"bonus_expiring","language":"ru","components":[{"type":"BODY","text":"x"}]}`)); err != nil {
+	if _, err := kv.Put(ctx, "default.order_ready.ru", []byte(`{"name":"bonus_expiring","language":"ru","components":[{"type":"BODY","text":"x"}]}`)); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, wait, func() bool {
@@ -144,7 +144,7 @@ func TestCatalogue(t *testing.T) {
 	if err := lookupErr(c, "booking_reminder", "ru"); err != nil {
 		t.Errorf("last good booking_reminder.ru lost: %v", err)
 	}
-	if d, err := c.Lookup("order_ready", "ru"); err != nil || d.Name != "order_ready" {
+	if d, err := c.Lookup("", "order_ready", "ru"); err != nil || d.Name != "order_ready" {
 		t.Errorf("a definition under another template's key replaced order_ready.ru: %v %v", d, err)
 	}
 	if err := lookupErr(c, "bonus_expiring", "ru"); !errors.Is(err, ErrUnknownTemplate) {
@@ -160,10 +160,10 @@ func TestCatalogueEmptyBucket(t *testing.T) {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.List()) != 0 || !errors.Is(lookupErr(c, "order_ready", "ru"), ErrUnknownTemplate) {
+	if len(c.List("")) != 0 || !errors.Is(lookupErr(c, "order_ready", "ru"), ErrUnknownTemplate) {
 		t.Fatal("empty bucket should give an empty catalogue")
 	}
-	if _, err := Put(ctx, kv, sample(t, "order_ready")); err != nil {
+	if _, err := Put(ctx, kv, "", sample(t, "order_ready")); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, wait, func() bool { return lookupErr(c, "order_ready", "ru") == nil }, "first template never appeared")
@@ -208,7 +208,7 @@ func TestCatalogueWatchesAgain(t *testing.T) {
 	ctx := t.Context()
 	kv := &watchRecorder{KeyValue: newKV(t)}
 	for _, d := range SampleDefinitions() {
-		if _, err := Put(ctx, kv, d); err != nil {
+		if _, err := Put(ctx, kv, "", d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -237,12 +237,12 @@ func TestCatalogueWatchesAgain(t *testing.T) {
 	}
 
 	// Changes reach the catalogue through the new watch.
-	if err := kv.Delete(ctx, "bonus_expiring.ru"); err != nil {
+	if err := kv.Delete(ctx, "default.bonus_expiring.ru"); err != nil {
 		t.Fatal(err)
 	}
 	paused := sample(t, "booking_reminder")
 	paused.Status = StatusPaused
-	if _, err := Put(ctx, kv, paused); err != nil {
+	if _, err := Put(ctx, kv, "", paused); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, wait, func() bool {
@@ -255,7 +255,7 @@ func TestCatalogueConcurrentLookups(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	kv := newKV(t)
-	if _, err := Put(ctx, kv, sample(t, "order_ready")); err != nil {
+	if _, err := Put(ctx, kv, "", sample(t, "order_ready")); err != nil {
 		t.Fatal(err)
 	}
 	c := NewCatalogue(kv, nil)
@@ -273,24 +273,24 @@ func TestCatalogueConcurrentLookups(t *testing.T) {
 					return
 				default:
 				}
-				if d, err := c.Lookup("order_ready", "ru"); err == nil {
+				if d, err := c.Lookup("", "order_ready", "ru"); err == nil {
 					if _, err := d.RenderWhite(in); err != nil {
 						t.Error(err)
 						return
 					}
 				}
-				_ = c.List()
+				_ = c.List("")
 			}
 		})
 	}
 	// Writers change the template under the readers; -race checks the snapshot handover.
 	for range 5 {
-		if _, err := Put(ctx, kv, sample(t, "order_ready")); err != nil {
+		if _, err := Put(ctx, kv, "", sample(t, "order_ready")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	testutil.Eventually(t, wait, func() bool {
-		d, err := c.Lookup("order_ready", "ru")
+		d, err := c.Lookup("", "order_ready", "ru")
 		return err == nil && d.Version == 6
 	}, "version 6 never seen")
 	close(stop)

@@ -3,8 +3,10 @@
 // A template definition is kept in the Cloud API's own JSON format, as the Graph API lists it
 // (GET /<WABA-ID>/message_templates), so definitions synced from Meta, exported from a BSP or
 // written by hand all read the same. Definitions live in the NATS KV bucket herald-templates
-// under the key <name>.<language>; a Catalogue loads and watches that bucket so that every
-// worker sees a change without a restart.
+// under the key <tenant>.<name>.<language>: each tenant has its own catalogue, since its
+// templates belong to its WhatsApp Business Account, and no tenant's write or review touches
+// another's. A Catalogue loads and watches that bucket so that every worker sees a change
+// without a restart.
 //
 // Rendering turns a definition and a job's params, media and buttons into the components of
 // a Cloud API template send (RenderWhite) or into plain text for the grey gateway and SMS
@@ -87,6 +89,8 @@ const (
 // (the compiled variable positions would be stale): change a copy and Validate it again.
 // Definitions handed out by the Catalogue are shared between goroutines and read-only.
 type Definition struct {
+	// ID is Meta's id of the template, when known (its listing, or the definition posted):
+	// a review names it, so a review of another template of the same name is told apart.
 	ID               string `json:"id,omitempty"`
 	Name             string `json:"name"`
 	Language         string `json:"language"`
@@ -101,6 +105,9 @@ type Definition struct {
 	Version int `json:"version,omitempty"`
 	// UpdatedAt is when Put last stored the definition.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Tenant owns the definition: Put, Get, List and the Catalogue set it from the key it is
+	// stored under, never from input.
+	Tenant string `json:"tenant,omitempty"`
 	// Approved is the last APPROVED version while this newer one is not (pending review, or
 	// rejected): an approved version is never changed in place, and workers keep sending it
 	// until Meta approves the change. Nil when this version is the approved one.
@@ -299,7 +306,16 @@ func (d *Definition) label() string {
 	if d.Name == "" && d.Language == "" {
 		return "template"
 	}
-	return Key(d.Name, d.Language)
+	return legacyKey(d.Name, d.Language)
+}
+
+// setTenant records the tenant a freshly parsed definition (and its approved version) is
+// stored for.
+func (d *Definition) setTenant(tenant string) {
+	d.Tenant = tenant
+	if d.Approved != nil {
+		d.Approved.Tenant = tenant
+	}
 }
 
 // clone returns a deep copy of d's definition fields, so that normalising the copy leaves d

@@ -41,6 +41,11 @@ var (
 	// only.
 	ErrUnsupported = errors.New("template feature not supported")
 
+	// ErrOtherTemplate: a review from Meta names another template id than the one the
+	// definition records (another tenant's template of the same name, say): SetStatus
+	// changes nothing.
+	ErrOtherTemplate = errors.New("review of another Meta template")
+
 	// ErrInvalidDefinition: a template definition is malformed (no name, no body, variables
 	// that do not match its parameter_format, ...). ParseDefinition, Validate and Put
 	// return it.

@@ -63,9 +63,9 @@ func TestFixtureListingParses(t *testing.T) {
 	byKey := map[string]*Definition{}
 	for _, d := range defs {
 		if d.ParameterFormat != FormatPositional || d.Status != StatusApproved {
-			t.Errorf("%s: format %s status %s", Key(d.Name, d.Language), d.ParameterFormat, d.Status)
+			t.Errorf("%s: format %s status %s", legacyKey(d.Name, d.Language), d.ParameterFormat, d.Status)
 		}
-		byKey[Key(d.Name, d.Language)] = d
+		byKey[legacyKey(d.Name, d.Language)] = d
 	}
 	hw := byKey["hello_world.en_US"]
 	if hw == nil || hw.ID != "711633970112948" || hw.Category != CategoryMarketing || len(hw.Components) != 3 {

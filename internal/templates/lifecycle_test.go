@@ -16,7 +16,7 @@ func TestApprovedVersionIsImmutable(t *testing.T) {
 	ctx := t.Context()
 	kv := newKV(t)
 	v1 := sample(t, "order_ready")
-	if _, err := Put(ctx, kv, v1); err != nil {
+	if _, err := Put(ctx, kv, "", v1); err != nil {
 		t.Fatal(err)
 	}
 	logger, _ := newLogger()
@@ -25,13 +25,13 @@ func TestApprovedVersionIsImmutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Proposing the same content changes nothing.
-	same, err := Propose(ctx, kv, sample(t, "order_ready"))
+	same, err := Propose(ctx, kv, "", sample(t, "order_ready"))
 	if err != nil || same.Version != 1 || same.Status != StatusApproved {
 		t.Fatalf("Propose(same) = v%d %s, %v", same.Version, same.Status, err)
 	}
 	changed := sample(t, "order_ready")
 	changed.Components[0].Text = "Заказ {{order}} ждёт вас по адресу {{address}} до {{until}}."
-	v2, err := Propose(ctx, kv, changed)
+	v2, err := Propose(ctx, kv, "", changed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +42,11 @@ func TestApprovedVersionIsImmutable(t *testing.T) {
 		t.Helper()
 		var d *Definition
 		testutil.Eventually(t, 5*time.Second, func() bool {
-			cur, err := c.Definition("order_ready", "ru")
+			cur, err := c.Definition("", "order_ready", "ru")
 			if err != nil || cur.Version < v2.Version {
 				return false
 			}
-			d, err = c.Lookup("order_ready", "ru")
+			d, err = c.Lookup("", "order_ready", "ru")
 			return err == nil || errors.Is(err, ErrNotApproved)
 		}, "catalogue sees v2")
 		return d
@@ -55,30 +55,30 @@ func TestApprovedVersionIsImmutable(t *testing.T) {
 		t.Fatalf("while v2 is pending workers must send v1, got %+v", d)
 	}
 	// Rejected: v1 stays in use.
-	if _, err := SetStatus(ctx, kv, "order_ready", "ru", StatusRejected); err != nil {
+	if _, err := SetStatus(ctx, kv, "", Review{Name: "order_ready", Language: "ru", Status: StatusRejected}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		cur, _ := c.Definition("order_ready", "ru")
+		cur, _ := c.Definition("", "order_ready", "ru")
 		return cur != nil && cur.Status == StatusRejected
 	}, "rejection seen")
-	if d, err := c.Lookup("order_ready", "ru"); err != nil || d.Version != 1 {
+	if d, err := c.Lookup("", "order_ready", "ru"); err != nil || d.Version != 1 {
 		t.Fatalf("after the rejection Lookup = %v, %v; want v1", d, err)
 	}
 	// Approved: v2 is sent.
-	if _, err := SetStatus(ctx, kv, "order_ready", "ru", StatusApproved); err != nil {
+	if _, err := SetStatus(ctx, kv, "", Review{Name: "order_ready", Language: "ru", Status: StatusApproved}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		d, err := c.Lookup("order_ready", "ru")
+		d, err := c.Lookup("", "order_ready", "ru")
 		return err == nil && d.Version == 2
 	}, "v2 in use once approved")
 	// Paused: nothing is sent on WhatsApp, no older version either.
-	if _, err := SetStatus(ctx, kv, "order_ready", "ru", StatusPaused); err != nil {
+	if _, err := SetStatus(ctx, kv, "", Review{Name: "order_ready", Language: "ru", Status: StatusPaused}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		_, err := c.Lookup("order_ready", "ru")
+		_, err := c.Lookup("", "order_ready", "ru")
 		return errors.Is(err, ErrNotApproved)
 	}, "paused template not sent")
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-notify/herald/internal/job"
 )
 
 // SampleDefinitions returns three APPROVED utility templates in Russian with NAMED
@@ -75,12 +77,18 @@ func SampleDefinitions() []*Definition {
 	return defs
 }
 
-// PutSamples stores every sample definition in the catalogue bucket kv (overwriting one of
-// the same name and language): the set-up of the benchmarks, the chaos test and the tests.
-func PutSamples(ctx context.Context, kv jetstream.KeyValue) error {
-	for _, d := range SampleDefinitions() {
-		if _, err := Put(ctx, kv, d); err != nil {
-			return fmt.Errorf("sample template %s: %w", d.Name, err)
+// PutSamples stores every sample definition, as approved, in the catalogue of each of
+// tenants (the default tenant when none is given), overwriting one of the same name and
+// language: the set-up of `herald dev`, the benchmarks, the chaos test and the tests.
+func PutSamples(ctx context.Context, kv jetstream.KeyValue, tenants ...string) error {
+	if len(tenants) == 0 {
+		tenants = []string{job.DefaultTenant}
+	}
+	for _, t := range tenants {
+		for _, d := range SampleDefinitions() {
+			if _, err := Put(ctx, kv, t, d); err != nil {
+				return fmt.Errorf("sample template %s of tenant %s: %w", d.Name, job.TenantOr(t), err)
+			}
 		}
 	}
 	return nil

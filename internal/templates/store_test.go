@@ -36,7 +36,7 @@ func TestPutGet(t *testing.T) {
 	in := sample(t, "order_ready")
 	in.Status = "approved" // lower case on input
 	before := time.Now().UTC()
-	stored, err := Put(ctx, kv, in)
+	stored, err := Put(ctx, kv, "", in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestPutGet(t *testing.T) {
 	}
 
 	// The bucket holds the definition JSON under <name>.<language>.
-	entry, err := kv.Get(ctx, "order_ready.ru")
+	entry, err := kv.Get(ctx, "default.order_ready.ru")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestPutGet(t *testing.T) {
 		t.Fatalf("stored JSON = %s", entry.Value())
 	}
 
-	got, err := Get(ctx, kv, "order_ready", "ru")
+	got, err := Get(ctx, kv, "", "order_ready", "ru")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,22 +74,22 @@ func TestPutGet(t *testing.T) {
 
 	changed := sample(t, "order_ready")
 	changed.Components[1].Text = "Новая подпись"
-	stored, err = Put(ctx, kv, changed)
+	stored, err = Put(ctx, kv, "", changed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if stored.Version != 2 {
 		t.Fatalf("second put: version %d, want 2", stored.Version)
 	}
-	if got, _ := Get(ctx, kv, "order_ready", "ru"); got.Version != 2 || got.Components[1].Text != "Новая подпись" {
+	if got, _ := Get(ctx, kv, "", "order_ready", "ru"); got.Version != 2 || got.Components[1].Text != "Новая подпись" {
 		t.Fatalf("after update Get = %+v", got)
 	}
 
 	// A deleted template starts again at version 1.
-	if err := kv.Delete(ctx, "order_ready.ru"); err != nil {
+	if err := kv.Delete(ctx, "default.order_ready.ru"); err != nil {
 		t.Fatal(err)
 	}
-	if stored, err = Put(ctx, kv, changed); err != nil || stored.Version != 1 {
+	if stored, err = Put(ctx, kv, "", changed); err != nil || stored.Version != 1 {
 		t.Fatalf("put after delete: version %v, err %v", stored, err)
 	}
 }
@@ -99,10 +99,10 @@ func TestPutRejectsInvalid(t *testing.T) {
 	ctx := t.Context()
 	kv := newKV(t)
 	bad := &Definition{Name: "no_body", Language: "ru", Components: []Component{{Type: ComponentFooter, Text: "f"}}}
-	if _, err := Put(ctx, kv, bad); !errors.Is(err, ErrInvalidDefinition) {
+	if _, err := Put(ctx, kv, "", bad); !errors.Is(err, ErrInvalidDefinition) {
 		t.Fatalf("err = %v, want ErrInvalidDefinition", err)
 	}
-	if _, err := kv.Get(ctx, "no_body.ru"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := kv.Get(ctx, "default.no_body.ru"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("invalid definition was stored: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestPutConcurrentVersions(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			d, err := Put(ctx, kv, sample(t, "bonus_expiring"))
+			d, err := Put(ctx, kv, "", sample(t, "bonus_expiring"))
 			if err != nil {
 				errs <- err
 				return
@@ -136,7 +136,7 @@ func TestPutConcurrentVersions(t *testing.T) {
 			t.Fatalf("versions = %v, want 1..%d each once", versions, n)
 		}
 	}
-	if got, err := Get(ctx, kv, "bonus_expiring", "ru"); err != nil || got.Version != n {
+	if got, err := Get(ctx, kv, "", "bonus_expiring", "ru"); err != nil || got.Version != n {
 		t.Fatalf("final version = %v, err %v", got, err)
 	}
 }
@@ -146,21 +146,21 @@ func TestGetErrors(t *testing.T) {
 	ctx := t.Context()
 	kv := newKV(t)
 	for _, d := range SampleDefinitions() {
-		if _, err := Put(ctx, kv, d); err != nil {
+		if _, err := Put(ctx, kv, "", d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	en := sample(t, "order_ready")
 	en.Language = "en_US"
-	if _, err := Put(ctx, kv, en); err != nil {
+	if _, err := Put(ctx, kv, "", en); err != nil {
 		t.Fatal(err)
 	}
 	gone := sample(t, "booking_reminder")
 	gone.Language = "kk"
-	if _, err := Put(ctx, kv, gone); err != nil {
+	if _, err := Put(ctx, kv, "", gone); err != nil {
 		t.Fatal(err)
 	}
-	if err := kv.Delete(ctx, "booking_reminder.kk"); err != nil {
+	if err := kv.Delete(ctx, "default.booking_reminder.kk"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -179,7 +179,7 @@ func TestGetErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := Get(ctx, kv, tt.tmpl, tt.lang)
+			_, err := Get(ctx, kv, "", tt.tmpl, tt.lang)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -197,33 +197,33 @@ func TestList(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	kv := newKV(t)
-	if defs, err := List(ctx, kv); err != nil || len(defs) != 0 {
+	if defs, err := List(ctx, kv, ""); err != nil || len(defs) != 0 {
 		t.Fatalf("empty bucket: %d defs, err %v", len(defs), err)
 	}
 	for _, d := range SampleDefinitions() {
-		if _, err := Put(ctx, kv, d); err != nil {
+		if _, err := Put(ctx, kv, "", d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	paused := sample(t, "order_ready")
 	paused.Language, paused.Status = "en", StatusPaused
-	if _, err := Put(ctx, kv, paused); err != nil {
+	if _, err := Put(ctx, kv, "", paused); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Put(ctx, kv, sample(t, "bonus_expiring")); err != nil { // version 2
+	if _, err := Put(ctx, kv, "", sample(t, "bonus_expiring")); err != nil { // version 2
 		t.Fatal(err)
 	}
-	if err := kv.Delete(ctx, Key("booking_reminder", "ru")); err != nil {
+	if err := kv.Delete(ctx, Key("", "booking_reminder", "ru")); err != nil {
 		t.Fatal(err)
 	}
 
-	defs, err := List(ctx, kv)
+	defs, err := List(ctx, kv, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, d := range defs {
-		got = append(got, Key(d.Name, d.Language)+"/"+d.Status+"/"+strconv.Itoa(d.Version))
+		got = append(got, legacyKey(d.Name, d.Language)+"/"+d.Status+"/"+strconv.Itoa(d.Version))
 	}
 	want := []string{"bonus_expiring.ru/APPROVED/2", "order_ready.en/PAUSED/1", "order_ready.ru/APPROVED/1"}
 	if !slices.Equal(got, want) {
@@ -232,7 +232,7 @@ func TestList(t *testing.T) {
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := List(cancelled, kv); err == nil {
+	if _, err := List(cancelled, kv, ""); err == nil {
 		t.Error("List with a cancelled context succeeded")
 	}
 }

@@ -80,7 +80,8 @@ type Env struct {
 	// Store is the status store as the workers see it (records, claims, windows).
 	Store   *status.Store
 	Limiter *ratelimit.Limiter
-	// Catalogue holds the sample templates (templates.PutSamples).
+	// Catalogue holds the sample templates of the default tenant (templates.PutSamples), the
+	// tenant of jobs that name none.
 	Catalogue *templates.Catalogue
 	Sim       *sim.Sim
 	SimURL    string
