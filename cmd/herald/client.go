@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -78,11 +79,12 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 	return resp.StatusCode, nil
 }
 
+// truncate cuts s to at most n characters (not bytes: a Cyrillic reason stays readable).
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+	if utf8.RuneCountInString(s) <= n {
+		return s
 	}
-	return s
+	return string([]rune(s)[:n]) + "…"
 }
 
 type kvFlag map[string]string
@@ -510,10 +512,11 @@ func migrateTemplates(ctx context.Context, kv jetstream.KeyValue, o templates.Mi
 // cmdDLQ lists and replays dead letters straight from JetStream.
 func cmdDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return usageError{"usage: herald dlq list [-reason R] [-output json] | herald dlq replay [-reason R] [ID...]"}
+		return usageError{"usage: herald dlq list [-reason R] [-tenant T] [-output json] | herald dlq replay [-reason R] [-tenant T] [ID...]"}
 	}
 	fs := flag.NewFlagSet("dlq "+args[0], flag.ContinueOnError)
 	reason := fs.String("reason", "", "only dead letters with this reason (invalid, rejected, exhausted, panic)")
+	tenant := fs.String("tenant", "", "only this tenant's dead letters (ids are per tenant: replay IDs with it)")
 	output := fs.String("output", "text", "text or json (list)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err.Error()}
@@ -534,14 +537,15 @@ func cmdDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	letters = dlq.OfTenant(letters, *tenant)
 	if args[0] == "list" {
 		if *output == "json" {
 			return json.NewEncoder(stdout).Encode(letters)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEQ\tJOB\tREASON\tATTEMPTS\tAGE\tERROR")
+		fmt.Fprintln(tw, "SEQ\tTENANT\tJOB\tREASON\tATTEMPTS\tAGE\tERROR")
 		for _, l := range letters {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", l.Seq, orDash(l.JobID), l.Reason, l.Attempts, time.Since(l.At).Round(time.Second), truncate(l.Error, 80))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Seq, orDash(l.Tenant), orDash(l.JobID), l.Reason, l.Attempts, time.Since(l.At).Round(time.Second), truncate(l.Error, 80))
 		}
 		return tw.Flush()
 	}

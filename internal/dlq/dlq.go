@@ -11,13 +11,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/streams"
 )
 
 // DeadLetter is one message of HERALD_DLQ.
 type DeadLetter struct {
-	Seq      uint64    `json:"seq"`
-	JobID    string    `json:"job_id,omitempty"`
+	Seq   uint64 `json:"seq"`
+	JobID string `json:"job_id,omitempty"`
+	// Tenant is the job's tenant (a letter of a job without one, or from before tenants,
+	// is the default tenant's).
+	Tenant   string    `json:"tenant,omitempty"`
 	Reason   string    `json:"reason"`
 	Error    string    `json:"error"`
 	Attempts string    `json:"attempts"`
@@ -58,7 +62,11 @@ func Read(ctx context.Context, js jetstream.JetStream, reason string) ([]DeadLet
 			got++
 			md, _ := m.Metadata()
 			h := m.Headers()
-			out = append(out, DeadLetter{Seq: md.Sequence.Stream, JobID: h.Get(streams.HeaderJobID), Reason: h.Get(streams.HeaderReason),
+			tenant := h.Get(streams.HeaderTenant)
+			if tenant == "" && h.Get(streams.HeaderJobID) != "" {
+				tenant = job.DefaultTenant
+			}
+			out = append(out, DeadLetter{Seq: md.Sequence.Stream, JobID: h.Get(streams.HeaderJobID), Tenant: tenant, Reason: h.Get(streams.HeaderReason),
 				Error: h.Get(streams.HeaderError), Attempts: h.Get(streams.HeaderAttempts), Subject: h.Get(streams.HeaderSubject),
 				At: md.Timestamp, Data: m.Data()})
 			if md.NumPending == 0 {
@@ -69,6 +77,20 @@ func Read(ctx context.Context, js jetstream.JetStream, reason string) ([]DeadLet
 			return out, batch.Error()
 		}
 	}
+}
+
+// OfTenant keeps the letters of one tenant ("" keeps every letter).
+func OfTenant(letters []DeadLetter, tenant string) []DeadLetter {
+	if tenant == "" {
+		return letters
+	}
+	var out []DeadLetter
+	for _, l := range letters {
+		if l.Tenant == tenant {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Replay republishes dead letters (all, or those whose job id is in ids) to their

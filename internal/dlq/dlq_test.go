@@ -2,6 +2,7 @@ package dlq_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestFailEverywhereThenReplay(t *testing.T) {
 		letters, err = dlq.Read(ctx, h.JS, "exhausted")
 		return err == nil && len(letters) == 1
 	}, "one dead letter")
-	if letters[0].JobID != j.ID || letters[0].Reason != "exhausted" || letters[0].Error == "" {
+	if letters[0].JobID != j.ID || letters[0].Tenant != "default" || letters[0].Reason != "exhausted" || letters[0].Error == "" {
 		t.Fatalf("dead letter %+v", letters[0])
 	}
 
@@ -74,5 +75,23 @@ func TestFailEverywhereThenReplay(t *testing.T) {
 	sent := h.SentPerJob()
 	if sent["white:"+j.ID] != 1 || sent["sms:"+j.ID] != 0 {
 		t.Fatalf("sends after replays: %v", sent)
+	}
+}
+
+// TestOfTenant: a tenant's view of the DLQ holds its own letters only (ids are per tenant).
+func TestOfTenant(t *testing.T) {
+	t.Parallel()
+	letters := []dlq.DeadLetter{{Seq: 1, JobID: "a", Tenant: "shop"}, {Seq: 2, JobID: "a", Tenant: "bank"}, {Seq: 3, JobID: "b", Tenant: "shop"}}
+	for _, tt := range []struct {
+		tenant string
+		want   []uint64
+	}{{"shop", []uint64{1, 3}}, {"bank", []uint64{2}}, {"nobody", nil}, {"", []uint64{1, 2, 3}}} {
+		var got []uint64
+		for _, l := range dlq.OfTenant(letters, tt.tenant) {
+			got = append(got, l.Seq)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("OfTenant(%q) = %v, want %v", tt.tenant, got, tt.want)
+		}
 	}
 }
