@@ -8,10 +8,15 @@
 //
 //   - a job is acknowledged only after its outcome is recorded in Redis;
 //   - a claim in Redis (one per job, leased, owned by one delivery) stops a redelivered copy
-//     from sending again, so a job id is sent at most once whoever publishes it and however
-//     often JetStream redelivers it;
+//     from sending again, so a job id is sent at most once, per tenant (a job is known by its
+//     ref, "<tenant>/<id>"), whoever publishes it and however often JetStream redelivers it;
 //   - a job that can never be sent goes to the HERALD_DLQ stream with its reason before it is
 //     terminated, so nothing is lost.
+//
+// One delivery goes through four steps, each returning the outcome that ends it: open
+// (decode), admit (quiet hours, slot, claim, verdict, cancellation, expiry), deliver (per
+// channel: pace, render, send, record) and dispose, the only step that acknowledges, naks,
+// terminates or dead-letters the message. Process runs them for one message.
 //
 // Stopping: when the context given to Run is cancelled the worker stops pulling, hands the
 // messages it had buffered back to JetStream (Nak), lets in-flight jobs finish (their
