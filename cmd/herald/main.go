@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/herald-notify/herald/internal/config"
@@ -69,12 +70,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	var err error
 	switch cmd {
+	case "dev", "worker", "api":
+		// -h answers before the configuration is read: it starts nothing.
+		err = serverArgs(cmd, rest, stdout)
+	}
+	if err != nil {
+		return exitCode(cmd, err, stderr)
+	}
+	switch cmd {
 	case "dev":
-		err = withConfig(stderr, func(cfg *config.Config, log *slog.Logger) error { return cmdDev(ctx, cfg, log, stdout) })
+		err = withConfig(stderr, config.Role{}, func(cfg *config.Config, log *slog.Logger) error { return cmdDev(ctx, cfg, log, stdout) })
 	case "worker":
-		err = withConfig(stderr, func(cfg *config.Config, log *slog.Logger) error { return cmdServe(ctx, cfg, log, false, true) })
+		err = withConfig(stderr, config.Role{Worker: true}, func(cfg *config.Config, log *slog.Logger) error { return cmdServe(ctx, cfg, log, false, true) })
 	case "api":
-		err = withConfig(stderr, func(cfg *config.Config, log *slog.Logger) error { return cmdServe(ctx, cfg, log, true, false) })
+		err = withConfig(stderr, config.Role{API: true}, func(cfg *config.Config, log *slog.Logger) error { return cmdServe(ctx, cfg, log, true, false) })
 	case "sim":
 		err = cmdSim(ctx, rest, stdout, stderr)
 	case "send":
@@ -99,7 +108,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
-	if err == nil {
+	return exitCode(cmd, err, stderr)
+}
+
+// exitCode prints err, if any, as one line naming the command, and maps it to the exit
+// status: 0 for none and for help shown.
+func exitCode(cmd string, err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "herald "+cmd+": "+err.Error())
@@ -114,11 +129,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitFailure
 }
 
-// withConfig loads and validates the configuration and builds the logger.
-func withConfig(stderr io.Writer, fn func(*config.Config, *slog.Logger) error) error {
-	cfg, err := config.Load()
+// withConfig loads and validates the configuration, with what role requires, and builds
+// the logger; every problem is reported at once, one variable a line.
+func withConfig(stderr io.Writer, role config.Role, fn func(*config.Config, *slog.Logger) error) error {
+	cfg, err := config.LoadFor(role)
 	if err != nil {
-		return err
+		return fmt.Errorf("configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 	}
 	log := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	slog.SetDefault(log)

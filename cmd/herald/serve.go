@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -13,22 +12,7 @@ import (
 
 // cmdServe runs `herald api` or `herald worker` against an external NATS and Redis.
 func cmdServe(ctx context.Context, cfg *config.Config, log *slog.Logger, apiPart, workerPart bool) error {
-	if cfg.NATSURL == "" {
-		return errors.New("HERALD_NATS_URL: required (herald dev runs an embedded server instead)")
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("HERALD_REDIS_URL: required (herald dev runs an embedded store instead)")
-	}
-	if workerPart {
-		if err := cfg.RequireWorker(); err != nil {
-			return err
-		}
-	}
-	if apiPart {
-		if err := cfg.RequireAPI(); err != nil {
-			return err
-		}
-	}
+	// config.LoadFor has checked NATS, Redis and the role's variables, all at once.
 	name := "herald-api"
 	if workerPart {
 		name = "herald-worker"

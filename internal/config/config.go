@@ -159,7 +159,9 @@ func Load() (*Config, error) {
 	// Full names in the tags and no prefix: envconfig would otherwise fall back to the bare
 	// name (REDIS_URL, LOG_LEVEL), which on a shared host may belong to another program.
 	if err := envconfig.Process("", &c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		// envconfig stops at the first value it cannot parse: name them all, then whatever
+		// else is wrong with the values that did parse.
+		return nil, errors.Join(parseEach(&c)...)
 	}
 	for i, ch := range c.Channels {
 		c.Channels[i] = strings.TrimSpace(ch)
@@ -170,8 +172,93 @@ func Load() (*Config, error) {
 	return &c, nil
 }
 
+// Role names the servers a process runs, for LoadFor.
+type Role struct {
+	API, Worker bool
+}
+
+// LoadFor reads and validates the environment like Load and checks what the role requires
+// (NATS and Redis, and RequireAPI's and RequireWorker's variables), reporting every
+// missing and invalid variable in one error rather than one round at a time.
+func LoadFor(r Role) (*Config, error) {
+	c, err := Load()
+	if err != nil {
+		// Still name the missing variables, from the values that could be read.
+		var d Config
+		_ = parseEach(&d)
+		return nil, errors.Join(err, d.Require(r))
+	}
+	if err := c.Require(r); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Require reports, all at once, the variables that the role needs and that are unset.
+func (c *Config) Require(r Role) error {
+	var errs []error
+	if r.API || r.Worker {
+		if c.NATSURL == "" {
+			errs = append(errs, errors.New("HERALD_NATS_URL: required (herald dev runs an embedded server instead)"))
+		}
+		if c.RedisURL == "" {
+			errs = append(errs, errors.New("HERALD_REDIS_URL: required (herald dev runs an embedded store instead)"))
+		}
+	}
+	if r.Worker {
+		errs = append(errs, c.RequireWorker())
+	}
+	if r.API {
+		errs = append(errs, c.RequireAPI())
+	}
+	return errors.Join(errs...)
+}
+
+// parseEach fills c one variable at a time, so that one value envconfig cannot parse does
+// not hide the others, and returns every problem: each unparsable variable (HERALD_WHITE_MPS:
+// "fast" is not a valid float64), then Validate's findings on the others.
+func parseEach(c *Config) []error {
+	var errs []error
+	bad := map[string]bool{}
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("envconfig")
+		if name == "" || !f.IsExported() {
+			continue
+		}
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
+		if err := envconfig.Process("", one.Interface()); err != nil {
+			reason := err.Error()
+			var pe *envconfig.ParseError
+			if errors.As(err, &pe) {
+				reason = fmt.Sprintf("%q is not a valid %s", pe.Value, pe.TypeName)
+			}
+			errs = append(errs, fmt.Errorf("%s: %s", name, reason))
+			bad[name] = true
+			continue
+		}
+		v.Field(i).Set(one.Elem().Field(0))
+	}
+	for i, ch := range c.Channels {
+		c.Channels[i] = strings.TrimSpace(ch)
+	}
+	for _, err := range c.validate() {
+		name, _, _ := strings.Cut(err.Error(), ":")
+		if !bad[name] {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
 // Validate checks every value and reports all problems at once, each naming its variable.
 func (c *Config) Validate() error {
+	return errors.Join(c.validate()...)
+}
+
+func (c *Config) validate() []error {
 	var errs []error
 	bad := func(v, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("HERALD_%s: "+format, append([]any{v}, args...)...))
@@ -328,7 +415,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("LOG_FORMAT", "must be json or text")
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // MinSecretLen is the shortest HERALD_SMS_DLR_SECRET accepted; MinTokenLen the shortest
