@@ -62,6 +62,9 @@ type Job struct {
 	ExpireAt *time.Time        `json:"expires_at,omitempty"`
 	Campaign string            `json:"campaign,omitempty"`
 	Tenant   string            `json:"tenant,omitempty"`
+	// Sender pins the job to one sender of its tenant's pool (a fleet sender id): the
+	// channel of that sender's kind goes through it alone; the others route as usual.
+	Sender   string            `json:"sender,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// QuietHours overrides the priority's default: true holds a transactional job outside
 	// HERALD_QUIET_HOURS too, false lets a bulk job through at any hour.
@@ -261,7 +264,7 @@ var fields = map[string]bool{
 	"id": true, "to": true, "template": true, "language": true, "params": true, "text": true,
 	"priority": true, "channels": true, "media": true, "buttons": true, "sms_text": true,
 	"send_at": true, "expires_at": true, "campaign": true, "tenant": true, "metadata": true,
-	"quiet_hours": true,
+	"quiet_hours": true, "sender": true,
 }
 
 // Decode parses one encoded job strictly (unknown fields are errors), validates it and
@@ -442,6 +445,8 @@ func decodeField(j *Job, k string, v json.RawMessage, fast bool) error {
 		dst = &j.Campaign
 	case "tenant":
 		dst = &j.Tenant
+	case "sender":
+		dst = &j.Sender
 	case "metadata":
 		dst = &j.Metadata
 	case "quiet_hours":
@@ -478,6 +483,8 @@ func decodePlain(j *Job, k string, v json.RawMessage) bool {
 		s = &j.Campaign
 	case "tenant":
 		s = &j.Tenant
+	case "sender":
+		s = &j.Sender
 	case "params":
 		return plainMap(&j.Params, v)
 	case "buttons":
@@ -753,6 +760,9 @@ func (j *Job) validate(opts Options, verr *ValidationError, channelsGiven bool) 
 	if j.Tenant != "" && !ValidTenant(j.Tenant) {
 		verr.add("tenant", "must be 1-63 characters of a-z 0-9 -")
 	}
+	if j.Sender != "" && !ValidTenant(j.Sender) { // sender ids follow the tenant name rule
+		verr.add("sender", "must be 1-63 characters of a-z 0-9 - (a sender id of the fleet file)")
+	}
 	if !bad("metadata") {
 		if len(j.Metadata) > MaxMetadata {
 			verr.add("metadata", "more than %d keys", MaxMetadata)
@@ -942,6 +952,7 @@ func (j *Job) appendJSON(b []byte) (_ []byte, ok bool) {
 	}
 	b = jsonw.Field(b, "campaign", j.Campaign)
 	b = jsonw.Field(b, "tenant", j.Tenant)
+	b = jsonw.Field(b, "sender", j.Sender)
 	b = jsonw.Map(b, "metadata", j.Metadata)
 	if j.QuietHours != nil {
 		b = append(b, `,"quiet_hours":`...)

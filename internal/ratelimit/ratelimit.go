@@ -88,6 +88,12 @@ type Request struct {
 	// UniqueDailyMax is the messaging tier: distinct business-initiated recipients per moving
 	// 24 hours (0 = unlimited). Only requests with CountsUnique are checked against it.
 	UniqueDailyMax int
+	// Portfolio names the Meta business portfolio whose messaging limit the sender shares
+	// with its other numbers, PortfolioDailyMax that limit: distinct business-initiated
+	// recipients per moving 24 hours over all of them (0 = none). Only requests with
+	// CountsUnique are checked against it.
+	Portfolio         string
+	PortfolioDailyMax int
 	// CountsUnique marks a business-initiated send (a template outside the service window);
 	// a recipient already counted in the window costs nothing more.
 	CountsUnique bool
@@ -146,10 +152,14 @@ var slowLua string
 //go:embed hold.lua
 var holdLua string
 
+//go:embed portfolio.lua
+var portfolioLua string
+
 var (
 	reserveScript = redis.NewScript(reserveLua)
 	slowScript    = redis.NewScript(slowLua)
 	holdScript    = redis.NewScript(holdLua)
+	portScript    = redis.NewScript(portfolioLua)
 )
 
 // Reserve checks every rule of r against the fleet's shared state and, if all pass, reserves
@@ -158,6 +168,11 @@ var (
 func (l *Limiter) Reserve(ctx context.Context, r Request) (Decision, error) {
 	if err := r.validate(); err != nil {
 		return Decision{}, err
+	}
+	if r.CountsUnique && r.PortfolioDailyMax > 0 {
+		if d, err := l.portfolio(ctx, r); err != nil || !d.Allowed {
+			return d, err
+		}
 	}
 	jitter := 1.0
 	if r.Jitter > 0 {
@@ -199,6 +214,29 @@ func (l *Limiter) Reserve(ctx context.Context, r Request) (Decision, error) {
 		d.member = strconv.FormatInt(d.At.UnixMicro(), 10) + ":" + nonce
 	}
 	return d, err
+}
+
+// portfolio counts r's recipient against its portfolio's limit: an allowed Decision (its
+// other fields unset) when the recipient fits, a ReasonTier denial when the portfolio's
+// limit is full.
+func (l *Limiter) portfolio(ctx context.Context, r Request) (Decision, error) {
+	res, err := portScript.Run(ctx, l.sc, []string{portfolioKey(r.Portfolio)},
+		r.PortfolioDailyMax, r.Recipient, l.window.Microseconds()).Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("ratelimit: portfolio %s: %w", r.Portfolio, err)
+	}
+	if len(res) != 2 {
+		return Decision{}, fmt.Errorf("ratelimit: unexpected portfolio reply %v", res)
+	}
+	ok, ok1 := res[0].(int64)
+	wait, ok2 := res[1].(int64)
+	if !ok1 || !ok2 {
+		return Decision{}, fmt.Errorf("ratelimit: unexpected portfolio reply %v", res)
+	}
+	if ok == 1 {
+		return Decision{Allowed: true}, nil
+	}
+	return Decision{RetryAfter: max(time.Duration(wait)*time.Microsecond, time.Millisecond), Reason: ReasonTier}, nil
 }
 
 // parseReserve turns the script's reply {allowed, wait_us, reason, slot_us} into a Decision.
@@ -260,9 +298,11 @@ func (r Request) validate() error {
 		return bad("jitter must be in [0, 1]")
 	case r.Horizon < 0 || r.PairInterval < 0:
 		return bad("negative horizon or pair interval")
-	case r.RecipientDailyMax < 0 || r.SenderDailyMax < 0 || r.UniqueDailyMax < 0:
+	case r.RecipientDailyMax < 0 || r.SenderDailyMax < 0 || r.UniqueDailyMax < 0 || r.PortfolioDailyMax < 0:
 		return bad("negative daily max")
-	case r.Recipient == "" && (r.PairInterval > 0 || r.RecipientDailyMax > 0 || (r.CountsUnique && r.UniqueDailyMax > 0)):
+	case r.PortfolioDailyMax > 0 && r.Portfolio == "":
+		return bad("a portfolio limit without a portfolio")
+	case r.Recipient == "" && (r.PairInterval > 0 || r.RecipientDailyMax > 0 || (r.CountsUnique && (r.UniqueDailyMax > 0 || r.PortfolioDailyMax > 0))):
 		return bad("a per-recipient rule without a recipient")
 	}
 	return nil
@@ -296,6 +336,10 @@ func recipientDailyKey(sender, recipient string) string {
 
 // senderDailyKey is a sorted set of the sender's send slots (score µs).
 func senderDailyKey(sender string) string { return senderPrefix(sender) + "sday" }
+
+// portfolioKey is a sorted set of a portfolio's business-initiated recipients scored by
+// their last count (its own slot: no script reads it with a sender's keys).
+func portfolioKey(portfolio string) string { return keyPrefix + "{portfolio:" + portfolio + "}:unique" }
 
 // tierKey is a sorted set of business-initiated recipients scored by their last send slot.
 func tierKey(sender string) string { return senderPrefix(sender) + "tier" }
