@@ -75,25 +75,43 @@ func (c *Catalogue) Start(ctx context.Context) error {
 }
 
 // Lookup returns tenant's APPROVED definition of name in language ("" is the default
-// tenant). Errors: ErrUnknownTemplate, ErrUnknownLanguage (listing the languages the tenant
-// has it in), ErrNotApproved (naming the status). The definition is shared: read it, never
-// change it.
+// tenant), approved in at least one WABA: LookupIn with waba "". Errors: ErrUnknownTemplate,
+// ErrUnknownLanguage (listing the languages the tenant has it in), ErrNotApproved (naming
+// the status). The definition is shared: read it, never change it.
 func (c *Catalogue) Lookup(tenant, name, language string) (*Definition, error) {
+	return c.LookupIn(tenant, name, language, "")
+}
+
+// LookupIn is Lookup for a job sent through a sender of the WhatsApp Business Account waba:
+// the definition must be approved in that WABA (Definition.ApprovedIn; "" is any WABA). A
+// version that waits for review there leaves the last version approved there in use. The
+// errors are Lookup's; ErrNotApproved names the status in that WABA, or that the WABA has
+// no review of the template.
+func (c *Catalogue) LookupIn(tenant, name, language, waba string) (*Definition, error) {
 	d, err := c.Definition(tenant, name, language)
 	if err != nil {
 		return nil, err
 	}
-	if d.Status != StatusApproved && d.Approved != nil && d.Approved.Status == StatusApproved {
-		return d.Approved, nil // a newer version waits for review: the approved one is sent
+	return d.sendable(waba)
+}
+
+// ApprovedWABAs returns, sorted, the WABAs in which tenant's name in language (or the
+// approved version it carries along) is approved: the WABAs whose senders may send it, for
+// a caller that picks a sender among a pool. Nil when the template is unknown, approved
+// nowhere, or has no review per WABA recorded; in that last case its Status decides for
+// every WABA, so ask LookupIn (with the sender's WABA) rather than read nil as "nowhere".
+func (c *Catalogue) ApprovedWABAs(tenant, name, language string) []string {
+	d, err := c.Definition(tenant, name, language)
+	if err != nil {
+		return nil
 	}
-	if d.Status != StatusApproved {
-		status := d.Status
-		if status == "" {
-			status = "no status"
-		}
-		return nil, fmt.Errorf("%w: %s is %s", ErrNotApproved, legacyKey(name, language), status)
+	out := d.approvedWABAs()
+	if d.Approved != nil {
+		out = append(out, d.Approved.approvedWABAs()...)
+		slices.Sort(out)
+		out = slices.Compact(out)
 	}
-	return d, nil
+	return out
 }
 
 // Definition returns tenant's definition of name in language whatever its status ("" is

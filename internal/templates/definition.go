@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -110,8 +111,14 @@ type Definition struct {
 	Tenant string `json:"tenant,omitempty"`
 	// Approved is the last APPROVED version while this newer one is not (pending review, or
 	// rejected): an approved version is never changed in place, and workers keep sending it
-	// until Meta approves the change. Nil when this version is the approved one.
+	// until Meta approves the change. Nil when this version is the approved one. With
+	// reviews per WABA, it serves the WABAs where it is approved and this version is not.
 	Approved *Definition `json:"approved,omitempty"`
+	// WABAs are Meta's reviews of this version by WhatsApp Business Account id (`herald
+	// templates sync` per WABA, template webhooks by their entry's WABA). When any is
+	// recorded they decide where the version may be sent (ApprovedIn), and Status sums them
+	// up: APPROVED when approved in at least one WABA. Empty: Status decides for every WABA.
+	WABAs map[string]WABAReview `json:"wabas,omitempty"`
 
 	prog *program // compiled by Validate; nil for a definition built in Go and not validated
 }
@@ -249,6 +256,10 @@ func (d *Definition) Validate() error {
 	d.Category = strings.ToUpper(d.Category)
 	d.PreviousCategory = strings.ToUpper(d.PreviousCategory)
 	d.ParameterFormat = strings.ToUpper(d.ParameterFormat)
+	for w, r := range d.WABAs {
+		r.Status, r.Category = strings.ToUpper(r.Status), strings.ToUpper(r.Category)
+		d.WABAs[w] = r
+	}
 	if d.ParameterFormat == "" {
 		d.ParameterFormat = FormatPositional
 	}
@@ -271,6 +282,11 @@ func (d *Definition) Validate() error {
 	}
 	if !validLanguage(d.Language) {
 		return bad("language must be a code such as ru, en or en_US")
+	}
+	for w := range d.WABAs {
+		if w == "" || strings.ContainsAny(w, " \t\r\n") {
+			return bad("wabas: %q is not a WABA id", w)
+		}
 	}
 	if d.ParameterFormat != FormatPositional && d.ParameterFormat != FormatNamed {
 		return bad("parameter_format must be POSITIONAL or NAMED, not %q", d.ParameterFormat)
@@ -323,6 +339,7 @@ func (d *Definition) setTenant(tenant string) {
 func (d *Definition) clone() *Definition {
 	c := *d
 	c.prog = nil
+	c.WABAs = maps.Clone(d.WABAs)
 	if d.Approved != nil {
 		c.Approved = d.Approved.clone()
 	}

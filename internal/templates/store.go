@@ -116,7 +116,8 @@ func put(ctx context.Context, kv jetstream.KeyValue, tenant string, d *Definitio
 	nd.Tenant = tenant
 	nd.Approved = nil
 	if propose {
-		nd.Status = StatusPending
+		// Nor does a proposal carry reviews: those come from Meta, per WABA.
+		nd.Status, nd.WABAs = StatusPending, nil
 	}
 	if err := nd.Validate(); err != nil {
 		return nil, err
@@ -156,8 +157,8 @@ func put(ctx context.Context, kv jetstream.KeyValue, tenant string, d *Definitio
 					approved.Approved = nil
 				}
 				// Only a version in review keeps the approved one in use: a paused or disabled
-				// template is stopped as a whole.
-				if nd.Status != StatusApproved && nd.Status != StatusPaused && nd.Status != StatusDisabled && approved != nil {
+				// template is stopped as a whole (per WABA, when reviews are kept per WABA).
+				if approved != nil {
 					approved.Tenant = tenant
 					nd.Approved = approved
 					if err := nd.Validate(); err != nil {
@@ -166,6 +167,7 @@ func put(ctx context.Context, kv jetstream.KeyValue, tenant string, d *Definitio
 				}
 			}
 		}
+		nd.settle()
 		nd.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(nd)
 		if err != nil {
@@ -321,6 +323,12 @@ type Review struct {
 	// Name and Language name the template; Status is the new one (APPROVED, PAUSED,
 	// DISABLED, REJECTED...), in any case.
 	Name, Language, Status string
+	// WABA is the WhatsApp Business Account that reviewed it (a webhook's entry id): the
+	// review is recorded in Definition.WABAs under it. "" sets the definition's Status
+	// alone, which decides only while no review per WABA is recorded.
+	WABA string
+	// Category is the template's category in that WABA, when Meta names it.
+	Category string
 }
 
 // SetStatus records Meta's review r on tenant's stored definition of r.Name in r.Language,
@@ -357,19 +365,23 @@ func SetStatus(ctx context.Context, kv jetstream.KeyValue, tenant string, r Revi
 			return nil, fmt.Errorf("templates: stored %s: %w", entry.Key(), err)
 		}
 		d.setTenant(tenant)
-		if r.TemplateID != "" && d.ID != "" && d.ID != r.TemplateID {
-			return nil, fmt.Errorf("%w: %s of tenant %s is Meta template %s, the review is of %s", ErrOtherTemplate, legacyKey(r.Name, r.Language), tenant, d.ID, r.TemplateID)
+		if id := d.metaID(r.WABA); r.TemplateID != "" && id != "" && id != r.TemplateID {
+			return nil, fmt.Errorf("%w: %s of tenant %s is Meta template %s, the review is of %s", ErrOtherTemplate, legacyKey(r.Name, r.Language), tenant, id, r.TemplateID)
 		}
-		if d.Status == status {
-			return d, nil // a repeated webhook
-		}
-		d.Status = status
 		// Approved: this version is the one to send now. Paused or disabled: Meta stops the
 		// template as a whole, older versions included. Rejected or pending: the last
-		// approved version (if any) stays in use.
-		if status == StatusApproved || status == StatusPaused || status == StatusDisabled {
-			d.Approved = nil
+		// approved version (if any) stays in use. Per WABA when the review names one.
+		if r.WABA != "" {
+			if !d.record(r.WABA, WABAReview{Status: status, ID: r.TemplateID, Category: r.Category}) {
+				return d, nil // a repeated webhook
+			}
+		} else {
+			if d.Status == status {
+				return d, nil // a repeated webhook
+			}
+			d.Status = status
 		}
+		d.settle()
 		d.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(d)
 		if err != nil {
@@ -384,6 +396,19 @@ func SetStatus(ctx context.Context, kv jetstream.KeyValue, tenant string, r Revi
 		}
 		return d, nil
 	}
+}
+
+// metaID is the Meta template id a review from waba must name: the one recorded for waba;
+// for a WABA not recorded yet, the definition's own id while no WABA is recorded (a template
+// has another id in each WABA, so another WABA's id proves nothing), else none.
+func (d *Definition) metaID(waba string) string {
+	if r, ok := d.WABAs[waba]; ok && waba != "" {
+		return r.ID
+	}
+	if waba == "" || len(d.WABAs) == 0 {
+		return d.ID
+	}
+	return ""
 }
 
 // Holders returns the tenants that have name in language, sorted: the candidates for a
