@@ -10,7 +10,7 @@ import (
 //
 //	order_ready.json: error promo_in_utility body[0:12]: promotional wording ... — "Скидки"
 //
-// The span is [start:end] in bytes and is left out, with the quoted text, when empty.
+// The span is [start:end] in characters and is left out, with the quoted text, when empty.
 // Write errors are ignored: this is for a terminal.
 func Format(w io.Writer, file string, fs []Finding) {
 	for _, f := range fs {

@@ -38,9 +38,10 @@ const (
 	Warning Severity = "warning"
 )
 
-// Span is the offending text of a finding: Start and End are BYTE offsets into the text of
-// the finding's component (Text == componentText[Start:End]). A finding about a component as
-// a whole (too many buttons, no body) has an empty span.
+// Span is the offending text of a finding: Start and End are CHARACTER (rune) offsets into
+// the text of the finding's component (Text == string([]rune(componentText)[Start:End])), as
+// a person counts them: 14 Cyrillic letters are 14, not 28. A finding about a component as a
+// whole (too many buttons, no body) has an empty span.
 type Span struct {
 	Start int    `json:"start"`
 	End   int    `json:"end"`
@@ -106,6 +107,7 @@ func Lint(def *templates.Definition) []Finding {
 	}
 	d := normalised(def)
 	l := &linter{def: d}
+	l.name()
 	l.structure()
 	l.policy()
 	if !HasErrors(l.out) {
@@ -143,9 +145,45 @@ func (l *linter) category() string {
 	return l.def.Category
 }
 
-// span makes the Span of text[start:end].
+// span makes the Span of text[start:end], given in bytes (the rules work on bytes), with
+// its offsets in characters.
 func span(text string, start, end int) Span {
-	return Span{Start: start, End: end, Text: text[start:end]}
+	s := utf8.RuneCountInString(text[:start])
+	return Span{Start: s, End: s + utf8.RuneCountInString(text[start:end]), Text: text[start:end]}
+}
+
+// MaxNameLen is the longest template name Meta accepts.
+const MaxNameLen = 512
+
+// name checks the template name the way Meta does: 1-512 lower-case letters, digits and
+// underscores. It runs whatever else is wrong, since a bad name alone is refused.
+func (l *linter) name() {
+	n := l.def.Name
+	switch {
+	case n == "":
+		l.add("bad_name", Error, "template", Span{}, "the template needs a name: lower-case letters, digits and underscores")
+	case utf8.RuneCountInString(n) > MaxNameLen:
+		l.add("bad_name", Error, "template", Span{}, fmt.Sprintf("the name is %d characters, the limit is %d", utf8.RuneCountInString(n), MaxNameLen))
+	default:
+		for i, r := range n {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+				l.add("bad_name", Error, "template", Span{}, fmt.Sprintf("name %q: only lower-case letters, digits and underscores are allowed, not %q at character %d", n, r, utf8.RuneCountInString(n[:i])))
+				return
+			}
+		}
+	}
+}
+
+// Errors counts the findings that predict a rejection (severity error): the number both
+// herald templates lint and herald templates add report.
+func Errors(fs []Finding) int {
+	n := 0
+	for _, f := range fs {
+		if f.Severity == Error {
+			n++
+		}
+	}
+	return n
 }
 
 // normalised returns a deep copy of d upper-cased the way templates.Validate does it, so

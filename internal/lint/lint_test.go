@@ -107,7 +107,7 @@ func TestStructure(t *testing.T) {
 		{"no category", def("", "", okBody), []string{"warning no_category template "}},
 		{"unknown category", def("PROMO", "", okBody), []string{"error unknown_category template "}},
 		{"bad name", `{"name":"Order Ready","language":"ru","category":"UTILITY","components":[` + okBody + `]}`,
-			[]string{"error invalid_definition template "}},
+			[]string{"error bad_name template "}},
 		{"buttons ok", def("UTILITY", "", okBody+","+buttons(qr("Да"), qr("Нет"), urlButton("https://shop.example/o/{{1}}", "https://shop.example/o/1"), phone)), nil},
 		{"three URL buttons", def("UTILITY", "", okBody+","+buttons(urlButton("https://a.example/", ""), urlButton("https://b.example/", ""), urlButton("https://c.example/", ""))),
 			[]string{"error too_many_url_buttons buttons "}},
@@ -180,7 +180,7 @@ func TestLintJSON(t *testing.T) {
 	}
 	// JSON shape of a finding.
 	out, _ := json.Marshal(fs[0])
-	want := `{"code":"promo_in_utility","severity":"error","component":"body","span":{"start":0,"end":12,"text":"Скидка"},"reason":"promotional wording in a UTILITY template: Meta rejects it or recategorises it as MARKETING"}`
+	want := `{"code":"promo_in_utility","severity":"error","component":"body","span":{"start":0,"end":6,"text":"Скидка"},"reason":"promotional wording in a UTILITY template: Meta rejects it or recategorises it as MARKETING"}`
 	if string(out) != want {
 		t.Errorf("JSON\n got %s\nwant %s", out, want)
 	}
@@ -245,7 +245,7 @@ func TestFormat(t *testing.T) {
 	var b strings.Builder
 	Format(&b, "order.json", fs)
 	want := "order.json: warning no_category template: no category: Meta requires one; linted as UTILITY\n" +
-		"order.json: error promo_in_utility body[0:12]: promotional wording in a UTILITY template: Meta rejects it or recategorises it as MARKETING \u2014 \"Скидка\"\n"
+		"order.json: error promo_in_utility body[0:6]: promotional wording in a UTILITY template: Meta rejects it or recategorises it as MARKETING \u2014 \"Скидка\"\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

@@ -73,8 +73,8 @@ func lintChecked(t *testing.T, def *templates.Definition) []Finding {
 		if f.Severity != Error && f.Severity != Warning || f.Code == "" || f.Reason == "" || strings.Contains(f.Reason, "\n") {
 			t.Errorf("malformed finding %+v", f)
 		}
-		text := componentText(t, def, f.Component)
-		if f.Span.Start < 0 || f.Span.End > len(text) || f.Span.Start > f.Span.End || text[f.Span.Start:f.Span.End] != f.Span.Text {
+		text := []rune(componentText(t, def, f.Component)) // spans count characters
+		if f.Span.Start < 0 || f.Span.End > len(text) || f.Span.Start > f.Span.End || string(text[f.Span.Start:f.Span.End]) != f.Span.Text {
 			t.Errorf("finding %s: span %+v is not %s text %q[%d:%d]", f.Code, f.Span, f.Component, text, f.Span.Start, f.Span.End)
 		}
 	}
