@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/herald-notify/herald/internal/job"
 )
 
@@ -17,13 +15,6 @@ import (
 // Campaigns are per tenant: two tenants may name a campaign alike.
 func CampaignKey(tenant, name string) string {
 	return "herald:camp:" + job.TenantOr(tenant) + "/" + name
-}
-
-// countNew counts a record created outside the scripts (the API's Create).
-func (s *Store) countNew(ctx context.Context, pipe redis.Pipeliner, rec *Record) {
-	key := CampaignKey(rec.Tenant, rec.Campaign)
-	pipe.HIncrBy(ctx, key, "s:"+rec.State, 1)
-	pipe.PExpire(ctx, key, s.ttl)
 }
 
 // CampaignCounters are a campaign's counters in Redis.

@@ -99,6 +99,17 @@ func attemptReply(res []string) (old string, rec *Record, err error) {
 	return res[0], rec, err
 }
 
+// createReply reads create.lua's reply: 1 and an empty string when it created the record, else
+// 0 and the existing record's JSON.
+func createReply(res []any) (created bool, raw string, err error) {
+	if len(res) != 2 {
+		return false, "", fmt.Errorf("status create: unexpected reply %v", res)
+	}
+	n, _ := res[0].(int64)
+	raw, _ = res[1].(string)
+	return n == 1, raw, nil
+}
+
 // settleReply reads settle.lua's {old state, record JSON, 'ok'|'busy'}.
 func settleReply(res []string) (old string, rec *Record, err error) {
 	rec, err = decode(res[1])

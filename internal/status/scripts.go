@@ -28,6 +28,8 @@ var (
 	luaSettle string
 	//go:embed lua/status.lua
 	luaStatus string
+	//go:embed lua/create.lua
+	luaCreate string
 )
 
 var (
@@ -35,6 +37,7 @@ var (
 	scriptAttempt = redis.NewScript(luaCommon + luaAttempt)
 	scriptSettle  = redis.NewScript(luaCommon + luaSettle)
 	scriptStatus  = redis.NewScript(luaCommon + luaStatus)
+	scriptCreate  = redis.NewScript(luaCommon + luaCreate)
 )
 
 // boolArg is a flag as the scripts test it: '1' or '0'.
@@ -176,5 +179,28 @@ func (a *statusArgs) argv() []any {
 }
 
 func (a *statusArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {
+	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
+}
+
+// createArgs are the KEYS and ARGV of create.lua.
+type createArgs struct {
+	// KEYS
+	Record string `lua:"record"`
+
+	// ARGV
+	Initial []byte `lua:"initial"`
+	TTLMS   int64  `lua:"ttl_ms"`
+	// Campaign is the counters' key (CampaignKey), "" for a record of no campaign.
+	Campaign string `lua:"campaign"`
+	State    string `lua:"state"`
+}
+
+func (a *createArgs) script() *redis.Script { return scriptCreate }
+
+func (a *createArgs) keys() []string { return []string{a.Record} }
+
+func (a *createArgs) argv() []any { return []any{a.Initial, a.TTLMS, a.Campaign, a.State} }
+
+func (a *createArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {
 	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
 }

@@ -115,6 +115,7 @@ func TestScriptArgsOrder(t *testing.T) {
 		{"attempt.lua", luaAttempt, &attemptArgs{}},
 		{"settle.lua", luaSettle, &settleArgs{}},
 		{"status.lua", luaStatus, &statusArgs{}},
+		{"create.lua", luaCreate, &createArgs{}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()

@@ -272,24 +272,28 @@ func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason str
 }
 
 // Create stores the first record of an accepted job unless one exists; it returns the
-// existing record when it does (a repeated id).
+// existing record when it does (a repeated id). The record is counted in its campaign in
+// the same script, so a retried Create or a worker that created the record first never
+// counts it twice or not at all.
 func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing *Record, err error) {
-	ok, err := s.rdb.SetNX(ctx, RecordKey(rec.Ref()), marshalRecord(rec), s.ttl).Result()
+	res, err := s.createArgs(rec).run(ctx, s.rdb).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("status create: %w", err)
 	}
-	if ok {
-		if rec.Campaign != "" {
-			pipe := s.rdb.Pipeline()
-			s.countNew(ctx, pipe, rec)
-			if _, err := pipe.Exec(ctx); err != nil {
-				return true, rec, fmt.Errorf("status create: campaign counter: %w", err)
-			}
-		}
-		return true, rec, nil
+	created, raw, err := createReply(res)
+	if err != nil || created {
+		return created, rec, err
 	}
-	existing, err = s.Get(ctx, rec.Ref())
+	existing, err = decode(raw)
 	return false, existing, err
+}
+
+func (s *Store) createArgs(rec *Record) *createArgs {
+	a := &createArgs{Record: RecordKey(rec.Ref()), Initial: marshalRecord(rec), TTLMS: s.ttl.Milliseconds(), State: rec.State}
+	if rec.Campaign != "" {
+		a.Campaign = CampaignKey(rec.Tenant, rec.Campaign)
+	}
+	return a
 }
 
 // Get returns the record of a job ref (job.Ref: "<tenant>/<id>"), or ErrNotFound.
@@ -393,32 +397,25 @@ func (s *Store) Apply(ctx context.Context, r Report) (old string, rec *Record, c
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
-// CreateMany stores the first records of many accepted jobs in one pipeline (SET NX each);
-// existing records are left as they are.
+// CreateMany stores the first records of many accepted jobs in one pipeline (create.lua
+// each: SET NX and the campaign count together); existing records are left as they are, so
+// a retry after an error creates only what is missing.
 func (s *Store) CreateMany(ctx context.Context, recs []*Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	// The pipeline runs the script by its hash: load it first, so that no EVALSHA of it
+	// meets NOSCRIPT (a restarted or flushed Redis).
+	if err := scriptCreate.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("status create: %w", err)
+	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.BoolCmd, len(recs))
-	for i, r := range recs {
-		cmds[i] = pipe.SetNX(ctx, RecordKey(r.Ref()), marshalRecord(r), s.ttl)
+	for _, r := range recs {
+		a := s.createArgs(r)
+		a.script().EvalSha(ctx, pipe, a.keys(), a.argv()...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("status create: %w", err)
-	}
-	pipe = s.rdb.Pipeline()
-	n := 0
-	for i, r := range recs {
-		if r.Campaign != "" && cmds[i].Val() {
-			s.countNew(ctx, pipe, r)
-			n++
-		}
-	}
-	if n > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("status create: campaign counters: %w", err)
-		}
 	}
 	return nil
 }
