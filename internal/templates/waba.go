@@ -222,7 +222,8 @@ func sameText(a, b *Definition) bool {
 //   - the text of the approved version the stored one carries along (waba has not taken the
 //     newer text): the review is recorded on that version;
 //   - another text: it becomes the next version, reviewed by waba only, and the last approved
-//     version is carried along for the WABAs that still send it.
+//     version is carried along for the WABAs that still send it (waba too, while the new
+//     text is only pending or rejected there).
 //
 // changed is false when the catalogue already said all that (nothing is written). waba must
 // not be empty. Errors from the store are wrapped; an invalid listed definition gives
@@ -323,13 +324,12 @@ func merge(cur, nd *Definition, waba string, review WABAReview, version int) (*D
 		}
 		next.Approved.Status = summary(next.Approved.WABAs)
 	default:
+		// As with Propose: the last approved version stays in use, in waba too, until waba
+		// approves, pauses or disables the new text (settle).
 		approved := cur.Approved
 		if cur.ApprovedIn("") {
 			approved = cur.clone()
 			approved.Approved = nil
-		}
-		if approved != nil {
-			approved.forget(waba) // waba sends the listed text now
 		}
 		next = nd.clone()
 		next.Version = version
