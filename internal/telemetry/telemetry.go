@@ -125,6 +125,20 @@ type Metrics struct {
 	SenderRate metric.Float64Gauge
 	// Breaker is the grey circuit breaker state by instance (0 closed, 1 open, 2 half-open).
 	Breaker metric.Int64Gauge
+	// Usable is 1 while a sender is in its pools, 0 while out (health.Watcher sets it).
+	Usable metric.Int64Gauge
+}
+
+// SenderUsable records whether a sender is usable, tolerating a nil *Metrics.
+func (m *Metrics) SenderUsable(sender string, usable bool) {
+	if m == nil {
+		return
+	}
+	var v int64
+	if usable {
+		v = 1
+	}
+	m.Usable.Record(context.Background(), v, Attrs("sender", sender))
 }
 
 // BreakerState records a grey instance's breaker state, tolerating a nil *Metrics.
@@ -170,6 +184,8 @@ func NewMetrics(meter metric.Meter) (*Metrics, error) {
 	m.SenderRate, e = meter.Float64Gauge("herald_sender_rate", metric.WithDescription("Current allowed messages per second per sender"))
 	err = errors.Join(err, e)
 	m.Breaker, e = meter.Int64Gauge("herald_breaker_state", metric.WithDescription("Grey circuit breaker by instance: 0 closed, 1 open, 2 half-open"))
+	err = errors.Join(err, e)
+	m.Usable, e = meter.Int64Gauge("herald_sender_usable", metric.WithDescription("1 while a sender is in its pools, 0 while its health keeps it out, by sender"))
 	err = errors.Join(err, e)
 	return &m, err
 }
