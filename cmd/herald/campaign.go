@@ -48,8 +48,7 @@ Flags:
 // not a terminal) and records the campaign.
 func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, importUsage); fs.PrintDefaults() }
+	fs.Usage = usageOf(fs, importUsage)
 	name := fs.String("campaign", "", "campaign name (required; part of every job id)")
 	tpl := fs.String("template", "", "template name (required)")
 	lang := fs.String("language", "", "template language (default HERALD_DEFAULT_LANGUAGE)")
@@ -66,19 +65,16 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	buttons := kvFlag{}
 	fs.Var(buttons, "button", "template button parameter from a column: index=column, e.g. 0=order (repeatable)")
 	// Flags may follow the file name, as the examples show.
+	files, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(files) > 1 {
+		return usageError{"one file at a time"}
+	}
 	var file string
-	rest := args
-	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			return usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		if file != "" {
-			return usageError{"one file at a time"}
-		}
-		file, rest = fs.Arg(0), fs.Args()[1:]
+	if len(files) == 1 {
+		file = files[0]
 	}
 	if file == "" || *name == "" || *tpl == "" {
 		return usageError{"need FILE, --campaign and --template (herald import -h)"}
@@ -127,6 +123,12 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("campaign bucket %s: %w", streams.CampaignsKV, err)
 	}
+	// The template is checked against the tenant's catalogue before anything goes: a job
+	// its template cannot take would fail hours later, one by one.
+	tkv, err := js.KeyValue(ctx, streams.TemplatesKV)
+	if err != nil {
+		return fmt.Errorf("template bucket %s: %w", streams.TemplatesKV, err)
+	}
 	// The campaign is the tenant's (campaigns are per tenant), within its cap.
 	bucket := campaign.Limited{KeyValue: kv, Max: cfg.CampaignsMaxPerTenant}
 	owner := job.TenantOr(*tenant)
@@ -145,7 +147,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts := importer.Options{
 		File: file, Format: *format, Campaign: *name, Template: *tpl, Language: *lang, To: *to, Key: *key,
 		Map: maps, Buttons: buttons, Priority: *prio, Tenant: *tenant, SendAt: at, RejectFile: *rejects,
-		Progress: importer.NewProgress(stderr, isTTY), Jobs: cfg.JobOptions(),
+		Progress: importer.NewProgress(stderr, isTTY), Jobs: cfg.JobOptions(), Catalogue: importer.KVCatalogue{KV: tkv},
 		// Registered before the first row goes: a campaign past the tenant's cap queues nothing.
 		Register: func(ctx context.Context) error {
 			if err := record(ctx, 0); err != nil {
@@ -178,20 +180,27 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // cmdCampaign shows or cancels a campaign through the API.
 func cmdCampaign(ctx context.Context, args []string, stdout io.Writer) error {
-	const use = "usage: herald campaign show [-output json] NAME | herald campaign cancel NAME"
+	if err := subUsage(args, campaignUsage, stdout); err != nil {
+		return err
+	}
 	if len(args) == 0 || (args[0] != "show" && args[0] != "cancel") {
-		return usageError{use}
+		return usageError{"name a command: show or cancel (herald campaign -h)"}
 	}
 	fs := flag.NewFlagSet("campaign "+args[0], flag.ContinueOnError)
 	output := fs.String("output", "text", "text or json")
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
-		return usageError{use}
+	fs.Usage = usageOf(fs, campaignUsage+"\nFlags:\n")
+	pos, err := parseFlags(fs, args[1:], stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"want exactly one campaign NAME (herald campaign -h)"}
 	}
 	c, err := newAPIClient()
 	if err != nil {
 		return err
 	}
-	name := url.PathEscape(fs.Arg(0))
+	name := url.PathEscape(pos[0])
 	if args[0] == "cancel" {
 		// The campaign is the API key's tenant's: another tenant's of the same name is not
 		// touched.
@@ -219,7 +228,7 @@ func cmdCampaign(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if code == http.StatusNotFound {
-		return notFoundError{"no campaign named " + fs.Arg(0)}
+		return notFoundError{"no campaign named " + pos[0]}
 	}
 	if code >= 300 {
 		return fmt.Errorf("HTTP %d", code)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -65,7 +67,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 		return resp.StatusCode, err
 	}
 	if resp.StatusCode == http.StatusNotFound {
-		return resp.StatusCode, notFoundError{strings.TrimSpace(string(data))}
+		return resp.StatusCode, notFoundError{apiMessage(resp.StatusCode, data)}
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -73,7 +75,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ou
 		}
 	}
 	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusBadRequest {
-		return resp.StatusCode, fmt.Errorf("%s: %s", resp.Status, truncate(string(data), 500))
+		return resp.StatusCode, errors.New(apiMessage(resp.StatusCode, data))
 	}
 	return resp.StatusCode, nil
 }
@@ -101,7 +103,6 @@ func (k kvFlag) Set(v string) error {
 // cmdSend sends one notification through the API.
 func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stdout)
 	file := fs.String("json", "", "the job as JSON: a file, or - for standard input (other flags then ignored)")
 	id := fs.String("id", "", "job id, the idempotency key (required)")
 	to := fs.String("to", "", "recipient phone number (required)")
@@ -117,7 +118,7 @@ func cmdSend(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Var(params, "param", "template parameter name=value (repeatable)")
 	fs.Var(buttons, "button", "button parameter index=value (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, `Usage: herald send [flags]
+		fmt.Fprintln(fs.Output(), `Usage: herald send [flags]
 
 Examples:
   herald send -id order-1-ready -to +79001234567 -template order_ready \
@@ -129,8 +130,10 @@ Exit status: 0 queued (or already known), 1 failed, 2 invalid job or flags.
 Flags:`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if pos, err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"herald send takes flags only, got " + pos[0] + " (herald send -h)"}
 	}
 	var body []byte
 	if *file != "" {
@@ -199,24 +202,21 @@ Flags:`)
 // cmdStatus prints a notification's record.
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stdout)
 	output := fs.String("output", "text", "text or json")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: herald status [-output json] ID\n\nExit status: 0 found, 3 no such notification, 1 other failure.")
-		fs.PrintDefaults()
+	fs.Usage = usageOf(fs, "Usage: herald status [-output json] ID\n\nA notification of the API key's tenant: its state, why it waits and until when, and its history.\nExit status: 0 found, 3 no such notification, 1 other failure.\n\nFlags:\n")
+	pos, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	if fs.NArg() != 1 {
-		return usageError{"want exactly one notification id"}
+	if len(pos) != 1 {
+		return usageError{"want exactly one notification id (herald status -h)"}
 	}
 	c, err := newAPIClient()
 	if err != nil {
 		return err
 	}
 	var rec map[string]any
-	if _, err := c.do(ctx, http.MethodGet, "/v1/notifications/"+fs.Arg(0), nil, &rec); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/v1/notifications/"+url.PathEscape(pos[0]), nil, &rec); err != nil {
 		return err
 	}
 	if *output == "json" {
@@ -248,15 +248,21 @@ func orDash(v any) any {
 // catalogue), sync from the white provider and migrate straight in the bucket (operator
 // commands: they need HERALD_NATS_URL, not an API key).
 func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
+	if err := subUsage(args, templatesUsage, stdout); err != nil {
+		return err
+	}
 	if len(args) == 0 {
-		return usageError{"usage: herald templates list [-output json] | add [-force] FILE.json | lint [-output json] FILE.json... | sync [-tenant T] | migrate [-tenants T,...]"}
+		return usageError{"name a command: list, add, lint, sync or migrate (herald templates -h)"}
 	}
 	switch args[0] {
 	case "list":
 		fs := flag.NewFlagSet("templates list", flag.ContinueOnError)
 		output := fs.String("output", "text", "text or json")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{err.Error()}
+		fs.Usage = usageOf(fs, "usage: herald templates list [-output json]\n\nThe API key's tenant's catalogue: name, language, category, status, version.\n\nFlags:\n")
+		if pos, err := parseFlags(fs, args[1:], stdout); err != nil {
+			return err
+		} else if len(pos) > 0 {
+			return usageError{"herald templates list takes no arguments, got " + pos[0]}
 		}
 		c, err := newAPIClient()
 		if err != nil {
@@ -282,22 +288,30 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 	case "add":
 		fs := flag.NewFlagSet("templates add", flag.ContinueOnError)
 		force := fs.Bool("force", false, "register it (pending) even when lint predicts a rejection")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
-			return usageError{"usage: herald templates add [-force] FILE.json (a definition in the Cloud API format; linted first, registered pending until Meta approves it)"}
-		}
-		data, err := os.ReadFile(fs.Arg(0))
+		const use = "usage: herald templates add [-force] FILE.json\n\nA definition in the Cloud API format: linted first, then submitted for review; it is PENDING\nuntil Meta (in herald dev, the simulator) approves or rejects it.\n\nFlags:\n"
+		fs.Usage = usageOf(fs, use)
+		pos, err := parseFlags(fs, args[1:], stdout)
 		if err != nil {
 			return err
 		}
+		if len(pos) != 1 {
+			return usageError{"want exactly one FILE.json (herald templates add -h)"}
+		}
+		data, err := os.ReadFile(pos[0])
+		if err != nil {
+			return err
+		}
+		// Lint on every add, before the catalogue's own check, so that every problem shows
+		// at once: a rejected template costs days and a campaign. The count is lint's: the
+		// findings that predict a rejection, not the warnings.
+		if found, err := lint.LintJSON(data); err == nil && len(found) > 0 {
+			lint.Format(os.Stderr, pos[0], found)
+			if n := lint.Errors(found); n > 0 && !*force {
+				return lintFailed{n}
+			}
+		}
 		if _, err := templates.ParseDefinition(data); err != nil {
 			return usageError{err.Error()}
-		}
-		// Lint on every add: a rejected template costs days and a campaign.
-		if found, err := lint.LintJSON(data); err == nil && len(found) > 0 {
-			lint.Format(os.Stderr, fs.Arg(0), found)
-			if lint.HasErrors(found) && !*force {
-				return lintFailed{len(found)}
-			}
 		}
 		c, err := newAPIClient()
 		if err != nil {
@@ -319,21 +333,28 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "sync":
 		fs := flag.NewFlagSet("templates sync", flag.ContinueOnError)
-		tenant := fs.String("tenant", "", "sync into this tenant's catalogue only (default: every tenant of the WABA)")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
-			return usageError{"usage: herald templates sync [-tenant T] (HERALD_WHITE_WABA_ID's templates, as Meta lists them)"}
+		tenant := fs.String("tenant", "", "sync into this tenant's catalogue only (default: every tenant of each WABA)")
+		waba := fs.String("waba", "", "sync this WABA only (default: every waba_id of the fleet file's white senders, or HERALD_WHITE_WABA_ID)")
+		fs.Usage = usageOf(fs, "usage: herald templates sync [-tenant T] [-waba ID]\n\nCopies each WABA's templates, as Meta lists them, statuses included, into the catalogues\nof the tenants that send through it (HERALD_NATS_URL), recording the review per WABA: the\nWABAs of the fleet file's white senders (HERALD_CONFIG_FILE), or HERALD_WHITE_WABA_ID.\n\nFlags:\n")
+		if pos, err := parseFlags(fs, args[1:], stdout); err != nil {
+			return err
+		} else if len(pos) != 0 {
+			return usageError{"herald templates sync takes no arguments, got " + pos[0]}
 		}
-		return templatesSync(ctx, *tenant, stdout)
+		return templatesSync(ctx, *tenant, *waba, stdout)
 	case "migrate":
 		fs := flag.NewFlagSet("templates migrate", flag.ContinueOnError)
 		also := fs.String("tenants", "", "copy the untenanted templates to these tenants too, comma-separated (default: the tenants of HERALD_API_KEYS)")
 		keep := fs.Bool("keep", false, "copy only, keep the untenanted entries (before the upgrade, while older processes run)")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
-			return usageError{"usage: herald templates migrate [-keep] [-tenants T,...] (-keep before the upgrade; without, once every process runs this version)"}
+		fs.Usage = usageOf(fs, "usage: herald templates migrate [-keep] [-tenants T,...]\n\nMoves the catalogue entries stored before tenancy to the tenants' keys (HERALD_NATS_URL):\n-keep before the upgrade; without, once every process runs this version.\n\nFlags:\n")
+		if pos, err := parseFlags(fs, args[1:], stdout); err != nil {
+			return err
+		} else if len(pos) != 0 {
+			return usageError{"herald templates migrate takes no arguments, got " + pos[0]}
 		}
 		return templatesMigrate(ctx, *also, *keep, stdout)
 	}
-	return usageError{"unknown templates command " + args[0]}
+	return usageError{"unknown templates command " + args[0] + " (herald templates -h)"}
 }
 
 // catalogueOf connects to NATS and opens the template bucket, for the operator commands.
@@ -420,15 +441,23 @@ func migrateTemplates(ctx context.Context, kv jetstream.KeyValue, o templates.Mi
 
 // cmdDLQ lists and replays dead letters straight from JetStream.
 func cmdDLQ(ctx context.Context, args []string, stdout io.Writer) error {
+	if err := subUsage(args, dlqUsage, stdout); err != nil {
+		return err
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return usageError{"usage: herald dlq list [-reason R] [-tenant T] [-output json] | herald dlq replay [-reason R] [-tenant T] [ID...]"}
+		return usageError{"name a command: list or replay (herald dlq -h)"}
 	}
 	fs := flag.NewFlagSet("dlq "+args[0], flag.ContinueOnError)
 	reason := fs.String("reason", "", "only dead letters with this reason (invalid, rejected, exhausted, panic)")
 	tenant := fs.String("tenant", "", "only this tenant's dead letters (ids are per tenant: replay IDs with it)")
 	output := fs.String("output", "text", "text or json (list)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+	fs.Usage = usageOf(fs, dlqUsage)
+	ids, err := parseFlags(fs, args[1:], stdout)
+	if err != nil {
+		return err
+	}
+	if args[0] == "list" && len(ids) > 0 {
+		return usageError{"herald dlq list takes no ids (herald dlq replay ID...)"}
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -458,11 +487,11 @@ func cmdDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	}
-	ids := map[string]bool{}
-	for _, id := range fs.Args() {
-		ids[id] = true
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
 	}
-	n, err := dlq.Replay(ctx, js, letters, ids)
+	n, err := dlq.Replay(ctx, js, letters, want)
 	fmt.Fprintf(stdout, "replayed %d dead letters\n", n)
 	return err
 }

@@ -44,7 +44,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, configUsage)
-		return nil
+		return errHelp
 	case "check":
 		return configCheck(args[1:], stdout, stderr)
 	}
@@ -54,21 +54,21 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 // configCheck validates a fleet file and prints its summary or its problems.
 func configCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	allowUnset := fs.Bool("allow-unset", false, "unset variables stand for placeholders")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, configUsage)
-			return nil
-		}
-		fmt.Fprint(stderr, configUsage)
-		return usageError{err.Error()}
+	fs.Usage = func() { fmt.Fprint(fs.Output(), configUsage) }
+	pos, err := parseFlags(fs, args, stdout)
+	if errors.Is(err, errHelp) {
+		return err
 	}
-	if fs.NArg() != 1 {
+	if err != nil {
+		fmt.Fprint(stderr, configUsage)
+		return err
+	}
+	if len(pos) != 1 {
 		fmt.Fprint(stderr, configUsage)
 		return usageError{"need exactly one FILE"}
 	}
-	file := fs.Arg(0)
+	file := pos[0]
 	var unset []string
 	getenv := os.Getenv
 	if *allowUnset {

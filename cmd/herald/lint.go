@@ -34,14 +34,17 @@ Examples:
 // templatesLint lints files and prints the findings.
 func templatesLint(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("templates lint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, lintUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), lintUsage) }
 	output := fs.String("output", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	files, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() == 0 || (*output != "text" && *output != "json") {
-		return usageError{lintUsage}
+	if len(files) == 0 {
+		return usageError{"name at least one FILE.json (herald templates lint -h)"}
+	}
+	if *output != "text" && *output != "json" {
+		return usageError{"-output: must be text or json, not " + *output}
 	}
 	type fileFindings struct {
 		File     string         `json:"file"`
@@ -49,7 +52,7 @@ func templatesLint(args []string, stdout, stderr io.Writer) error {
 	}
 	var all []fileFindings
 	errs := 0
-	for _, file := range fs.Args() {
+	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			return usageError{err.Error()}
@@ -61,11 +64,7 @@ func templatesLint(args []string, stdout, stderr io.Writer) error {
 		if found == nil {
 			found = []lint.Finding{}
 		}
-		for _, f := range found {
-			if f.Severity == lint.Error {
-				errs++
-			}
-		}
+		errs += lint.Errors(found)
 		all = append(all, fileFindings{File: file, Findings: found})
 	}
 	if *output == "json" {

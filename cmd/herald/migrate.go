@@ -23,17 +23,13 @@ run again after an interruption.
 // cmdMigrate runs a one-time data migration.
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stdout, migrateUsage) }
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return usageError{err.Error()}
+	fs.Usage = func() { fmt.Fprint(fs.Output(), migrateUsage) }
+	pos, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 || fs.Arg(0) != "tenancy" {
-		fs.Usage()
-		return usageError{"name the migration: tenancy"}
+	if len(pos) != 1 || pos[0] != "tenancy" {
+		return usageError{"name the migration: tenancy (herald migrate -h)"}
 	}
 	cfg, err := config.Load()
 	if err != nil {

@@ -25,10 +25,9 @@ func cmdSenders(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "Usage: herald senders [-output json] [-tenant NAME]\n\nThe senders of the API key's tenant, with what Herald knows of their health.\nExit status: 0 shown, 3 tenant not in the fleet, 1 other failure.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	if fs.NArg() != 0 {
+	if pos, err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	} else if len(pos) != 0 {
 		return usageError{"herald senders takes no arguments"}
 	}
 	c, err := newAPIClient()

@@ -17,7 +17,6 @@ import (
 // cmdSim runs the provider simulator alone.
 func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
 	webhook := fs.String("webhook-url", "", "where to POST Cloud API status webhooks (e.g. http://127.0.0.1:8080/webhooks/whatsapp)")
 	secret := fs.String("app-secret", "", "signs the webhooks (HERALD_WHITE_APP_SECRET of the receiver)")
@@ -30,11 +29,13 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	statuses := fs.String("statuses", "sent,delivered,read", "statuses reported for an accepted send, in order (empty: none)")
 	noAccount := fs.String("grey-no-account", "", "comma-separated numbers without WhatsApp (grey reports noAccount)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: herald sim [flags]\n\nThe provider simulator: Cloud API /{version}/{phone-number-id}/messages and message_templates,\nKannel /cgi-bin/sendsms, a GREEN-API grey gateway (/waInstance{id}/...), control under /sim\n(messages, rules, stats, grey/state, grey/incoming).\n\nExample:\n  herald sim -addr 127.0.0.1:8090 -webhook-url http://127.0.0.1:8080/webhooks/whatsapp -app-secret s3cret\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: herald sim [flags]\n\nThe provider simulator: Cloud API /{version}/{phone-number-id}/messages and message_templates,\nKannel /cgi-bin/sendsms, a GREEN-API grey gateway (/waInstance{id}/...), control under /sim\n(messages, rules, stats, grey/state, grey/incoming).\n\nExample:\n  herald sim -addr 127.0.0.1:8090 -webhook-url http://127.0.0.1:8080/webhooks/whatsapp -app-secret s3cret\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if pos, err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"herald sim takes flags only, got " + pos[0] + " (herald sim -h)"}
 	}
 	log := telemetry.NewLogger(stderr, "info", "text")
 	sts := []string{}

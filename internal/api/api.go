@@ -521,7 +521,7 @@ func (s *Server) getNotification(w http.ResponseWriter, r *http.Request) {
 	// The caller's tenant is part of the key: another tenant's id is simply not found.
 	rec, err := s.cfg.Store.Get(r.Context(), job.Ref(tenantOf(r), r.PathValue("id")))
 	if errors.Is(err, status.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no notification with this id")
+		writeError(w, http.StatusNotFound, "no notification with id "+r.PathValue("id")+" in tenant "+job.TenantOr(tenantOf(r)))
 		return
 	}
 	if err != nil {

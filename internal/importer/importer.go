@@ -117,6 +117,10 @@ type Options struct {
 	// (under Tenant), so that a campaign its tenant may not have (too many campaigns) is
 	// refused with nothing queued. Its error ends the import and is returned as it is.
 	Register func(ctx context.Context) error
+	// Catalogue, when set, is where the template is checked before anything is queued:
+	// known to the tenant in the language, every parameter mapped, every mapping and button
+	// in its place (the CLI sets it; nil checks nothing).
+	Catalogue Catalogue
 	// Progress is told how far the import is (nil: nothing is shown).
 	Progress Progress
 	// Jobs are the validation defaults (HERALD_DEFAULT_REGION, HERALD_DEFAULT_LANGUAGE).
@@ -237,6 +241,9 @@ func Run(ctx context.Context, js jetstream.JetStream, opts Options) (Summary, er
 	if err != nil {
 		return Summary{}, err
 	}
+	if err := opts.checkTemplate(ctx, placeholders(opts.Map), placeholders(opts.Buttons)); err != nil {
+		return Summary{}, err
+	}
 	rej, err := newRejectWriter(opts.RejectFile, src.header())
 	if err != nil {
 		return Summary{}, err
@@ -349,6 +356,12 @@ func probeValues(m map[string]string, flag string) (map[string]string, error) {
 		out[k] = "x"
 	}
 	return out, nil
+}
+
+// placeholders stands "x" in for each mapped column's value.
+func placeholders(m map[string]string) map[string]string {
+	out, _ := probeValues(m, "") // setDefaults has refused a mapping without its column
+	return out
 }
 
 // open returns the input, its size (-1 when unknown) and how to close it.
