@@ -37,11 +37,32 @@ const (
 	devVerifyToken  = "dev-verify-token"
 )
 
-// cmdDev runs everything in one process: embedded nats-server (data in ./.herald), an
-// embedded Redis-compatible store unless HERALD_REDIS_URL is set, the provider simulator,
-// the API and a worker, with the sample templates loaded.
+// cmdDev runs everything in one process: embedded nats-server (data in ./.herald), a
+// durable Redis-compatible store unless HERALD_REDIS_URL is set (redis-server from the PATH
+// with an append-only file, else the embedded one with its snapshot, both in ./.herald), the
+// provider simulator, the API and a worker, with the sample templates loaded.
 func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
-	dataDir := os.Getenv("HERALD_DATA_DIR")
+	return runDev(ctx, cfg, log, out, devEnv{
+		DataDir: os.Getenv("HERALD_DATA_DIR"), SimAddr: os.Getenv("HERALD_SIM_ADDR"),
+		RedisServer: os.Getenv(embedded.RedisServerEnv),
+	})
+}
+
+// devEnv is what herald dev reads from the environment beside the configuration.
+type devEnv struct {
+	// DataDir holds JetStream's store and the Redis-compatible store's data (HERALD_DATA_DIR,
+	// default .herald).
+	DataDir string
+	// SimAddr is the simulator's listen address (HERALD_SIM_ADDR, default any loopback port).
+	SimAddr string
+	// RedisServer names the redis-server binary to run (HERALD_REDIS_SERVER; "": the one on
+	// the PATH, "none": the embedded store).
+	RedisServer string
+}
+
+// runDev is herald dev with its environment read.
+func runDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer, env devEnv) error {
+	dataDir := env.DataDir
 	if dataDir == "" {
 		dataDir = ".herald"
 	}
@@ -68,13 +89,21 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 		log.Info("embedded nats-server started", "url", ns.URL, "store", filepath.Join(dataDir, "nats"))
 	}
 	if cfg.RedisURL == "" {
-		mr, err := embedded.StartRedis()
+		// Durable, like the JetStream store beside it: the records and claims that stop a
+		// second send of an id survive a restart of herald dev.
+		rs, kind, err := embedded.OpenRedis(ctx, filepath.Join(dataDir, "redis"), env.RedisServer, log)
 		if err != nil {
-			return err
+			return fmt.Errorf("the Redis-compatible store of herald dev (%s): %w", embedded.RedisServerEnv, err)
 		}
-		defer mr.Close()
-		cfg.RedisURL = "redis://" + mr.Addr()
-		log.Info("embedded Redis-compatible store started (in memory)", "addr", mr.Addr())
+		// Closed after app.Run has returned (defers run last-in first-out): the last write is
+		// in before the store stops.
+		defer func() {
+			if err := rs.Close(); err != nil {
+				log.Error("Redis-compatible store not stopped cleanly", "err", err)
+			}
+		}()
+		cfg.RedisURL = rs.URL()
+		log.Info("Redis-compatible store started", "kind", kind, "url", rs.URL(), "data", filepath.Join(dataDir, "redis"))
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -98,7 +127,7 @@ func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 		cfg.SMSDLRSecret = randomSecret()
 	}
 
-	simAddr := os.Getenv("HERALD_SIM_ADDR")
+	simAddr := env.SimAddr
 	if simAddr == "" {
 		simAddr = "127.0.0.1:0"
 	}
