@@ -183,4 +183,3 @@ type devAccepted struct {
 	State     string `json:"state"`
 	Duplicate bool   `json:"duplicate"`
 }
-
