@@ -459,16 +459,15 @@ func boolIndex(b bool) int {
 
 // serveTemplates lists cfg.Templates with Graph's cursor pagination.
 func (s *Sim) serveTemplates(w http.ResponseWriter, r *http.Request, wabaID string) {
+	if r.Method == http.MethodPost {
+		s.createTemplate(w, r, wabaID)
+		return
+	}
 	if r.Method != http.MethodGet {
 		s.writeGraphError(w, http.StatusBadRequest, unsupported(strings.ToLower(r.Method), wabaID+"/message_templates"))
 		return
 	}
-	if !s.anyTokenMatches(requestToken(r)) {
-		s.writeGraphError(w, http.StatusUnauthorized, badToken)
-		return
-	}
-	if s.senders.wabas != nil && !s.senders.wabas[wabaID] {
-		s.writeGraphError(w, http.StatusBadRequest, unsupported("get", wabaID))
+	if !s.wabaAllowed(w, r, wabaID) {
 		return
 	}
 	q := r.URL.Query()
@@ -481,7 +480,8 @@ func (s *Sim) serveTemplates(w http.ResponseWriter, r *http.Request, wabaID stri
 		}
 		limit = n
 	}
-	total := len(s.templates)
+	listed := s.templateList()
+	total := len(listed)
 	start, end := 0, min(limit, total)
 	switch {
 	case q.Get("after") != "":
@@ -515,7 +515,7 @@ func (s *Sim) serveTemplates(w http.ResponseWriter, r *http.Request, wabaID stri
 	page := struct {
 		Data   []json.RawMessage `json:"data"`
 		Paging *paging           `json:"paging,omitempty"`
-	}{Data: s.templates[start:end]}
+	}{Data: listed[start:end]}
 	if page.Data == nil {
 		page.Data = []json.RawMessage{}
 	}

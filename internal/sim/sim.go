@@ -112,7 +112,11 @@ type Config struct {
 	// to them are accepted, as GREEN-API does, and then reported with status noAccount.
 	GreyNoAccount []string
 	// Templates are the definitions served by the template listing (Cloud API JSON objects).
+	// Templates submitted with POST /<WABA>/message_templates join them (review.go).
 	Templates []json.RawMessage
+	// ReviewDelay is how long a submitted template stays PENDING before the simulator
+	// approves or rejects it, as the lint predicts; 0 is DefaultReviewDelay.
+	ReviewDelay time.Duration
 	// MaxMessages bounds the messages kept for [Sim.Messages] (the oldest are forgotten);
 	// 0 keeps all. Long benchmarks and `herald dev` should set it.
 	MaxMessages int
@@ -196,7 +200,8 @@ type Sim struct {
 	client    *http.Client
 	handler   http.Handler
 	templates []json.RawMessage
-	idPrefix  string // random per Sim, so ids from two simulators never collide
+	reviews   reviews // submitted templates and their pending verdicts
+	idPrefix  string  // random per Sim, so ids from two simulators never collide
 
 	ids   atomic.Uint64 // message and trace id counter
 	store store
