@@ -16,7 +16,7 @@ Commands:
   add [-force] FILE.json         lint a definition (Cloud API format) and submit it for review;
                                  it stays PENDING until Meta (in dev, the simulator) approves it
   lint [-output json] FILE.json...  predict what Meta rejects, without submitting
-  sync [-tenant T]               copy HERALD_WHITE_WABA_ID's templates, as Meta lists them
+  sync [-tenant T] [-waba ID]    copy each WABA's templates, as Meta lists them, reviews per WABA
   migrate [-keep] [-tenants T,...]  move pre-tenancy catalogue entries to the tenants' keys
 
 Run 'herald templates COMMAND -h' for a command's flags.
