@@ -128,7 +128,8 @@ type Config struct {
 	// WhiteAppSecret and GreyWebhookToken for every webhook.
 	RouteByFleet bool
 	// Health keeps the latest quality, account and grey state events per sender for
-	// GET /v1/senders; nil keeps none.
+	// GET /v1/senders (each change's health.Status is published on NATS for the workers);
+	// nil keeps none.
 	Health SenderHealth
 }
 

@@ -10,8 +10,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/herald-notify/herald/internal/fleet"
+	"github.com/herald-notify/herald/internal/health"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/phone"
 	"github.com/herald-notify/herald/internal/webhook"
@@ -314,8 +316,9 @@ func (s *Server) numberEvents(r *http.Request, body []byte) bool {
 			if at.IsZero() {
 				at = s.cfg.Now()
 			}
-			if err := s.cfg.Health.Record(r.Context(), sn.ID, ev.Field, HealthEvent{Event: ev.Event, Limit: ev.CurrentLimit, Detail: numberDetail(ev), At: at.UTC()}); err != nil {
-				s.log.Warn("number health not recorded", "sender", sn.ID, "err", err)
+			he := health.Event{Event: ev.Event, Limit: ev.CurrentLimit, Detail: numberDetail(ev), Ban: ev.BanState,
+				Until: restrictionEnd(ev), At: at.UTC()}
+			if !s.reportHealth(r.Context(), sn, ev.Field, he) {
 				ok = false
 			}
 		}
@@ -358,7 +361,39 @@ func (s *Server) recordGreyState(r *http.Request, instance, state string) {
 	if !ok {
 		return
 	}
-	if err := s.cfg.Health.Record(r.Context(), sn.ID, HealthGreyState, HealthEvent{Event: state, At: s.cfg.Now().UTC()}); err != nil {
-		s.log.Warn("grey state not recorded", "sender", sn.ID, "err", err)
+	s.reportHealth(r.Context(), sn, health.KindGreyState, health.Event{Event: state, At: s.cfg.Now().UTC()})
+}
+
+// reportHealth records a sender's health event and publishes its new Status to the workers
+// (health.Reporter, which logs the change). false: not recorded. A Status not published
+// is only logged: the workers read Redis within health.RefreshEvery.
+func (s *Server) reportHealth(ctx context.Context, sn fleet.Sender, kind string, ev health.Event) bool {
+	rep := &health.Reporter{Store: s.cfg.Health, Log: s.log, Now: s.cfg.Now}
+	if s.cfg.NATS != nil {
+		rep.Pub = s.cfg.NATS
 	}
+	_, err := rep.Report(ctx, sn.ID, sn.Kind, kind, ev)
+	switch {
+	case errors.Is(err, health.ErrNotPublished):
+		s.log.Warn("sender status not published", "sender", sn.ID, "err", err)
+	case err != nil:
+		s.log.Warn("sender health not recorded", "sender", sn.ID, "kind", kind, "err", err)
+		return false
+	}
+	return true
+}
+
+// restrictionEnd is when an account_update's restrictions all expire: zero when it has none
+// or one without an expiry (restricted until further news).
+func restrictionEnd(ev webhook.NumberEvent) time.Time {
+	var end time.Time
+	for _, r := range ev.Restrictions {
+		if r.Expires.IsZero() {
+			return time.Time{}
+		}
+		if r.Expires.After(end) {
+			end = r.Expires
+		}
+	}
+	return end
 }

@@ -2,112 +2,54 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/herald-notify/herald/internal/fleet"
-	"github.com/herald-notify/herald/internal/grey"
-	"github.com/herald-notify/herald/internal/webhook"
+	"github.com/herald-notify/herald/internal/health"
+	"github.com/herald-notify/herald/internal/ratelimit"
 )
 
-// Health kinds a [SenderHealth] keeps per sender: the latest event of each.
-const (
-	// HealthQuality is Meta's phone_number_quality_update (quality rating, messaging tier).
-	HealthQuality = webhook.FieldPhoneNumberQuality
-	// HealthAccount is Meta's account_update (restriction, ban, violation).
-	HealthAccount = webhook.FieldAccountUpdate
-	// HealthGreyState is a grey instance's stateInstance, as its webhooks report it.
-	HealthGreyState = "grey_state"
-)
-
-// HealthEvent is the latest news of one kind about a sender.
-type HealthEvent struct {
-	// Event is Meta's event (FLAGGED, ACCOUNT_RESTRICTION, ...) or the grey state
-	// (authorized, blocked, ...).
-	Event string `json:"event"`
-	// Limit is the messaging tier a quality update names (TIER_1K, ...).
-	Limit string `json:"limit,omitempty"`
-	// Detail words the rest (restrictions and their expiry, the old tier, the ban state).
-	Detail string `json:"detail,omitempty"`
-	// At is when the provider says it happened.
-	At time.Time `json:"at"`
-}
-
-// SenderHealth keeps the latest health event of each kind per sender, shared by every API
-// process, for GET /v1/senders.
+// SenderHealth is what the API reads and writes of its senders in Redis: their health
+// events (recorded from webhooks, judged by health.Judge), the first send of each (day 0 of
+// a warm-up the fleet file gives no since) and the rate limiter's counts.
 type SenderHealth interface {
-	// Record keeps ev as the sender's latest of kind, unless a later one is kept already
-	// (webhooks arrive in any order).
-	Record(ctx context.Context, sender, kind string, ev HealthEvent) error
-	// Latest returns each sender's latest events by kind.
-	Latest(ctx context.Context, senders []string) (map[string]map[string]HealthEvent, error)
+	health.Events
+	// FirstSeen is when the sender was first seen sending (zero: never).
+	FirstSeen(ctx context.Context, sender string) (time.Time, error)
+	// Usage reads the limiter's keys of a sender (fleet.Sender.Key).
+	Usage(ctx context.Context, senderKey string) (ratelimit.Usage, error)
 }
 
-// RedisHealth is a [SenderHealth] in Redis: a hash per sender,
-// herald:sender:{<id>}:health, holding each kind's event (JSON) and its time.
-type RedisHealth struct{ rdb redis.UniversalClient }
+// RedisHealth is a [SenderHealth] on one Redis: a health.Store, the first sends and the
+// limiter's keys (read only).
+type RedisHealth struct {
+	*health.Store
+	rdb     redis.UniversalClient
+	limiter *ratelimit.Limiter
+}
 
-// NewRedisHealth returns the health store on rdb (not closed by it).
-func NewRedisHealth(rdb redis.UniversalClient) *RedisHealth { return &RedisHealth{rdb: rdb} }
+// NewRedisHealth returns the sender health on rdb (not closed by it).
+func NewRedisHealth(rdb redis.UniversalClient) *RedisHealth {
+	return &RedisHealth{Store: health.NewStore(rdb), rdb: rdb, limiter: ratelimit.New(rdb)}
+}
 
 var _ SenderHealth = (*RedisHealth)(nil)
 
-func healthKey(sender string) string { return "herald:sender:{" + sender + "}:health" }
-
-// recordHealth keeps the newer of the stored and the given event, atomically.
-var recordHealth = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], ARGV[1] .. ':at')
-if cur and tonumber(cur) > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[1] .. ':at', ARGV[3])
-return 1`)
-
-// Record implements [SenderHealth].
-func (h *RedisHealth) Record(ctx context.Context, sender, kind string, ev HealthEvent) error {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	if err := recordHealth.Run(ctx, h.rdb, []string{healthKey(sender)}, kind, data, ev.At.UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("sender health: %w", err)
-	}
-	return nil
+// FirstSeen implements [SenderHealth].
+func (h *RedisHealth) FirstSeen(ctx context.Context, sender string) (time.Time, error) {
+	return health.FirstSeen(ctx, h.rdb, sender)
 }
 
-// Latest implements [SenderHealth].
-func (h *RedisHealth) Latest(ctx context.Context, senders []string) (map[string]map[string]HealthEvent, error) {
-	cmds := make([]*redis.MapStringStringCmd, len(senders))
-	_, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, s := range senders {
-			cmds[i] = p.HGetAll(ctx, healthKey(s))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sender health: %w", err)
-	}
-	out := map[string]map[string]HealthEvent{}
-	for i, s := range senders {
-		for _, kind := range []string{HealthQuality, HealthAccount, HealthGreyState} {
-			raw, ok := cmds[i].Val()[kind]
-			var ev HealthEvent
-			if !ok || json.Unmarshal([]byte(raw), &ev) != nil {
-				continue
-			}
-			if out[s] == nil {
-				out[s] = map[string]HealthEvent{}
-			}
-			out[s][kind] = ev
-		}
-	}
-	return out, nil
+// Usage implements [SenderHealth].
+func (h *RedisHealth) Usage(ctx context.Context, senderKey string) (ratelimit.Usage, error) {
+	return h.limiter.Usage(ctx, senderKey)
 }
 
-// SenderView is one sender of GET /v1/senders: its ids (never a secret), caps and what the
-// API knows of its health.
+// SenderView is one sender of GET /v1/senders: its ids (never a secret), caps, health and
+// current use.
 type SenderView struct {
 	ID   string `json:"id"`
 	Kind string `json:"kind"`
@@ -128,27 +70,60 @@ type SenderView struct {
 	DailyMax int         `json:"daily_max,omitempty"`
 	DailyCap int         `json:"daily_cap,omitempty"`
 	Warmup   *WarmupView `json:"warmup,omitempty"`
-	// Health sums up what is known: ok, degraded (a quality warning, a yellow card), down
-	// (restricted, banned, blocked or not authorized) or unknown (no news yet).
+	// Usable is false while the sender is out of its pools (health.Judge): its jobs go to
+	// the others. Reason says why (or what degrades it), Until when it comes back by itself.
+	Usable bool       `json:"usable"`
+	Reason string     `json:"reason,omitempty"`
+	Until  *time.Time `json:"until,omitempty"`
+	// Health sums up what is known: ok, degraded (a tier downgrade, a ban scheduled, a
+	// yellow card), down (quality RED, restricted, banned, blocked, not authorized, refused)
+	// or unknown (no news yet).
 	Health string `json:"health"`
+	// Rating is a white number's quality rating (GREEN, RED) as its flags say; "" unknown.
+	Rating string `json:"quality_rating,omitempty"`
 	// Quality and Account are Meta's latest events for a white number; State the grey
 	// instance's latest state and Breaker what it means for the workers' circuit breaker
-	// (open: jobs skip the instance; closed).
-	Quality *HealthEvent `json:"quality,omitempty"`
-	Account *HealthEvent `json:"account,omitempty"`
-	State   *HealthEvent `json:"state,omitempty"`
-	Breaker string       `json:"breaker,omitempty"`
+	// (open: jobs skip the instance; closed); Refused a worker's latest refusal.
+	Quality *health.Event `json:"quality,omitempty"`
+	Account *health.Event `json:"account,omitempty"`
+	State   *health.Event `json:"state,omitempty"`
+	Refused *health.Event `json:"refused,omitempty"`
+	Breaker string        `json:"breaker,omitempty"`
+	// Use is the sender's current use from the rate limiter's keys; nil when not read.
+	Use *UseView `json:"use,omitempty"`
+}
+
+// UseView is a sender's current use as the rate limiter's keys hold it. A count the keys do
+// not keep for this sender is omitted (see ratelimit.Usage): sends are counted for a grey
+// number with a daily_max, unique recipients for a white number with a daily_unique.
+type UseView struct {
+	// Rate is what the limiter grants now: MPS, times the factor of a throughput penalty
+	// (130429) until SlowedUntil.
+	Rate        float64    `json:"rate"`
+	SlowedUntil *time.Time `json:"slowed_until,omitempty"`
+	// BookedAheadMS is how far ahead the next free slot is: while positive the sender sends
+	// at Rate.
+	BookedAheadMS int64 `json:"booked_ahead_ms"`
+	// Sends1s and Sends24h are the sends of the last second (against MPS) and of the moving
+	// 24 h (against DailyCap).
+	Sends1s  *int `json:"sends_1s,omitempty"`
+	Sends24h *int `json:"sends_24h,omitempty"`
+	// Unique24h is the distinct business-initiated recipients of the moving 24 h, against
+	// DailyUnique.
+	Unique24h *int `json:"unique_24h,omitempty"`
 }
 
 // WarmupView is a grey sender's warm-up ramp and where it stands.
 type WarmupView struct {
 	Start int `json:"start"`
 	Days  int `json:"days"`
-	// Day is today's day of the ramp (0 is the first), counted from Since; without a since
-	// in the fleet file the API does not know when the sender first sent, so Day is omitted
-	// and DailyCap is the first day's.
+	// Day is today's day of the ramp (0 is the first), counted from Since: the fleet file's
+	// since, else the sender's first send (From says which). Before the first send Day is
+	// omitted and DailyCap is the first day's.
 	Day   *int       `json:"day,omitempty"`
 	Since *time.Time `json:"since,omitempty"`
+	// From is "fleet" (the file's since) or "first_send".
+	From string `json:"from,omitempty"`
 }
 
 // listSenders answers GET /v1/senders: the caller's tenant's pool (an operator's ?tenant=),
@@ -165,10 +140,11 @@ func (s *Server) listSenders(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "tenant "+tenant+": not in the fleet (HERALD_CONFIG_FILE or HERALD_API_KEYS)")
 		return
 	}
-	var health map[string]map[string]HealthEvent
+	ctx := r.Context()
+	var events map[string]map[string]health.Event
 	if s.cfg.Health != nil {
 		var err error
-		if health, err = s.cfg.Health.Latest(r.Context(), t.Senders); err != nil {
+		if events, err = s.cfg.Health.Latest(ctx, t.Senders); err != nil {
 			s.log.Warn("sender health not read", "err", err)
 		}
 	}
@@ -179,76 +155,87 @@ func (s *Server) listSenders(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			continue
 		}
-		views = append(views, senderView(f, sn, health[id], now))
+		v := senderView(f, sn, health.Judge(id, sn.Kind, events[id], now), events[id])
+		s.warmup(ctx, &v, sn, now)
+		s.use(ctx, &v, sn)
+		views = append(views, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "senders": views})
 }
 
-func senderView(f *fleet.Fleet, sn fleet.Sender, h map[string]HealthEvent, now time.Time) SenderView {
-	v := SenderView{ID: sn.ID, Kind: sn.Kind, MPS: sn.MPS, Health: "unknown"}
-	ev := func(kind string) *HealthEvent {
+// senderView shows a sender with its Status and the events it was judged from.
+func senderView(f *fleet.Fleet, sn fleet.Sender, st health.Status, h map[string]health.Event) SenderView {
+	v := SenderView{ID: sn.ID, Kind: sn.Kind, MPS: sn.MPS, Usable: st.Usable, Reason: st.Reason,
+		Health: st.Health, Rating: st.Quality, Breaker: st.Breaker}
+	if !st.Until.IsZero() {
+		until := st.Until
+		v.Until = &until
+	}
+	ev := func(kind string) *health.Event {
 		if e, ok := h[kind]; ok {
 			return &e
 		}
 		return nil
 	}
+	v.Refused = ev(health.KindRefused)
 	switch sn.Kind {
 	case fleet.KindWhite:
 		v.PhoneNumberID, v.WABAID, v.Portfolio, v.DailyUnique = sn.PhoneNumberID, sn.WABAID, sn.Portfolio, sn.DailyUnique
 		v.PortfolioDailyUnique = f.PortfolioLimit(sn)
-		v.Quality, v.Account = ev(HealthQuality), ev(HealthAccount)
-		v.Health = whiteHealth(v.Quality, v.Account)
+		v.Quality, v.Account = ev(health.KindQuality), ev(health.KindAccount)
 	case fleet.KindGrey:
 		v.Instance, v.DailyMax = sn.InstanceID, sn.DailyMax
 		v.DailyCap = sn.DailyCap(0)
-		if wu := sn.Warmup; wu != nil && wu.Days > 0 && sn.DailyMax > 0 {
-			v.Warmup = &WarmupView{Start: wu.Start, Days: wu.Days}
-			if !wu.Since.IsZero() {
-				day := sn.WarmupDay(now, wu.Since)
-				since := wu.Since
-				v.Warmup.Day, v.Warmup.Since = &day, &since
-				v.DailyCap = sn.DailyCapAt(now, wu.Since)
-			}
-		}
-		if v.State = ev(HealthGreyState); v.State != nil {
-			v.Health, v.Breaker = greyHealth(v.State.Event)
-		}
+		v.State = ev(health.KindGreyState)
 	case fleet.KindSMS:
 		v.Driver = sn.Driver
 	}
 	return v
 }
 
-// whiteHealth sums up a number's latest quality and account events.
-func whiteHealth(q, a *HealthEvent) string {
-	if a != nil {
-		switch a.Event {
-		case "ACCOUNT_RESTRICTION", "ACCOUNT_VIOLATION", "DISABLED_UPDATE", "ACCOUNT_DELETED":
-			return "down"
+// warmup sets a grey sender's ramp: from the fleet file's since, else from its first send.
+func (s *Server) warmup(ctx context.Context, v *SenderView, sn fleet.Sender, now time.Time) {
+	wu := sn.Warmup
+	if sn.Kind != fleet.KindGrey || wu == nil || wu.Days <= 0 || sn.DailyMax <= 0 {
+		return
+	}
+	v.Warmup = &WarmupView{Start: wu.Start, Days: wu.Days}
+	since, from := wu.Since, "fleet"
+	if since.IsZero() && s.cfg.Health != nil {
+		first, err := s.cfg.Health.FirstSeen(ctx, sn.ID)
+		if err != nil {
+			s.log.Warn("first send not read", "sender", sn.ID, "err", err)
 		}
+		since, from = first, "first_send"
 	}
-	if q != nil {
-		switch q.Event {
-		case "FLAGGED", "DOWNGRADE":
-			return "degraded"
-		}
+	if since.IsZero() {
+		return
 	}
-	if q != nil || a != nil {
-		return "ok"
-	}
-	return "unknown"
+	day := sn.WarmupDay(now, since)
+	v.Warmup.Day, v.Warmup.Since, v.Warmup.From = &day, &since, from
+	v.DailyCap = sn.DailyCapAt(now, since)
 }
 
-// greyHealth reads a grey state as the workers' breakers do: a state in which the instance
-// cannot deliver opens it.
-func greyHealth(state string) (health, breaker string) {
-	switch state {
-	case grey.StateNotAuthorized, grey.StateBlocked, grey.StateSleepMode:
-		return "down", "open"
-	case grey.StateYellowCard:
-		return "degraded", "open"
-	case grey.StateAuthorized:
-		return "ok", "closed"
+// use reads the sender's current use from the limiter's keys.
+func (s *Server) use(ctx context.Context, v *SenderView, sn fleet.Sender) {
+	if s.cfg.Health == nil || sn.MPS <= 0 {
+		return // not paced: the limiter keeps nothing
 	}
-	return "unknown", ""
+	u, err := s.cfg.Health.Usage(ctx, sn.Key())
+	if err != nil {
+		s.log.Warn("sender use not read", "sender", sn.ID, "err", err)
+		return
+	}
+	use := &UseView{Rate: sn.MPS * u.Slow, BookedAheadMS: u.BookedAhead.Milliseconds()}
+	if u.SlowFor > 0 {
+		end := u.At.Add(u.SlowFor).UTC()
+		use.SlowedUntil = &end
+	}
+	switch {
+	case sn.Kind == fleet.KindGrey && sn.DailyMax > 0:
+		use.Sends1s, use.Sends24h = &u.Sends1s, &u.Sends24h
+	case sn.Kind == fleet.KindWhite && sn.DailyUnique > 0:
+		use.Unique24h = &u.Unique24h
+	}
+	v.Use = use
 }
