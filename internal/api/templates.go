@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -78,7 +79,9 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 // templateStatus applies a message_template_status_update webhook to the versions it
 // is about: the template of that name and language in the catalogue of each tenant of the
 // WABA that sent it (templates.WABATenants, wabaOwners), unless the version records another
-// Meta template id. No other tenant's catalogue changes. False means retry later.
+// Meta template id in that WABA. The review is recorded under that WABA (the entry id), so
+// a job's template is judged in its sender's WABA, and sums up into the definition's
+// Status. No other tenant's catalogue changes. False means retry later.
 func (s *Server) templateStatus(ctx context.Context, ts webhook.TemplateStatus) bool {
 	if s.cfg.KV == nil || ts.Name == "" || ts.Language == "" {
 		return true
@@ -94,7 +97,8 @@ func (s *Server) templateStatus(ctx context.Context, ts webhook.TemplateStatus) 
 		return true
 	}
 	ok := true
-	review := templates.Review{TemplateID: ts.TemplateID, Name: ts.Name, Language: ts.Language, Status: ts.Event}
+	review := templates.Review{TemplateID: ts.TemplateID, Name: ts.Name, Language: ts.Language, Status: ts.Event,
+		WABA: ts.WABAID, Category: ts.Category}
 	for _, t := range tenants {
 		d, err := templates.SetStatus(ctx, s.cfg.KV, t, review)
 		switch {
@@ -106,7 +110,7 @@ func (s *Server) templateStatus(ctx context.Context, ts webhook.TemplateStatus) 
 			s.log.Warn("template status not recorded", "tenant", t, "template", ts.Name, "err", err)
 			ok = false
 		default:
-			s.log.Info("template status changed", "tenant", t, "template", d.Name, "language", d.Language, "status", d.Status, "reason", ts.Reason)
+			s.log.Info("template status changed", "tenant", t, "template", d.Name, "language", d.Language, "waba", ts.WABAID, "status", strings.ToUpper(ts.Event), "summary", d.Status, "reason", ts.Reason)
 		}
 	}
 	return ok

@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -31,6 +32,8 @@ type tdef struct {
 	Components []struct {
 		Type, Text string
 	} `json:"components"`
+	// WABAs are the reviews per WABA: status, Meta's id and category.
+	WABAs map[string]struct{ Status, ID, Category string } `json:"wabas"`
 }
 
 func (d tdef) body() string {
@@ -443,5 +446,63 @@ func TestTemplateWebhookByFleetWABA(t *testing.T) {
 			_, bank := getTemplate(t, h, fleetBankKey, "pickup_code", "ru")
 			return shop.Status == s.shop && bank.Status == s.bank
 		}, "%s: want shop %s, bank %s", s.name, s.shop, s.bank)
+	}
+}
+
+// TestTemplateWebhookRecordsWABA: a template webhook records its review under the WABA of
+// its entry, beside the other WABAs' (GET and the listing show them), and the definition's
+// Status sums them up: approved while one WABA approves. A review of another template id in
+// a WABA that knows the template changes nothing.
+func TestTemplateWebhookRecordsWABA(t *testing.T) {
+	t.Parallel()
+	h := harness.Start(t, harness.Options{NoWorker: true, Config: withTenants})
+	if code, out := call(t, http.MethodPost, h.APIURL+"/v1/templates", shopKey, []byte(fmt.Sprintf(pickupCode, "pickup_code", "")), nil); code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, out)
+	}
+	const wabaA, wabaB = "600301", "600302"
+	steps := []struct {
+		name, waba, event string
+		id                int64
+		status            string            // the definition's
+		wabas             map[string]string // WABA → status
+	}{
+		{"A approves", wabaA, "APPROVED", 9001, "APPROVED", map[string]string{wabaA: "APPROVED"}},
+		{"B rejects", wabaB, "REJECTED", 9002, "APPROVED", map[string]string{wabaA: "APPROVED", wabaB: "REJECTED"}},
+		{"another template in A", wabaA, "PAUSED", 9999, "APPROVED", map[string]string{wabaA: "APPROVED", wabaB: "REJECTED"}},
+		{"A pauses", wabaA, "PAUSED", 9001, "PAUSED", map[string]string{wabaA: "PAUSED", wabaB: "REJECTED"}},
+		{"B approves", wabaB, "APPROVED", 9002, "APPROVED", map[string]string{wabaA: "PAUSED", wabaB: "APPROVED"}},
+	}
+	ids := map[string]string{wabaA: "9001", wabaB: "9002"}
+	for _, s := range steps { // in order: each step starts from the last one's reviews
+		if code, out := postSigned(t, h, templateWebhookFrom(t, s.waba, s.id, "pickup_code", "ru", s.event)); code != http.StatusOK {
+			t.Fatalf("%s: webhook %d %s", s.name, code, out)
+		}
+		reviews := func(d tdef) map[string]string {
+			got := map[string]string{}
+			for w, r := range d.WABAs {
+				got[w] = r.Status
+			}
+			return got
+		}
+		testutil.Eventually(t, wait, func() bool {
+			_, d := getTemplate(t, h, shopKey, "pickup_code", "ru")
+			return d.Status == s.status && maps.Equal(reviews(d), s.wabas)
+		}, "%s: want %s with reviews %v", s.name, s.status, s.wabas)
+		_, d := getTemplate(t, h, shopKey, "pickup_code", "ru")
+		for w, r := range d.WABAs {
+			if r.ID != ids[w] {
+				t.Errorf("%s: review of %s names id %s, want %s", s.name, w, r.ID, ids[w])
+			}
+		}
+	}
+	code, out := call(t, http.MethodGet, h.APIURL+"/v1/templates", shopKey, nil, nil)
+	for _, d := range decode[struct{ Data []tdef }](t, out).Data {
+		if d.Name == "pickup_code" && (code != http.StatusOK || d.WABAs[wabaA].Status != "PAUSED" || d.WABAs[wabaB].Status != "APPROVED") {
+			t.Errorf("listing: %d %+v, want the reviews per WABA", code, d)
+		}
+	}
+	// bank has no pickup_code: none of this touched its catalogue.
+	if code, _ := getTemplate(t, h, bankKey, "pickup_code", "ru"); code != http.StatusNotFound {
+		t.Errorf("bank's pickup_code: %d, want 404", code)
 	}
 }
