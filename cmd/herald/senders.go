@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/herald-notify/herald/internal/api"
 )
@@ -22,7 +23,7 @@ func cmdSenders(ctx context.Context, args []string, stdout io.Writer) error {
 	output := fs.String("output", "text", "text or json")
 	tenant := fs.String("tenant", "", "the tenant to show (operator keys only; default: the key's)")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: herald senders [-output json] [-tenant NAME]\n\nThe senders of the API key's tenant, with what Herald knows of their health.\nExit status: 0 shown, 3 tenant not in the fleet, 1 other failure.")
+		fmt.Fprintln(stdout, "Usage: herald senders [-output json] [-tenant NAME]\n\nThe senders of the API key's tenant: usable or not and why, health, and use against their caps.\nExit status: 0 shown, 3 tenant not in the fleet, 1 other failure.")
 		fs.PrintDefaults()
 	}
 	if pos, err := parseFlags(fs, args, stdout); err != nil {
@@ -51,11 +52,13 @@ func cmdSenders(ctx context.Context, args []string, stdout io.Writer) error {
 	return printSenders(stdout, out.Tenant, out.Senders)
 }
 
-// printSenders writes the senders as a table, one line each.
+// printSenders writes the senders as a table, one line each: usable or not and why,
+// health, quality, breaker, the rate and daily use against their caps, the tier and the
+// warm-up.
 func printSenders(w io.Writer, tenant string, senders []api.SenderView) error {
 	fmt.Fprintf(w, "tenant %s: %d senders\n", tenant, len(senders))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tNUMBER/INSTANCE\tHEALTH\tQUALITY\tBREAKER\tMPS\tDAILY CAP\tTIER\tWARM-UP")
+	fmt.Fprintln(tw, "ID\tKIND\tNUMBER/INSTANCE\tUSABLE\tHEALTH\tQUALITY\tBREAKER\tRATE\tDAILY CAP\tTIER\tWARM-UP\tREASON")
 	for _, s := range senders {
 		ident := s.PhoneNumberID
 		switch s.Kind {
@@ -77,29 +80,85 @@ func printSenders(w io.Writer, tenant string, senders []api.SenderView) error {
 		if s.State != nil {
 			quality = s.State.Event
 		}
-		mps := "-"
-		if s.MPS > 0 {
-			mps = strconv.FormatFloat(s.MPS, 'f', -1, 64)
+		if s.Rating != "" {
+			quality = s.Rating + " (" + quality + ")"
 		}
-		daily := "-"
-		if s.DailyMax > 0 {
-			daily = fmt.Sprintf("%d of %d", s.DailyCap, s.DailyMax)
+		usable, reason := "yes", orDash(s.Reason)
+		if !s.Usable {
+			usable = "no"
 		}
-		tier := "-"
-		switch {
-		case s.DailyUnique > 0:
-			tier = strconv.Itoa(s.DailyUnique)
-		case s.PortfolioDailyUnique > 0:
-			tier = fmt.Sprintf("%d (%s)", s.PortfolioDailyUnique, s.Portfolio)
+		if s.Until != nil {
+			reason = fmt.Sprintf("%s until %s", reason, s.Until.Format(time.RFC3339))
 		}
-		warm := "-"
-		if wu := s.Warmup; wu != nil {
-			warm = fmt.Sprintf("%d days from %d", wu.Days, wu.Start)
-			if wu.Day != nil {
-				warm = fmt.Sprintf("day %d of %d", *wu.Day, wu.Days)
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, orDash(ident), s.Health, quality, orDash(s.Breaker), mps, daily, tier, warm)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, orDash(ident), usable, s.Health, quality,
+			orDash(s.Breaker), senderRate(s), senderDaily(s), senderTier(s), senderWarmup(s), reason)
 	}
 	return tw.Flush()
+}
+
+// senderRate is the rate column: the sends of the last second (where counted) against the
+// cap, the rate a throughput penalty leaves, and "full" while slots are booked ahead.
+func senderRate(s api.SenderView) string {
+	if s.MPS <= 0 {
+		return "-"
+	}
+	mps := strconv.FormatFloat(s.MPS, 'f', -1, 64)
+	u := s.Use
+	if u == nil {
+		return mps + "/s"
+	}
+	out := mps + "/s"
+	if u.Sends1s != nil {
+		out = fmt.Sprintf("%d of %s/s", *u.Sends1s, mps)
+	}
+	if u.Rate < s.MPS {
+		out += " slowed to " + strconv.FormatFloat(u.Rate, 'f', -1, 64)
+	}
+	if u.BookedAheadMS > 0 {
+		out += " full"
+	}
+	return out
+}
+
+// senderDaily is the grey daily cap column: the moving 24 h's sends, today's cap and the cap
+// at full warm-up.
+func senderDaily(s api.SenderView) string {
+	if s.DailyMax <= 0 {
+		return "-"
+	}
+	out := fmt.Sprintf("%d of %d", s.DailyCap, s.DailyMax)
+	if s.Use != nil && s.Use.Sends24h != nil {
+		out = fmt.Sprintf("%d sent, %s", *s.Use.Sends24h, out)
+	}
+	return out
+}
+
+// senderTier is the white tier column: the number's own limit (with its unique recipients
+// of the moving 24 h) or its portfolio's.
+func senderTier(s api.SenderView) string {
+	switch {
+	case s.DailyUnique > 0 && s.Use != nil && s.Use.Unique24h != nil:
+		return fmt.Sprintf("%d of %d", *s.Use.Unique24h, s.DailyUnique)
+	case s.DailyUnique > 0:
+		return strconv.Itoa(s.DailyUnique)
+	case s.PortfolioDailyUnique > 0:
+		return fmt.Sprintf("%d (%s)", s.PortfolioDailyUnique, s.Portfolio)
+	}
+	return "-"
+}
+
+// senderWarmup is the warm-up column: today's day of the ramp, or the ramp before the first
+// send.
+func senderWarmup(s api.SenderView) string {
+	wu := s.Warmup
+	if wu == nil {
+		return "-"
+	}
+	if wu.Day == nil {
+		return fmt.Sprintf("%d days from %d", wu.Days, wu.Start)
+	}
+	if wu.From == "first_send" {
+		return fmt.Sprintf("day %d of %d (from the first send)", *wu.Day, wu.Days)
+	}
+	return fmt.Sprintf("day %d of %d", *wu.Day, wu.Days)
 }

@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/herald-notify/herald/internal/api"
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/harness"
+	"github.com/herald-notify/herald/internal/health"
 )
 
 // TestSendersCommand: `herald senders` shows the key's tenant's pool as a table or JSON, and
@@ -40,9 +43,10 @@ tenants:
 		hasNone []string
 	}{
 		{"table", []string{"senders"}, exitOK,
-			[]string{"tenant shop: 2 senders", "ID", "HEALTH", "shop-msk", "700100001", "shop-grey", "1101000001", "0 of 300", "10 days from 20"},
+			[]string{"tenant shop: 2 senders", "ID", "USABLE", "HEALTH", "REASON", "shop-msk", "700100001", "50/s", "shop-grey", "1101000001",
+				"0 sent, 20 of 300", "0 of 1/s", "10 days from 20"},
 			[]string{"bank-msk", "shop-secret", "shop-grey-webhook-01"}},
-		{"json", []string{"senders", "-output", "json"}, exitOK, []string{`"id":"shop-msk"`, `"mps":50`}, []string{"bank-msk"}},
+		{"json", []string{"senders", "-output", "json"}, exitOK, []string{`"id":"shop-msk"`, `"mps":50`, `"usable":true`, `"sends_24h":0`}, []string{"bank-msk"}},
 		{"another tenant", []string{"senders", "-tenant", "bank"}, exitFailure, nil, []string{"bank-msk"}},
 		{"an argument", []string{"senders", "extra"}, exitUsage, nil, nil},
 	}
@@ -67,6 +71,45 @@ tenants:
 				var v struct{ Senders []map[string]any }
 				if err := json.Unmarshal(out.Bytes(), &v); err != nil || len(v.Senders) != 2 {
 					t.Errorf("json: %v %s", err, out.String())
+				}
+			}
+		})
+	}
+}
+
+// TestPrintSenders: the table says which senders are out and why, and their use against
+// their caps.
+func TestPrintSenders(t *testing.T) {
+	t.Parallel()
+	n := func(i int) *int { return &i }
+	until := time.Date(2026, 5, 2, 10, 0, 0, 0, time.UTC)
+	day := 3
+	tests := []struct {
+		name string
+		s    api.SenderView
+		has  []string
+	}{
+		{"flagged number", api.SenderView{ID: "w", Kind: "white", PhoneNumberID: "100", MPS: 80, Health: "down", Rating: "RED",
+			Reason: "quality RED (FLAGGED)", Quality: &health.Event{Event: "FLAGGED", Limit: "TIER_1K"}, DailyUnique: 1000,
+			Use: &api.UseView{Rate: 40, BookedAheadMS: 300, Unique24h: n(12)}},
+			[]string{"no", "down", "RED (FLAGGED TIER_1K)", "80/s slowed to 40 full", "12 of 1000", "quality RED (FLAGGED)"}},
+		{"refused until", api.SenderView{ID: "r", Kind: "white", MPS: 80, Health: "down", Reason: "refused 131031", Until: &until},
+			[]string{"no", "refused 131031 until 2026-05-02T10:00:00Z", "80/s"}},
+		{"grey warming up", api.SenderView{ID: "g", Kind: "grey", Instance: "11", MPS: 1, Usable: true, Health: "ok", Breaker: "closed",
+			DailyMax: 300, DailyCap: 80, Warmup: &api.WarmupView{Start: 20, Days: 10, Day: &day, From: "first_send"},
+			Use: &api.UseView{Rate: 1, Sends1s: n(1), Sends24h: n(57)}},
+			[]string{"yes", "1 of 1/s", "57 sent, 80 of 300", "day 3 of 10 (from the first send)", "closed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var b bytes.Buffer
+			if err := printSenders(&b, "shop", []api.SenderView{tt.s}); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tt.has {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("table lacks %q:\n%s", want, b.String())
 				}
 			}
 		})
