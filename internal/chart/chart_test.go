@@ -259,7 +259,7 @@ var exportedMetrics = []string{
 	"herald_jobs_total", "herald_sends_total", "herald_send_duration_seconds", "herald_jobs_in_flight",
 	"herald_retries_total", "herald_fallbacks_total", "herald_dead_letters_total", "herald_webhooks_total",
 	"herald_status_events_total", "herald_limiter_waits_total", "herald_limiter_wait_seconds",
-	"herald_jobs_waiting", "herald_sender_rate", "herald_breaker_state",
+	"herald_jobs_waiting", "herald_sender_rate", "herald_breaker_state", "herald_sender_usable",
 	"nats_consumer_num_pending", "nats_stream_total_messages",
 }
 
