@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,17 +107,8 @@ func (d *devRun) call(t *testing.T, method, path, body string, v any) int {
 // sent returns the job ids the simulator received, counting each.
 func (d *devRun) sent(t *testing.T) map[string]int {
 	t.Helper()
-	resp, err := http.Get(d.sim + "/sim/messages")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var msgs []sim.Message
-	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
-		t.Fatal(err)
-	}
 	n := map[string]int{}
-	for _, m := range msgs {
+	for _, m := range d.messages(t) {
 		n[m.JobID]++
 	}
 	return n
@@ -182,4 +177,114 @@ type devAccepted struct {
 	ID        string `json:"id"`
 	State     string `json:"state"`
 	Duplicate bool   `json:"duplicate"`
+}
+
+// TestDevBatchAtCap is the issue's batch on herald dev with the defaults and the embedded
+// store (what `make run` runs with nothing installed): every job's record exists when the
+// batch is answered, the worker sends at its cap (HERALD_WHITE_MPS, 80/s), every status
+// webhook reaches the API, and the campaign's counters add up to the records. Quiet hours
+// are off so that the figure does not depend on the hour. HERALD_DEV_JOBS sets the batch
+// size (default 1200; the issue's was 5000).
+func TestDevBatchAtCap(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("sends at 80/s for about 15 s")
+	}
+	n := 1200
+	if v, err := strconv.Atoi(os.Getenv("HERALD_DEV_JOBS")); err == nil && v > 0 {
+		n = v
+	}
+	prio := "bulk"
+	if p := os.Getenv("HERALD_DEV_PRIORITY"); p != "" {
+		prio = p
+	}
+	var limit float64
+	d := startDev(t, t.TempDir(), "none", func(c *config.Config) {
+		c.QuietHours = "off"
+		limit = c.WhiteMPS
+	})
+	var b strings.Builder
+	b.WriteString(`{"notifications":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"b-%d","to":"+7900%07d","template":"order_ready","campaign":"batch5k","priority":"%s","params":{"order":"%d","address":"ул. Текстильщиков, д. 20","until":"21.02.2027"},"buttons":{"0":"%d"}}`, i, i, prio, i, i)
+	}
+	b.WriteString(`]}`)
+	start := time.Now()
+	var res struct {
+		Accepted int `json:"accepted"`
+		Rejected int `json:"rejected"`
+	}
+	if code := d.call(t, http.MethodPost, "/v1/notifications/batch", b.String(), &res); code != http.StatusOK || res.Accepted != n {
+		t.Fatalf("batch: HTTP %d, %+v", code, res)
+	}
+	accept := time.Since(start)
+	// Every accepted job has its record as the answer arrives (the last ones first: the
+	// worker has not reached them).
+	for i := n - 1; i >= 0; i -= max(1, n/50) {
+		if st := d.state(t, fmt.Sprintf("b-%d", i)); st == "" {
+			t.Fatalf("b-%d: no record right after the batch was accepted", i)
+		}
+	}
+	testutil.Eventually(t, time.Duration(n)*time.Second/20+60*time.Second, func() bool {
+		var st sim.Stats
+		getJSON(t, d.sim+"/sim/stats", &st)
+		return st.Channels["white"].Accepted >= int64(n)
+	}, "the simulator never received all %d jobs", n)
+	msgs := d.messages(t)
+	first, last := msgs[0].At, msgs[len(msgs)-1].At
+	rate := float64(len(msgs)-1) / last.Sub(first).Seconds()
+	sentAll := time.Since(start)
+
+	var view struct {
+		States map[string]int64 `json:"states"`
+	}
+	testutil.Eventually(t, 60*time.Second, func() bool {
+		view.States = nil // a state at 0 is left out of the answer, not sent as 0
+		d.call(t, http.MethodGet, "/v1/campaigns/batch5k", "", &view)
+		return view.States["read"] == int64(n)
+	}, "not every job turned read: %v", &view.States)
+	for st, c := range view.States {
+		if st != "read" && c != 0 {
+			t.Errorf("campaign counter %s = %d, want 0 once every job is read", st, c)
+		}
+	}
+	var stats sim.Stats
+	getJSON(t, d.sim+"/sim/stats", &stats)
+	if stats.Webhooks.Dropped != 0 || stats.Webhooks.Statuses != int64(3*n) {
+		t.Errorf("status webhooks: %+v, want %d delivered and none dropped", stats.Webhooks, 3*n)
+	}
+	for id, c := range d.sent(t) {
+		if c != 1 {
+			t.Errorf("%s sent %d times", id, c)
+		}
+	}
+	t.Logf("herald dev, embedded store, %d jobs in one batch: accepted in %s, all sent after %s, %.1f/s between the first and the last send (cap %.0f/s), %d status webhooks delivered in %d posts, %d retried",
+		n, accept.Round(time.Millisecond), sentAll.Round(time.Millisecond), rate, limit, stats.Webhooks.Statuses, stats.Webhooks.Posts, stats.Webhooks.Retries)
+	if rate < 0.9*limit {
+		t.Errorf("sent at %.1f/s, want the cap, %.0f/s", rate, limit)
+	}
+}
+
+// messages returns what the simulator received, in arrival order.
+func (d *devRun) messages(t *testing.T) []sim.Message {
+	t.Helper()
+	var msgs []sim.Message
+	getJSON(t, d.sim+"/sim/messages", &msgs)
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].Seq < msgs[j].Seq })
+	return msgs
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 }
