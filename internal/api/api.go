@@ -368,8 +368,16 @@ func (s *Server) postNotification(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := status.NewRecord(j, initialState(j, pr), s.cascade(j), s.cfg.Now())
-	if _, existing, err := s.cfg.Store.Create(r.Context(), rec); err == nil && existing != nil {
-		rec = existing
+	if err := s.createRecords(r.Context(), func(ctx context.Context) error {
+		_, existing, err := s.cfg.Store.Create(ctx, rec)
+		if err == nil && existing != nil {
+			rec = existing
+		}
+		return err
+	}); err != nil {
+		s.log.Error("job queued but its record not written", "job", j.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the job is queued but the status store did not record it; retry with the same id (it will not be sent twice)")
+		return
 	}
 	code = http.StatusAccepted
 	if pr.Duplicate {
@@ -457,14 +465,42 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		st := initialState(jobs[k], pr)
 		results[i] = accepted{ID: pr.ID, State: st, Duplicate: pr.Duplicate}
-		if !pr.Duplicate {
-			recs = append(recs, status.NewRecord(jobs[k], st, s.cascade(jobs[k]), s.cfg.Now()))
-		}
+		// A duplicate has no record either (knownInBatch found none): it is the retry of a
+		// batch whose records were not written. Creating never overwrites a record.
+		recs = append(recs, status.NewRecord(jobs[k], st, s.cascade(jobs[k]), s.cfg.Now()))
 	}
-	if err := s.cfg.Store.CreateMany(r.Context(), recs); err != nil {
-		s.log.Warn("batch records not created; workers will create them", "err", err)
+	// Every accepted job has its record when the answer arrives, so a status lookup never
+	// answers 404 for it. Creating is idempotent: a timed-out try is simply tried again.
+	if err := s.createRecords(r.Context(), func(ctx context.Context) error { return s.cfg.Store.CreateMany(ctx, recs) }); err != nil {
+		s.log.Error("batch queued but its records not written", "jobs", len(recs), "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the jobs are queued but the status store did not record them; retry with the same ids (they will not be sent twice)")
+		return
 	}
 	s.batchAnswer(w, results)
+}
+
+// createAttempts bounds the tries of writing an accepted job's first record.
+const createAttempts = 3
+
+// createRecords runs create, which must be idempotent, until it succeeds, createAttempts
+// times at most, 100 ms then 200 ms apart, or until ctx ends.
+func (s *Server) createRecords(ctx context.Context, create func(context.Context) error) error {
+	wait := 100 * time.Millisecond
+	var err error
+	for try := 1; ; try++ {
+		if err = create(ctx); err == nil || try == createAttempts {
+			return err
+		}
+		s.log.Warn("status records not written; trying again", "try", try, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		wait *= 2
+	}
 }
 
 // knownInBatch answers the jobs whose id the tenant already has a record for as duplicates
