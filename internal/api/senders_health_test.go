@@ -68,6 +68,7 @@ func TestSenderHealthReachesWorkers(t *testing.T) {
 		{"unflagged", meta("phone_number_quality_update", map[string]any{"event": "UNFLAGGED", "current_limit": "TIER_250"}), "bank-1", true, "ok", "GREEN"},
 		{"restricted for an hour", meta("account_update", map[string]any{"event": "ACCOUNT_RESTRICTION",
 			"restriction_info": []any{map[string]any{"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": inAnHour}}}), "bank-1", false, "down", "GREEN"},
+		{"other account news lifts nothing", meta("account_update", map[string]any{"event": "VERIFIED_ACCOUNT"}), "bank-1", false, "down", "GREEN"},
 		{"grey blocked", bankGreyState("blocked"), "bank-grey", false, "down", ""},
 		{"grey authorized", bankGreyState("authorized"), "bank-grey", true, "ok", ""},
 	}
@@ -96,6 +97,12 @@ func TestSenderHealthReachesWorkers(t *testing.T) {
 	}
 	if got, ok := w.Status("bank-1"); !ok || got.Until.Unix() != inAnHour {
 		t.Errorf("restricted until %v, want the restriction's expiry", got.Until)
+	}
+	_, out := call(t, http.MethodGet, h.APIURL+"/v1/senders", fleetBankKey, nil, nil)
+	for _, v := range decode[struct{ Senders []api.SenderView }](t, out).Senders {
+		if v.ID == "bank-1" && (v.Account == nil || v.Account.Event != "VERIFIED_ACCOUNT" || v.Until == nil) {
+			t.Errorf("bank-1 account %+v until %v, want the latest news shown and the restriction's end", v.Account, v.Until)
+		}
 	}
 }
 

@@ -76,7 +76,8 @@ var healthRank = map[string]int{HealthUnknown: 0, HealthOK: 1, HealthDegraded: 2
 //
 // A white number leaves its pool while its quality is RED (FLAGGED and no later UNFLAGGED)
 // or its account is restricted (until the restrictions expire), banned (DISABLED_UPDATE
-// other than REINSTATE or SCHEDULE_FOR_DISABLE), in violation or deleted. A grey instance
+// other than REINSTATE or SCHEDULE_FOR_DISABLE), in violation or deleted, as the latest
+// account update of those kinds ([KindStanding]) says. A grey instance
 // leaves while it is blocked, notAuthorized, on a yellowCard or in sleepMode. Any sender
 // leaves while a worker's refusal ([KindRefused]) lasts.
 func Judge(sender, kind string, events map[string]Event, now time.Time) Status {
@@ -94,9 +95,17 @@ func Judge(sender, kind string, events map[string]Event, now time.Time) Status {
 		}
 	}
 	if kind == "" || kind == kindWhite {
+		standing, hasStanding := events[KindStanding]
 		if e, ok := events[KindAccount]; ok {
 			seen(e)
-			vs = append(vs, judgeAccount(e, now))
+			if !hasStanding && setsStanding(e.Event) {
+				standing, hasStanding = e, true // recorded before the standing was kept apart
+			}
+			vs = append(vs, verdict{health: HealthOK, usable: true})
+		}
+		if hasStanding {
+			seen(standing)
+			vs = append(vs, judgeAccount(standing, now))
 		}
 		flag, hasFlag := events[KindFlag]
 		if q, ok := events[KindQuality]; ok {

@@ -46,6 +46,11 @@ func TestJudge(t *testing.T) {
 			HealthDegraded, true, "", "", "ban scheduled", time.Time{}},
 		{"reinstated", "white", map[string]Event{KindAccount: {Event: EventDisabledUpdate, Ban: BanReinstate, At: ago(time.Hour)}},
 			HealthOK, true, "", "", "", time.Time{}},
+		{"restricted, then other account news: still restricted", "white", map[string]Event{
+			KindAccount:  ev("VERIFIED_ACCOUNT", ago(time.Minute)),
+			KindStanding: {Event: EventAccountRestriction, Until: now.Add(time.Hour), At: ago(time.Hour)}},
+			HealthDown, false, "", "", "account restricted", now.Add(time.Hour)},
+		{"other account news alone", "white", map[string]Event{KindAccount: ev("VERIFIED_ACCOUNT", ago(time.Minute))}, HealthOK, true, "", "", "", time.Time{}},
 		{"violation", "white", map[string]Event{KindAccount: ev(EventAccountViolation, ago(time.Hour))}, HealthDown, false, "", "", "account violation", time.Time{}},
 		{"restricted and flagged: waits for news", "white", map[string]Event{
 			KindAccount: {Event: EventAccountRestriction, Until: now.Add(time.Hour), At: ago(time.Hour)}, KindFlag: ev(EventFlagged, ago(time.Hour))},

@@ -30,8 +30,14 @@ const (
 	// UPGRADE replaces the KindQuality event but says nothing of the quality rating, so
 	// [Store.Record] keeps the flag apart.
 	KindFlag = "quality_flag"
-	// KindAccount is Meta's account_update (restriction, ban, violation).
+	// KindAccount is Meta's account_update (restriction, ban, violation, and news that
+	// changes nothing of the account's standing).
 	KindAccount = webhook.FieldAccountUpdate
+	// KindStanding is the latest account_update that sets the account's standing alone
+	// (ACCOUNT_RESTRICTION, DISABLED_UPDATE, ACCOUNT_VIOLATION, ACCOUNT_DELETED): a later
+	// update of another kind replaces the KindAccount event but lifts no restriction, so
+	// [Store.Record] keeps the standing apart.
+	KindStanding = "account_standing"
 	// KindGreyState is a grey instance's stateInstance, as its webhooks report it.
 	KindGreyState = "grey_state"
 	// KindRefused is a worker's finding that the provider refuses the account (a Cloud API
@@ -106,7 +112,7 @@ return 1`)
 
 // Record keeps ev as the sender's latest of kind, unless a later one is kept already
 // (webhooks arrive in any order). A FLAGGED or UNFLAGGED quality update is kept as KindFlag
-// too.
+// too, and an account update that sets the standing as KindStanding.
 func (s *Store) Record(ctx context.Context, sender, kind string, ev Event) error {
 	if err := ValidID(sender); err != nil {
 		return err
@@ -121,6 +127,9 @@ func (s *Store) Record(ctx context.Context, sender, kind string, ev Event) error
 	kinds := []string{kind}
 	if kind == KindQuality && (ev.Event == EventFlagged || ev.Event == EventUnflagged) {
 		kinds = append(kinds, KindFlag)
+	}
+	if kind == KindAccount && setsStanding(ev.Event) {
+		kinds = append(kinds, KindStanding)
 	}
 	for _, k := range kinds {
 		if err := recordScript.Run(ctx, s.rdb, []string{healthKey(sender)}, k, data, ev.At.UnixMilli()).Err(); err != nil {
@@ -152,7 +161,16 @@ func (s *Store) Refuse(ctx context.Context, sender string, ev Event, d time.Dura
 }
 
 // storedKinds are the hash fields Latest reads (KindRefused has its own key).
-var storedKinds = []string{KindQuality, KindFlag, KindAccount, KindGreyState}
+var storedKinds = []string{KindQuality, KindFlag, KindAccount, KindStanding, KindGreyState}
+
+// setsStanding reports whether an account_update event says what the account may do.
+func setsStanding(event string) bool {
+	switch event {
+	case EventAccountRestriction, EventDisabledUpdate, EventAccountViolation, EventAccountDeleted:
+		return true
+	}
+	return false
+}
 
 // Latest returns each sender's latest events by kind; a sender with none is absent.
 func (s *Store) Latest(ctx context.Context, senders []string) (map[string]map[string]Event, error) {
