@@ -463,6 +463,24 @@ func (p *recParser) attempt(a *Attempt) bool {
 			return 1 << 5, p.str(&a.At)
 		case "status_at":
 			return 1 << 6, p.str(&a.StatusAt)
+		case "statuses":
+			return 1 << 7, parseArray(p, &a.Statuses, 2, p.statusChange)
+		}
+		return 0, true
+	})
+}
+
+func (p *recParser) statusChange(c *StatusChange) bool {
+	return p.object(func(k string) (uint32, bool) {
+		switch k {
+		case "state":
+			return 1 << 0, p.str(&c.State)
+		case "code":
+			return 1 << 1, p.str(&c.Code)
+		case "reason":
+			return 1 << 2, p.str(&c.Reason)
+		case "at":
+			return 1 << 3, p.str(&c.At)
 		}
 		return 0, true
 	})
@@ -546,6 +564,23 @@ func marshalRecord(r *Record) []byte {
 			b = append(b, `,"at":`...)
 			b = jsonw.StringHTML(b, a.At)
 			b = jsonw.FieldHTML(b, "status_at", a.StatusAt)
+			if len(a.Statuses) > 0 {
+				b = append(b, `,"statuses":[`...)
+				for k := range a.Statuses {
+					c := &a.Statuses[k]
+					if k > 0 {
+						b = append(b, ',')
+					}
+					b = append(b, `{"state":`...)
+					b = jsonw.StringHTML(b, c.State)
+					b = jsonw.FieldHTML(b, "code", c.Code)
+					b = jsonw.FieldHTML(b, "reason", c.Reason)
+					b = append(b, `,"at":`...)
+					b = jsonw.StringHTML(b, c.At)
+					b = append(b, '}')
+				}
+				b = append(b, ']')
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')

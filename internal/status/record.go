@@ -40,6 +40,20 @@ type Attempt struct {
 	Reason   string `json:"reason,omitempty"`
 	At       string `json:"at"`
 	StatusAt string `json:"status_at,omitempty"`
+	// Statuses are the provider's reports that changed the attempt's state, in the order
+	// they were applied, each with its time: a message sent, then delivered, then read is
+	// the attempt and two statuses.
+	Statuses []StatusChange `json:"statuses,omitempty"`
+}
+
+// StatusChange is one state change of an attempt reported by the provider.
+type StatusChange struct {
+	State  string `json:"state"`
+	Code   string `json:"code,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// At is when Herald applied the report (a report that came before the send was
+	// recorded: when the send was).
+	At string `json:"at"`
 }
 
 // Claim is a worker's lease on a job while it sends.

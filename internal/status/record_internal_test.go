@@ -50,8 +50,12 @@ func randRecord(r *rand.Rand) *Record {
 		rec.Channels = append(rec.Channels, randString(r))
 	}
 	for range r.IntN(4) {
-		rec.History = append(rec.History, Attempt{Channel: randString(r), ProviderMessageID: randString(r),
-			State: randString(r), Code: randString(r), Reason: randString(r), At: randString(r), StatusAt: randString(r)})
+		a := Attempt{Channel: randString(r), ProviderMessageID: randString(r),
+			State: randString(r), Code: randString(r), Reason: randString(r), At: randString(r), StatusAt: randString(r)}
+		for range r.IntN(3) {
+			a.Statuses = append(a.Statuses, StatusChange{State: randString(r), Code: randString(r), Reason: randString(r), At: randString(r)})
+		}
+		rec.History = append(rec.History, a)
 	}
 	if r.IntN(2) == 0 {
 		rec.Claim = &Claim{Owner: randString(r), Until: r.Int64N(1 << 50), Channel: randString(r)}

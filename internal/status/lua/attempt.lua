@@ -49,7 +49,11 @@ if mode == 'sent' then
     local e = rec.early[ARGV[5]]
     -- 'failed+' is a failed report classified as "try the next channel".
     if e == 'failed+' then e = 'failed'; fallback = true end
-    if e == 'failed' or (rank[e] and rank[e] > rank['sent']) then a.state = e end
+    if e == 'failed' or (rank[e] and rank[e] > rank['sent']) then
+      a.state = e
+      -- Reported before the send was recorded: the row has the send's time.
+      report(a, e, ARGV[8])
+    end
     rec.early[ARGV[5]] = nil
     if rec.early_ch then rec.early_ch[ARGV[5]] = nil end
     if next(rec.early) == nil then rec.early = nil; rec.early_ch = nil end

@@ -101,6 +101,7 @@ if rec.claim and rec.claim.owner ~= ARGV[1] then
     if n == 1 and rank[st] and rank[st] >= 2 and rec.early_ch and rec.early_ch[id] == u.channel then
       u.provider_message_id = id
       u.state = st
+      report(u, st, ARGV[6])
       u.reason = 'worker stopped during the provider call; the provider reported the message'
       rec.provider_message_id = id
       rec.state = st

@@ -5,6 +5,15 @@ local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- report appends a provider report that changed attempt a's state to its statuses, with
+-- its time: the history keeps a row per state change.
+local function report(a, state, at, code, reason)
+  a.statuses = a.statuses or {}
+  local c = {state=state, at=at}
+  if code and code ~= '' then c.code = code end
+  if reason and reason ~= '' then c.reason = reason end
+  table.insert(a.statuses, c)
+end
 -- campkey is the key of the counters of rec's campaign: campaigns are per tenant.
 local function campkey(rec)
   local t = rec.tenant

@@ -77,6 +77,7 @@ found.state = st
 found.status_at = ARGV[5]
 if ARGV[3] ~= '' then found.code = ARGV[3] end
 if ARGV[4] ~= '' then found.reason = ARGV[4] end
+report(found, st, ARGV[5], ARGV[3], ARGV[4])
 -- The record follows its latest attempt; a late report on an earlier attempt (a delivered
 -- WhatsApp message after the SMS went out) is recorded in the history only.
 if latest then
