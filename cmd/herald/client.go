@@ -232,7 +232,17 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	hist, _ := rec["history"].([]any)
 	for _, h := range hist {
 		a, _ := h.(map[string]any)
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", a["at"], a["channel"], a["state"], orDash(a["provider_message_id"]), orDash(a["code"]), orDash(a["reason"]))
+		// A row per state change: the attempt as sent, then each report that changed it.
+		changes, _ := a["statuses"].([]any)
+		if len(changes) == 0 {
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", a["at"], a["channel"], a["state"], orDash(a["provider_message_id"]), orDash(a["code"]), orDash(a["reason"]))
+			continue
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", a["at"], a["channel"], "sent", orDash(a["provider_message_id"]), "-", "-")
+		for _, c := range changes {
+			ch, _ := c.(map[string]any)
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", ch["at"], a["channel"], ch["state"], orDash(a["provider_message_id"]), orDash(ch["code"]), orDash(ch["reason"]))
+		}
 	}
 	return tw.Flush()
 }
