@@ -31,6 +31,7 @@ import (
 const (
 	devKey          = "dev-key-change-me"
 	devPhoneID      = "100200300"
+	devWABAID       = "100200301"
 	devToken        = "dev-token"
 	devGreyInstance = "1101000001"
 	devAppSecret    = "dev-app-secret"
@@ -156,6 +157,7 @@ func runDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 	if os.Getenv("HERALD_WHITE_BASE_URL") == "" {
 		cfg.WhiteBaseURL, cfg.WhitePhoneNumberID, cfg.WhiteToken = simURL, devPhoneID, devToken
 		cfg.WhiteAppSecret, cfg.WhiteVerifyToken = devAppSecret, devVerifyToken
+		cfg.WhiteWABAID = devWABAID // templates add submits there; the simulator reviews them
 	}
 	if cfg.SMSURL == "" {
 		cfg.SMSURL = simURL + "/cgi-bin/sendsms"

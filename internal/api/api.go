@@ -131,6 +131,12 @@ type Config struct {
 	// GET /v1/senders (each change's health.Status is published on NATS for the workers);
 	// nil keeps none.
 	Health SenderHealth
+	// Catalogue, when set, is checked before a template job is queued (precheck.go): a
+	// template the tenant lacks, or params and buttons that do not fit it, answer 400.
+	Catalogue TemplateCatalogue
+	// Submitter, when set, submits each new template version POST /v1/templates registers
+	// to Meta for review (the verdict comes back by webhook); nil only registers it.
+	Submitter TemplateSubmitter
 }
 
 // Server serves the routes.
@@ -399,6 +405,9 @@ func (s *Server) accept(r *http.Request, body []byte) (*job.Job, accepted, int) 
 		j.Tenant = tenant
 	} else if j.Tenant != tenant {
 		return nil, accepted{ID: j.ID, Error: "invalid job", Fields: []job.FieldError{{Field: "tenant", Reason: "does not match the API key's tenant " + tenant}}}, http.StatusForbidden
+	}
+	if res, code, ok := s.precheck(j); !ok {
+		return nil, res, code
 	}
 	return j, accepted{}, 0
 }

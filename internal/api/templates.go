@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/herald-notify/herald/internal/lint"
 	"github.com/herald-notify/herald/internal/templates"
 	"github.com/herald-notify/herald/internal/webhook"
+	"github.com/herald-notify/herald/internal/white"
 )
 
 type metricCounter = metric.Int64Counter
@@ -54,12 +56,45 @@ func (s *Server) postTemplate(w http.ResponseWriter, r *http.Request) {
 	}
 	// Pending until Meta reviews it; a change to an approved template is a new version, and
 	// the approved one is sent meanwhile.
+	prev, _ := templates.Get(r.Context(), s.cfg.KV, tenantOf(r), def.Name, def.Language)
 	stored, err := templates.Propose(r.Context(), s.cfg.KV, tenantOf(r), def)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "template not stored: "+err.Error())
 		return
 	}
+	// Meta reviews what it is sent: a new text goes to it (what it has already, not again).
+	if s.cfg.Submitter != nil && (prev == nil || !templates.SameContent(prev, def)) {
+		if err := s.submitTemplate(r.Context(), stored); err != nil {
+			s.log.Warn("template not submitted to Meta", "template", stored.Name, "language", stored.Language, "err", err)
+			writeError(w, http.StatusBadGateway, "template stored PENDING but not submitted to Meta for review: "+err.Error())
+			return
+		}
+	}
 	writeJSON(w, http.StatusCreated, stored)
+}
+
+// TemplateSubmitter submits a template for Meta's review: white.Client.SubmitTemplate.
+type TemplateSubmitter interface {
+	SubmitTemplate(ctx context.Context, body []byte) (white.Submission, error)
+}
+
+var _ TemplateSubmitter = (*white.Client)(nil)
+
+// submitTemplate sends d to Meta in the creation format: the fields Meta reads, none of
+// what Herald adds (status, version, tenant).
+func (s *Server) submitTemplate(ctx context.Context, d *templates.Definition) error {
+	body, err := json.Marshal(struct {
+		Name            string                `json:"name"`
+		Language        string                `json:"language"`
+		Category        string                `json:"category"`
+		ParameterFormat string                `json:"parameter_format,omitempty"`
+		Components      []templates.Component `json:"components"`
+	}{d.Name, d.Language, d.Category, d.ParameterFormat, d.Components})
+	if err != nil {
+		return err
+	}
+	_, err = s.cfg.Submitter.SubmitTemplate(ctx, body)
+	return err
 }
 
 // getTemplate answers GET /v1/templates/{name}/{language} from the caller's tenant's

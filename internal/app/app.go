@@ -280,17 +280,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	catCtx, stopCatalogue := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCatalogue()
 
-	if parts.Worker {
-		cat := templates.NewCatalogue(kv, log)
-		var camps *campaign.Watcher
-		if err := retryStart(ctx, log, "watch the template bucket", func(context.Context) error {
-			if err := cat.Start(catCtx); err != nil {
-				return fmt.Errorf("template catalogue: %w", err)
-			}
-			return nil
-		}); err != nil {
-			return err
+	// The catalogue: workers render with it, the API checks template jobs against it.
+	cat := templates.NewCatalogue(kv, log)
+	if err := retryStart(ctx, log, "watch the template bucket", func(context.Context) error {
+		if err := cat.Start(catCtx); err != nil {
+			return fmt.Errorf("template catalogue: %w", err)
 		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if parts.Worker {
+		var camps *campaign.Watcher
 		if err := retryStart(ctx, log, "watch the campaign bucket", func(context.Context) error {
 			var err error
 			camps, err = campaign.Watch(catCtx, campaignsKV, log)
@@ -353,8 +354,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	if tel != nil {
 		mh = tel.Handler()
 	}
+	// A template registered through the API goes to Meta for review when the WABA is known.
+	var submitter api.TemplateSubmitter
+	if cfg.WhiteWABAID != "" && cfg.WhiteToken != "" {
+		submitter = white.New(white.Config{BaseURL: cfg.WhiteBaseURL, Version: cfg.WhiteAPIVersion, WABAID: cfg.WhiteWABAID, Token: cfg.WhiteToken}, nil)
+	}
 	handler := api.New(api.Config{
-		Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
+		Catalogue: cat, Submitter: submitter, Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
 		JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), AdminKeys: cfg.Admins(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
 		WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
 		Prices: Prices(cfg), Campaigns: campaign.Limited{KeyValue: campaignsKV, Max: cfg.CampaignsMaxPerTenant}, GreyWebhookToken: cfg.GreyWebhookToken, DLRSecret: []byte(cfg.SMSDLRSecret),
