@@ -133,14 +133,16 @@ func senderDaily(s api.SenderView) string {
 	return out
 }
 
-// senderTier is the white tier column: the number's own limit (with its unique recipients
-// of the moving 24 h) or its portfolio's.
+// senderTier is the white tier column: the number's own limit or else its portfolio's, with
+// the unique recipients of the moving 24 h counted against it.
 func senderTier(s api.SenderView) string {
 	switch {
 	case s.DailyUnique > 0 && s.Use != nil && s.Use.Unique24h != nil:
 		return fmt.Sprintf("%d of %d", *s.Use.Unique24h, s.DailyUnique)
 	case s.DailyUnique > 0:
 		return strconv.Itoa(s.DailyUnique)
+	case s.PortfolioDailyUnique > 0 && s.Use != nil && s.Use.PortfolioUnique24h != nil:
+		return fmt.Sprintf("%d of %d (%s)", *s.Use.PortfolioUnique24h, s.PortfolioDailyUnique, s.Portfolio)
 	case s.PortfolioDailyUnique > 0:
 		return fmt.Sprintf("%d (%s)", s.PortfolioDailyUnique, s.Portfolio)
 	}

@@ -19,8 +19,10 @@ type SenderHealth interface {
 	health.Events
 	// FirstSeen is when the sender was first seen sending (zero: never).
 	FirstSeen(ctx context.Context, sender string) (time.Time, error)
-	// Usage reads the limiter's keys of a sender (fleet.Sender.Key).
+	// Usage reads the limiter's keys of a sender (fleet.Sender.Key), PortfolioUsage those of
+	// a portfolio.
 	Usage(ctx context.Context, senderKey string) (ratelimit.Usage, error)
+	PortfolioUsage(ctx context.Context, portfolio string) (int, error)
 }
 
 // RedisHealth is a [SenderHealth] on one Redis: a health.Store, the first sends and the
@@ -46,6 +48,11 @@ func (h *RedisHealth) FirstSeen(ctx context.Context, sender string) (time.Time, 
 // Usage implements [SenderHealth].
 func (h *RedisHealth) Usage(ctx context.Context, senderKey string) (ratelimit.Usage, error) {
 	return h.limiter.Usage(ctx, senderKey)
+}
+
+// PortfolioUsage implements [SenderHealth].
+func (h *RedisHealth) PortfolioUsage(ctx context.Context, portfolio string) (int, error) {
+	return h.limiter.PortfolioUsage(ctx, portfolio)
 }
 
 // SenderView is one sender of GET /v1/senders: its ids (never a secret), caps, health and
@@ -95,7 +102,8 @@ type SenderView struct {
 
 // UseView is a sender's current use as the rate limiter's keys hold it. A count the keys do
 // not keep for this sender is omitted (see ratelimit.Usage): sends are counted for a grey
-// number with a daily_max, unique recipients for a white number with a daily_unique.
+// number with a daily_max, unique recipients for a white number with a daily_unique or a
+// portfolio with one.
 type UseView struct {
 	// Rate is what the limiter grants now: MPS, times the factor of a throughput penalty
 	// (130429) until SlowedUntil.
@@ -109,8 +117,10 @@ type UseView struct {
 	Sends1s  *int `json:"sends_1s,omitempty"`
 	Sends24h *int `json:"sends_24h,omitempty"`
 	// Unique24h is the distinct business-initiated recipients of the moving 24 h, against
-	// DailyUnique.
-	Unique24h *int `json:"unique_24h,omitempty"`
+	// DailyUnique; PortfolioUnique24h those of the number's portfolio (all its numbers),
+	// against PortfolioDailyUnique.
+	Unique24h          *int `json:"unique_24h,omitempty"`
+	PortfolioUnique24h *int `json:"portfolio_unique_24h,omitempty"`
 }
 
 // WarmupView is a grey sender's warm-up ramp and where it stands.
@@ -236,6 +246,13 @@ func (s *Server) use(ctx context.Context, v *SenderView, sn fleet.Sender) {
 		use.Sends1s, use.Sends24h = &u.Sends1s, &u.Sends24h
 	case sn.Kind == fleet.KindWhite && sn.DailyUnique > 0:
 		use.Unique24h = &u.Unique24h
+	}
+	if v.PortfolioDailyUnique > 0 {
+		if n, err := s.cfg.Health.PortfolioUsage(ctx, sn.Portfolio); err != nil {
+			s.log.Warn("portfolio use not read", "sender", sn.ID, "portfolio", sn.Portfolio, "err", err)
+		} else {
+			use.PortfolioUnique24h = &n
+		}
 	}
 	v.Use = use
 }

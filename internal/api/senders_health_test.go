@@ -111,8 +111,10 @@ func TestSenderHealthReachesWorkers(t *testing.T) {
 func TestSendersUse(t *testing.T) {
 	t.Parallel()
 	f, err := fleet.Parse([]byte(`
+portfolios:
+  pf: {daily_unique: 5000}
 senders:
-  - {id: w-1, kind: white, phone_number_id: "900100001", token: t, app_secret: s, mps: 20, daily_unique: 1000}
+  - {id: w-1, kind: white, phone_number_id: "900100001", token: t, app_secret: s, mps: 20, daily_unique: 1000, portfolio: pf}
   - {id: g-new, kind: grey, base_url: "http://127.0.0.1:9", instance_id: "1109000001", token: t,
      webhook_token: g-new-webhook-token-1, mps: 1, daily_max: 300, warmup: {start: 20, days: 10}}
   - {id: g-idle, kind: grey, base_url: "http://127.0.0.1:9", instance_id: "1109000002", token: t,
@@ -136,8 +138,10 @@ tenants:
 	}
 	w1, _ := f.SenderByID("w-1")
 	gNew, _ := f.SenderByID("g-new")
-	reserve(ratelimit.Request{Sender: w1.Key(), Rate: 20, Horizon: time.Second, Recipient: "+79000000001", UniqueDailyMax: 1000, CountsUnique: true})
-	reserve(ratelimit.Request{Sender: w1.Key(), Rate: 20, Horizon: time.Second, Recipient: "+79000000002", UniqueDailyMax: 1000, CountsUnique: true})
+	for _, to := range []string{"+79000000001", "+79000000002"} {
+		reserve(ratelimit.Request{Sender: w1.Key(), Rate: 20, Horizon: time.Second, Recipient: to, UniqueDailyMax: 1000, CountsUnique: true,
+			Portfolio: "pf", PortfolioDailyMax: 5000})
+	}
 	for range 3 {
 		reserve(ratelimit.Request{Sender: gNew.Key(), Rate: 1000, Horizon: time.Second, SenderDailyMax: 300})
 	}
@@ -167,8 +171,9 @@ tenants:
 		check func(t *testing.T, v api.SenderView)
 	}{
 		{"w-1", func(t *testing.T, v api.SenderView) {
-			if u := v.Use; u == nil || u.Rate != 20 || u.Unique24h == nil || *u.Unique24h != 2 || u.Sends24h != nil {
-				t.Errorf("use %+v, want rate 20 and 2 unique", u)
+			if u := v.Use; u == nil || u.Rate != 20 || u.Unique24h == nil || *u.Unique24h != 2 || u.Sends24h != nil ||
+				u.PortfolioUnique24h == nil || *u.PortfolioUnique24h != 2 {
+				t.Errorf("use %+v, want rate 20 and 2 unique for the number and its portfolio", u)
 			}
 		}},
 		{"g-new", func(t *testing.T, v api.SenderView) {

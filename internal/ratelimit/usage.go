@@ -101,3 +101,24 @@ func parseUsage(sender string, res []any) (Usage, error) {
 	}
 	return u, nil
 }
+
+// portfolioUsageScript counts a portfolio's recipients of the moving window. KEYS: the
+// portfolio's set; ARGV: window µs.
+var portfolioUsageScript = redis.NewScript(`
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+return redis.call("ZCOUNT", KEYS[1], "(" .. string.format("%.0f", now - tonumber(ARGV[1])), "+inf")`)
+
+// PortfolioUsage returns the distinct business-initiated recipients counted against a
+// portfolio's messaging limit in the moving window (requests with PortfolioDailyMax),
+// changing nothing.
+func (l *Limiter) PortfolioUsage(ctx context.Context, portfolio string) (int, error) {
+	if portfolio == "" {
+		return 0, fmt.Errorf("%w: PortfolioUsage: empty portfolio", ErrInvalidRequest)
+	}
+	n, err := portfolioUsageScript.Run(ctx, l.sc, []string{portfolioKey(portfolio)}, l.window.Microseconds()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("ratelimit: usage of portfolio %s: %w", portfolio, err)
+	}
+	return n, nil
+}

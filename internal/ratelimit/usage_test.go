@@ -127,3 +127,37 @@ func TestUsageOfReservations(t *testing.T) {
 		t.Errorf("empty sender: %v, want ErrInvalidRequest", err)
 	}
 }
+
+// TestPortfolioUsage: the recipients a portfolio's limit counted are those PortfolioUsage
+// reads, however many numbers sent to them.
+func TestPortfolioUsage(t *testing.T) {
+	t.Parallel()
+	rdb := testutil.StartRedis(t).Client(t)
+	l := New(rdb)
+	ctx := context.Background()
+	tests := []struct {
+		name, portfolio string
+		sends           [][2]string // sender, recipient
+		want            int
+	}{
+		{"none", "p-none", nil, 0},
+		{"two numbers, one recipient twice", "p-two", [][2]string{
+			{"white:1", "+79000000001"}, {"white:2", "+79000000001"}, {"white:2", "+79000000002"}}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, s := range tt.sends {
+				mustReserve(t, l, Request{Sender: s[0] + tt.portfolio, Rate: 100, Horizon: time.Second, Recipient: s[1],
+					CountsUnique: true, Portfolio: tt.portfolio, PortfolioDailyMax: 10})
+			}
+			n, err := l.PortfolioUsage(ctx, tt.portfolio)
+			if err != nil || n != tt.want {
+				t.Errorf("PortfolioUsage = %d, %v; want %d", n, err, tt.want)
+			}
+		})
+	}
+	if _, err := l.PortfolioUsage(ctx, ""); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("empty portfolio: %v", err)
+	}
+}
