@@ -233,10 +233,58 @@ func cmdCampaign(ctx context.Context, args []string, stdout io.Writer) error {
 	if code >= 300 {
 		return fmt.Errorf("HTTP %d", code)
 	}
+	// Why jobs wait, from the schedules that hold them, when the CLI reaches NATS (an
+	// operator's view, as herald import and dlq are).
+	held, scanned, heldErr := heldOf(ctx, v)
 	if *output == "json" {
-		return json.NewEncoder(stdout).Encode(v)
+		return json.NewEncoder(stdout).Encode(struct {
+			campaign.View
+			Waiting []heldGroup `json:"waiting,omitempty"`
+		}{v, held})
 	}
-	return printCampaign(stdout, v)
+	if err := printCampaign(stdout, v); err != nil {
+		return err
+	}
+	printHeld(stdout, v, held, scanned, heldErr)
+	return nil
+}
+
+// heldOf reads why the campaign's jobs wait (campaignHeld) when HERALD_NATS_URL is set.
+func heldOf(ctx context.Context, v campaign.View) ([]heldGroup, int, error) {
+	waiting := v.States["scheduled"] + v.States["queued"] + v.Pending
+	cfg, err := config.Load()
+	if err != nil || cfg.NATSURL == "" || waiting == 0 {
+		return nil, 0, nil
+	}
+	nc, js, err := connectJS(cfg, telemetry.NewLogger(os.Stderr, "warn", "text"))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer nc.Close()
+	return campaignHeld(ctx, js, job.TenantOr(v.Tenant), v.Name, time.Now())
+}
+
+// printHeld says why the campaign's jobs wait, and until when; without NATS, what may hold
+// a scheduled job and where to look.
+func printHeld(w io.Writer, v campaign.View, held []heldGroup, scanned int, err error) {
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "waiting	not read: %v\n", err)
+	case len(held) > 0:
+		for _, g := range held {
+			line := explainWait(g.Reason, g.Last)
+			if !g.First.Equal(g.Last) {
+				line = fmt.Sprintf("%s (the first at %s)", line, g.First.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintf(w, "waiting  %d jobs: %s\n", g.Jobs, line)
+		}
+		if scanned == maxHeldScan {
+			fmt.Fprintf(w, "(the first %d held jobs of the tenant read)\n", maxHeldScan)
+		}
+	case v.States["scheduled"] > 0:
+		fmt.Fprintf(w, "waiting  %d scheduled jobs wait for send_at, quiet hours (bulk), a daily or tier limit: "+
+			"herald status ID says which and until when (with HERALD_NATS_URL set, this view counts them)\n", v.States["scheduled"])
+	}
 }
 
 func printCampaign(w io.Writer, v campaign.View) error {

@@ -227,6 +227,9 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  (%v)", r)
 	}
 	fmt.Fprintln(stdout)
+	if why := recordWait(rec); why != "" {
+		fmt.Fprintln(stdout, why)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AT\tCHANNEL\tSTATE\tPROVIDER ID\tCODE\tREASON")
 	hist, _ := rec["history"].([]any)
