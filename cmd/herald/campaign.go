@@ -159,7 +159,8 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	sum, runErr := importer.Run(ctx, js, opts)
 	if errors.Is(runErr, importer.ErrUsage) {
-		return usageError{runErr.Error()}
+		// The sentence without the sentinel's own words ("import usage: ").
+		return usageError{strings.TrimPrefix(runErr.Error(), importer.ErrUsage.Error()+": ")}
 	}
 	if registerErr != nil {
 		return registerErr
