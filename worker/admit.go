@@ -27,7 +27,7 @@ const maxRepace = 2
 // claims first and takes its slot right after (a slot taken first would be late by the
 // claim's round trip). Replays and fallback checks claim first: they carry a history.
 func (w *Worker) admit(ctx context.Context, d *delivery) (admission, *outcome) {
-	claimFirst := d.mode == modePlain && len(d.cascade) > 0 && w.idleSender(d.cascade[0])
+	claimFirst := d.mode == modePlain && len(d.cascade) > 0 && w.idle(w.routeFor(ctx, d, 0))
 	for try := 0; ; try++ {
 		var due time.Time
 		if d.mode == modePlain && !claimFirst && !d.job.Expired(w.cfg.Now()) && !w.canceled(d.job) {
@@ -50,7 +50,7 @@ func (w *Worker) admit(ctx context.Context, d *delivery) (admission, *outcome) {
 				return admission{}, o
 			}
 		}
-		if adm.Record.ChannelIdx != 0 || len(d.cascade) == 0 || w.senders[d.cascade[0]] == nil {
+		if adm.Record.ChannelIdx != 0 || len(d.cascade) == 0 || w.routeFor(ctx, d, 0).err != nil {
 			return admission{adm, false}, nil // no slot to hold for the first channel
 		}
 		if claimFirst {
@@ -68,12 +68,13 @@ func (w *Worker) admit(ctx context.Context, d *delivery) (admission, *outcome) {
 		}
 		// The slot holds if the claim did not make the send late (it would bunch with the next
 		// slots at the provider). After maxRepace tries the delivery paces under its claim.
-		late := time.Since(due) > w.lateSlot(d.cascade[0])
+		first := w.routeFor(ctx, d, 0).r
+		late := time.Since(due) > lateSlotOf(first.Limit)
 		if due.IsZero() || !late || d.mode != modePlain || try >= maxRepace {
 			return admission{adm, !due.IsZero() && !late}, nil
 		}
 		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits },
-			"sender", w.cfg.Limits[d.cascade[0]].Sender, "reason", "late_claim")
+			"sender", first.ID, "reason", "late_claim")
 		if !w.release(ctx, d) {
 			return admission{}, leave()
 		}
@@ -90,10 +91,14 @@ type admission struct {
 // paceFirst waits, before any claim, for the first channel's rate-limit slot and returns its
 // time (zero when the channel has no sender here).
 func (w *Worker) paceFirst(ctx context.Context, d *delivery) (time.Time, *outcome) {
-	if len(d.cascade) == 0 || w.senders[d.cascade[0]] == nil {
+	if len(d.cascade) == 0 {
 		return time.Time{}, nil
 	}
-	due, err := w.pace(ctx, d, 0, w.windowForTier(ctx, d.cascade[0], d.job), paceUnclaimed)
+	c := w.routeFor(ctx, d, 0)
+	if c.err != nil {
+		return time.Time{}, nil
+	}
+	due, err := w.pace(ctx, d, 0, w.windowForTier(ctx, c, d.job), paceUnclaimed)
 	var held *heldError
 	switch {
 	case err == nil:
@@ -110,7 +115,7 @@ func (w *Worker) paceFirst(ctx context.Context, d *delivery) (time.Time, *outcom
 // slotNow takes the first channel's slot right after the claim, only if one is free at once.
 // False with no outcome: none is, and the caller gives the claim back and paces first.
 func (w *Worker) slotNow(ctx context.Context, d *delivery, adm status.Admission) (bool, *outcome) {
-	_, err := w.pace(ctx, d, 0, adm.WindowOpen, paceIfFree)
+	_, err := w.pace(ctx, d, 0, windowOf(w.routeFor(ctx, d, 0), adm), paceIfFree)
 	switch {
 	case err == nil:
 		return true, nil
@@ -222,11 +227,15 @@ func (w *Worker) canceled(j *job.Job) bool {
 // customer in the window is not business-initiated and must not count against it. Without a
 // tier nothing asks Redis (the claim reads the window anyway). An error counts as closed: the
 // tier is then over-counted, never exceeded.
-func (w *Worker) windowForTier(ctx context.Context, ch string, j *job.Job) bool {
-	if ch != job.ChannelWhite || j.Template == "" || w.cfg.Limits[ch].UniqueDailyMax <= 0 {
+func (w *Worker) windowForTier(ctx context.Context, c *choice, j *job.Job) bool {
+	r := c.r
+	if r.Channel != job.ChannelWhite || j.Template == "" || (r.Limit.UniqueDailyMax <= 0 && r.Limit.PortfolioDailyMax <= 0) {
 		return false
 	}
-	open, _, err := w.store.Window(ctx, "", j.To)
+	if c.windowKnown {
+		return c.window
+	}
+	open, _, err := w.store.Window(ctx, r.PhoneNumberID, j.To)
 	return err == nil && open
 }
 

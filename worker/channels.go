@@ -61,6 +61,15 @@ func (s White) Send(ctx context.Context, m Message) (Result, error) {
 	return s.Client.Send(ctx, wm)
 }
 
+// Breaker is the grey client's circuit breaker state (closed for a client without one): a
+// pool leaves an instance alone while it is open.
+func (s Grey) Breaker() grey.BreakerState {
+	if b, ok := s.Client.(interface{ Breaker() grey.BreakerState }); ok {
+		return b.Breaker()
+	}
+	return grey.BreakerClosed
+}
+
 // GreyClient is the grey gateway adapter's send call.
 type GreyClient interface {
 	Send(ctx context.Context, m GreyMessage) (Result, error)

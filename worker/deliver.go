@@ -20,25 +20,39 @@ import (
 func (w *Worker) deliver(ctx context.Context, d *delivery, adm admission) *outcome {
 	rec := adm.Record
 	idx, attempts := rec.ChannelIdx, rec.Attempts
-	for ; idx < len(d.cascade); idx++ {
+	moves := 0 // senders given up within one channel's pool (bounded by the pool)
+	for idx < len(d.cascade) {
 		ch := d.cascade[idx]
-		if idx > rec.ChannelIdx {
+		if idx > rec.ChannelIdx && moves == 0 {
 			_ = d.msg.InProgress() // a fallback: the next channel gets the whole ack wait
 		}
-		if o := w.paceClaimed(ctx, d, idx, adm); o != nil {
-			return o
+		c := w.routeFor(ctx, d, idx)
+		if c.err == nil {
+			if o := w.paceClaimed(ctx, d, idx, adm); o != nil {
+				return o
+			}
 		}
 		// A wait for a slot can be long: an operator may have canceled the campaign meanwhile.
 		if w.canceled(d.job) {
 			return w.settleUnsent(ctx, d, status.Canceled, "campaign "+d.job.Campaign+" canceled")
 		}
-		res, err := w.send(ctx, ch, d.job, adm.WindowOpen)
+		// ...and the sender may have left the pool meanwhile: the job moves to another one.
+		if c.err == nil && moves < len(w.pools.byID) {
+			if ok, _, why := w.usable(c.r, d.job); !ok {
+				d.log.Info("sender left the pool while the job waited: routing again", "sender", c.r.ID, "reason", why)
+				d.forget(idx)
+				moves++
+				continue
+			}
+		}
+		res, err := w.send(ctx, d, idx, c, windowOf(c, adm.Admission))
 		if err == nil {
 			o, fallBack := w.recordSent(ctx, d, idx, attempts, res)
 			if !fallBack {
 				return o
 			}
-			attempts = 0
+			attempts, moves = 0, 0
+			idx++
 			continue
 		}
 		if ctx.Err() != nil {
@@ -47,13 +61,27 @@ func (w *Worker) deliver(ctx context.Context, d *delivery, adm admission) *outco
 			return leave()
 		}
 		pe := provider.Classify(err)
-		w.sendMetric(ctx, ch, pe)
-		w.feedback(ctx, ch, d.job, pe.Code, d.log)
+		w.sendMetric(ctx, c, ch, pe)
+		if c.r != nil {
+			w.feedback(ctx, c.r, d.job, pe.Code, d.log)
+		}
+		if pe.Kind == provider.Sender && c.r != nil && ch != job.ChannelGrey {
+			// The provider refused the sender itself: it leaves the pool (every worker's), and
+			// the job tries another sender of the channel before it falls back. Nothing was
+			// sent, so no attempt is used. A grey instance has its circuit breaker instead
+			// (with probes): once open, the pool leaves the instance alone (usable).
+			w.stopSender(ctx, c.r, pe, d.log)
+			if moves < len(w.pools.byID) && w.routeFor(ctx, forgotten(d, idx), idx).err == nil {
+				moves++
+				continue
+			}
+		}
 		o, next := w.recordFailure(ctx, d, idx, attempts+1, pe)
 		if !next {
 			return o
 		}
-		attempts = 0
+		attempts, moves = 0, 0
+		idx++
 	}
 	// Only a cascade with no channel left to try gets here.
 	ch := ""
@@ -64,14 +92,29 @@ func (w *Worker) deliver(ctx context.Context, d *delivery, adm admission) *outco
 	return w.fail(ctx, d, ch, len(d.cascade)-1, attempts, none, "exhausted")
 }
 
+// forgotten is d with channel idx's route forgotten, so that it is picked again.
+func forgotten(d *delivery, idx int) *delivery {
+	d.forget(idx)
+	return d
+}
+
+// windowOf tells whether the customer's 24-hour window with c's sender is open: what the
+// pick read of that number's window, else what the claim read.
+func windowOf(c *choice, adm status.Admission) bool {
+	if c.windowKnown {
+		return c.window
+	}
+	return adm.WindowOpen
+}
+
 // paceClaimed waits, under the claim, for channel idx's slot, unless admit already holds it.
 // A long wait parks the job; a stop gives the claim back.
 func (w *Worker) paceClaimed(ctx context.Context, d *delivery, idx int, adm admission) *outcome {
-	ch := d.cascade[idx]
-	if _, ok := w.senders[ch]; !ok || (idx == 0 && adm.paced) {
+	c := w.routeFor(ctx, d, idx)
+	if c.err != nil || (idx == 0 && adm.paced && d.slotRoute == c.r) {
 		return nil
 	}
-	_, err := w.pace(ctx, d, idx, adm.WindowOpen, paceClaimed)
+	_, err := w.pace(ctx, d, idx, windowOf(c, adm.Admission), paceClaimed)
 	var held *heldError
 	switch {
 	case err == nil:
@@ -135,11 +178,7 @@ func (w *Worker) recordFailure(ctx context.Context, d *delivery, idx, attempt in
 	if pe.Kind == provider.Job {
 		return w.fail(ctx, d, ch, idx, spent, pe, "rejected"), false
 	}
-	// Permanent for the channel, or the sender refused. The grey adapter has its own circuit
-	// breaker (with probes); the others stop here.
-	if pe.Kind == provider.Sender && ch != job.ChannelGrey {
-		w.stopSender(ctx, ch, pe, d.log)
-	}
+	// Permanent for the channel, or every sender of the pool refused (deliver stopped each).
 	if idx == len(d.cascade)-1 {
 		final := &provider.Error{Kind: provider.Channel, Code: pe.Code, Reason: "every channel failed, last: " + pe.Reason}
 		return w.fail(ctx, d, ch, idx, spent, final, "exhausted"), false
@@ -197,46 +236,61 @@ func (w *Worker) record(ctx context.Context, d *delivery, o status.Outcome) (str
 	}
 }
 
-// send renders j for ch and sends it.
-func (w *Worker) send(ctx context.Context, ch string, j *job.Job, windowOpen bool) (Result, error) {
-	s, ok := w.senders[ch]
-	if !ok || s == nil {
-		return Result{}, &provider.Error{Kind: provider.Channel, Code: "not_configured", Reason: ch + " channel is not configured"}
+// send renders d's job for channel idx and sends it through the route picked for it (c).
+func (w *Worker) send(ctx context.Context, d *delivery, idx int, c *choice, windowOpen bool) (Result, error) {
+	if c.err != nil {
+		return Result{}, c.err
 	}
-	if until, ok := w.senderDown.Load(ch); ok && time.Now().Before(until.(time.Time)) {
+	r, j := c.r, d.job
+	if until, ok := w.senderDown.Load(r.Limit.Sender); ok && time.Now().Before(until.(time.Time)) {
 		return Result{}, &provider.Error{Kind: provider.Channel, Code: "sender_stopped",
-			Reason: ch + " sender stopped after an account error; retried from " + until.(time.Time).UTC().Format(time.RFC3339)}
+			Reason: r.ID + " sender stopped after an account error; retried from " + until.(time.Time).UTC().Format(time.RFC3339)}
 	}
-	m, err := w.render(ch, j, windowOpen)
+	m, err := w.render(r, j, windowOpen)
 	if err != nil {
 		return Result{}, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := s.Send(sctx, m)
+	res, err := r.Sender.Send(sctx, m)
 	if mt := w.cfg.Metrics; mt != nil {
-		mt.SendTime.Record(ctx, time.Since(start).Seconds(), telemetry.Attrs("channel", ch))
+		mt.SendTime.Record(ctx, time.Since(start).Seconds(), telemetry.Attrs("channel", r.Channel, "sender", r.ID))
 	}
 	if err == nil {
-		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "outcome", "ok", "code", "")
+		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", r.Channel, "sender", r.ID, "outcome", "ok", "code", "")
+		w.stick(ctx, d, idx, c)
 	}
 	return res, err
 }
 
-// render looks j's template up for ch: white needs an approved one, grey and SMS any version.
-// A template that is not approved (paused, disabled) blocks only the channels that need
-// approval; anything else is the job's fault.
-func (w *Worker) render(ch string, j *job.Job, windowOpen bool) (Message, error) {
+// stick keeps the customer on the sender that just messaged them, when the pool has a choice
+// (best effort: a failure only loses the preference).
+func (w *Worker) stick(ctx context.Context, d *delivery, idx int, c *choice) {
+	if w.cfg.Affinity == nil || c.sticky == c.r.ID || len(w.pools.pool(job.TenantOr(d.job.Tenant), c.r.Channel)) < 2 {
+		return
+	}
+	if err := w.cfg.Affinity.Stick(ctx, job.TenantOr(d.job.Tenant), d.cascade[idx], d.job.To, c.r.ID); err != nil {
+		d.log.Debug("sticky sender not kept", "sender", c.r.ID, "err", err)
+	}
+}
+
+// render looks j's template up for r: white needs one approved in r's WABA, grey and SMS any
+// version. A template that is not approved (paused, disabled) blocks only the channels that
+// need approval; anything else is the job's fault.
+func (w *Worker) render(r *route, j *job.Job, windowOpen bool) (Message, error) {
 	m := Message{Job: j, WindowOpen: windowOpen}
 	if j.Template == "" {
 		return m, nil
 	}
-	lookup := w.templates.Lookup
-	if ch != job.ChannelWhite {
-		lookup = w.templates.Definition
+	tenant := job.TenantOr(j.Tenant)
+	var def *Definition
+	var err error
+	if r.Channel == job.ChannelWhite {
+		def, err = w.templates.LookupIn(tenant, j.Template, j.Language, r.WABA)
+	} else {
+		def, err = w.templates.Definition(tenant, j.Template, j.Language)
 	}
-	def, err := lookup(job.TenantOr(j.Tenant), j.Template, j.Language)
 	if err != nil {
 		kind := provider.Job
 		if errors.Is(err, templates.ErrNotApproved) {
@@ -258,8 +312,12 @@ func (w *Worker) backoff(attempt int, after time.Duration) time.Duration {
 	return max(d, after)
 }
 
-func (w *Worker) sendMetric(ctx context.Context, ch string, pe *provider.Error) {
-	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "outcome", pe.Kind.String(), "code", pe.Code)
+func (w *Worker) sendMetric(ctx context.Context, c *choice, ch string, pe *provider.Error) {
+	sender := ""
+	if c.r != nil {
+		sender = c.r.ID
+	}
+	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.Sends }, "channel", ch, "sender", sender, "outcome", pe.Kind.String(), "code", pe.Code)
 }
 
 func (w *Worker) count(ctx context.Context, outcome, ch string) {

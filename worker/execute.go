@@ -58,6 +58,10 @@ type delivery struct {
 	// claim made it late) is replaced by the next ask, so the send is not held back by its own
 	// pair or daily entries.
 	slot ratelimit.Decision
+	// slotRoute is the sender slot was reserved on.
+	slotRoute *route
+	// routes are the senders picked for the cascade's channels, by index (nil: not yet).
+	routes []*choice
 }
 
 // handle processes one delivery. It never panics on input: a job it cannot decode goes to

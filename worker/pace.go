@@ -44,6 +44,11 @@ type ChannelLimit struct {
 	// UniqueDailyMax is the messaging tier: distinct recipients of business-initiated
 	// template messages per moving 24 h (white).
 	UniqueDailyMax int
+	// Portfolio and PortfolioDailyMax are the Meta business portfolio whose messaging limit
+	// (distinct business-initiated recipients per moving 24 h) the number shares with the
+	// portfolio's other numbers (white; 0: none).
+	Portfolio         string
+	PortfolioDailyMax int
 }
 
 // Pacing horizons: bulk reserves send slots at most bulkHorizon ahead, so a transactional
@@ -56,14 +61,16 @@ const (
 )
 
 // paceRate is the rate Herald reserves slots at: a little under the configured cap (98.5%,
-// and at least one message a second under it), so that the variable delay between a slot
+// and at least half a message a second under it), so that the variable delay between a slot
 // and the provider's receipt (the claim, rendering, the HTTP call: milliseconds) never makes
-// the provider see more than the cap in any one-second window.
+// the provider see more than the cap in any one-second window. At 20/s the half message
+// leaves 25 ms of such delay before a 21st send could fall into a second, and a pool of
+// numbers at 20/s still carries 97.5% of their sum.
 func paceRate(cap float64) float64 {
 	if cap <= 2 {
 		return cap * 0.985
 	}
-	return min(cap*0.985, cap-1)
+	return min(cap*0.985, cap-0.5)
 }
 
 // pairInterval adds a margin to the pair interval, for the same reason as paceRate: the
@@ -83,9 +90,6 @@ func (w *Worker) probeStore(ctx context.Context, log *slog.Logger) {
 		log.Info("state store reachable again: resuming")
 	}
 }
-
-// lateSlot is how late after its reserved slot a send on ch may still go (see lateSlotOf).
-func (w *Worker) lateSlot(ch string) time.Duration { return lateSlotOf(w.cfg.Limits[ch]) }
 
 // lateSlotOf is how late after its reserved slot a send under l may still go: half the time
 // the pacing margin buys (1.5% of a second, or one slot at low rates), and at least 5 ms.
@@ -162,25 +166,28 @@ const (
 // daily entries (ratelimit.Request.Replaces), and the reservation pace settles on is written
 // back.
 func (w *Worker) pace(ctx context.Context, d *delivery, idx int, windowOpen bool, how paceMode) (time.Time, error) {
-	ch := d.cascade[idx]
-	l, ok := w.cfg.Limits[ch]
-	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
+	c := w.routeFor(ctx, d, idx)
+	if c.err != nil || c.r.pacer == nil || w.cfg.Limiter == nil {
 		return time.Now(), nil
 	}
+	r := c.r
 	var slot *ratelimit.Decision
 	if idx == 0 {
 		slot = &d.slot
+		if slot.Allowed && d.slotRoute != r {
+			*slot = ratelimit.Decision{} // reserved on another sender: nothing to replace here
+		}
+		d.slotRoute = r
 	}
-	req := request(l, ch, d.job, windowOpen)
+	req := request(r, d.job, windowOpen)
 	if slot != nil && slot.Allowed {
 		prev := *slot
 		req.Replaces = &prev
 	}
-	pc := w.pacers.get(l)
 	if how == paceIfFree {
-		return w.slotIfFree(ctx, d, l, pc, req, slot)
+		return w.slotIfFree(ctx, d, r, req, slot)
 	}
-	return w.waitSlot(ctx, d, l, pc, req, slot, how == paceClaimed)
+	return w.waitSlot(ctx, d, r, req, slot, how == paceClaimed)
 }
 
 // slotIfFree takes a slot only if one is free within lateSlot, and waits for it: the order
@@ -188,12 +195,14 @@ func (w *Worker) pace(ctx context.Context, d *delivery, idx int, windowOpen bool
 // claim would be late by the claim's round trip, which on a loaded machine is often more than
 // lateSlot and would cost a second reservation for nothing. An allowed reservation is written
 // to slot even when it goes unused (woken up late): the next ask replaces it.
-func (w *Worker) slotIfFree(ctx context.Context, d *delivery, l ChannelLimit, pc *pacer, req ratelimit.Request, slot *ratelimit.Decision) (time.Time, error) {
+func (w *Worker) slotIfFree(ctx context.Context, d *delivery, r *route, req ratelimit.Request, slot *ratelimit.Decision) (time.Time, error) {
+	l, pc := r.Limit, r.pacer
 	req.Horizon = lateSlotOf(l)
 	dec, err := w.cfg.Limiter.Reserve(ctx, req)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("rate limiter: %w", err)
 	}
+	r.learn(dec)
 	if !dec.Allowed {
 		if dec.Reason == ratelimit.ReasonRate {
 			pc.idle.Store(false)
@@ -209,7 +218,7 @@ func (w *Worker) slotIfFree(ctx context.Context, d *delivery, l ChannelLimit, pc
 	}
 	if time.Since(due) > lateSlotOf(l) {
 		// Woken up late (CPU starved): the slot is spent.
-		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
+		w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", r.ID, "reason", "late_slot")
 		return time.Time{}, errBusy
 	}
 	return due, nil
@@ -218,13 +227,14 @@ func (w *Worker) slotIfFree(ctx context.Context, d *delivery, l ChannelLimit, pc
 // waitSlot asks for a slot until one is allowed and waits for it. Bulk jobs take turns per
 // sender in this worker (see pacer); the turn is released by a deferred release that is safe
 // to call twice, and given up early while a job waits for one recipient.
-func (w *Worker) waitSlot(ctx context.Context, d *delivery, l ChannelLimit, pc *pacer, req ratelimit.Request, slot *ratelimit.Decision, claimed bool) (time.Time, error) {
+func (w *Worker) waitSlot(ctx context.Context, d *delivery, r *route, req ratelimit.Request, slot *ratelimit.Decision, claimed bool) (time.Time, error) {
+	l, pc := r.Limit, r.pacer
 	bulk := d.job.Priority == job.PriorityBulk
 	late := lateSlotOf(l)
 	start, waited := time.Now(), false
 	defer func() {
 		if waited {
-			w.cfg.Metrics.Record(ctx, func(m *telemetry.Metrics) float64Histogram { return m.LimiterWait }, time.Since(start).Seconds(), "sender", l.Sender)
+			w.cfg.Metrics.Record(ctx, func(m *telemetry.Metrics) float64Histogram { return m.LimiterWait }, time.Since(start).Seconds(), "sender", r.ID)
 		}
 	}()
 	tn := &turn{pc: pc}
@@ -248,6 +258,9 @@ func (w *Worker) waitSlot(ctx context.Context, d *delivery, l ChannelLimit, pc *
 			}
 		}
 		dec, err := w.cfg.Limiter.Reserve(ctx, req)
+		if err == nil {
+			r.learn(dec)
+		}
 		if err == nil && !dec.Allowed && dec.Reason != ratelimit.ReasonRate && local != nil {
 			local.Cancel()
 		}
@@ -295,7 +308,7 @@ func (w *Worker) waitSlot(ctx context.Context, d *delivery, l ChannelLimit, pc *
 			// A slot this process woke up late for (CPU starved, a GC pause) is given up:
 			// sending late would bunch with the next slots at the provider.
 			if time.Since(due) > late {
-				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "late_slot")
+				w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", r.ID, "reason", "late_slot")
 				continue
 			}
 			if slot != nil {
@@ -306,7 +319,7 @@ func (w *Worker) waitSlot(ctx context.Context, d *delivery, l ChannelLimit, pc *
 		reason := string(dec.Reason)
 		if !waited {
 			waited = true
-			w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", reason)
+			w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", r.ID, "reason", reason)
 		}
 		wait := dec.RetryAfter
 		if dec.Reason == ratelimit.ReasonRecipientDaily || dec.Reason == ratelimit.ReasonSenderDaily ||
@@ -349,14 +362,18 @@ func (t *turn) release() {
 	}
 }
 
-// request is the limiter request for sending j on ch under l.
-func request(l ChannelLimit, ch string, j *job.Job, windowOpen bool) ratelimit.Request {
+// request is the limiter request for sending j through r.
+func request(r *route, j *job.Job, windowOpen bool) ratelimit.Request {
+	l := r.Limit
 	req := ratelimit.Request{
 		Sender: l.Sender, Rate: paceRate(l.Rate), Jitter: l.Jitter, Horizon: transHorizon,
 		Recipient: j.To, PairInterval: pairInterval(l.PairInterval), SenderDailyMax: l.SenderDailyMax,
-		UniqueDailyMax: l.UniqueDailyMax,
+		UniqueDailyMax: l.UniqueDailyMax, Portfolio: l.Portfolio, PortfolioDailyMax: l.PortfolioDailyMax,
 		// Business-initiated: a template outside the customer-service window.
-		CountsUnique: ch == job.ChannelWhite && j.Template != "" && !windowOpen,
+		CountsUnique: r.Channel == job.ChannelWhite && j.Template != "" && !windowOpen,
+	}
+	if r.DailyCap != nil {
+		req.SenderDailyMax = max(r.DailyCap(time.Now()), 1)
 	}
 	if j.Priority == job.PriorityBulk {
 		req.Horizon = bulkHorizon
@@ -365,15 +382,25 @@ func request(l ChannelLimit, ch string, j *job.Job, windowOpen bool) ratelimit.R
 	return req
 }
 
-// idleSender tells whether ch's sender had its slots free at once lately, so that a plain
-// delivery may claim first and take its slot right before the call (paceNow). A channel
-// without limits is always idle.
-func (w *Worker) idleSender(ch string) bool {
-	l, ok := w.cfg.Limits[ch]
-	if !ok || w.cfg.Limiter == nil || l.Rate <= 0 {
+// idle tells whether the sender of c had its slots free at once lately, so that a plain
+// delivery may claim first and take its slot right before the call (paceNow). A sender
+// without limits (or no sender) is always idle.
+func (w *Worker) idle(c *choice) bool {
+	if c.err != nil || c.r.pacer == nil || w.cfg.Limiter == nil {
 		return true
 	}
-	return w.pacers.get(l).idle.Load()
+	return c.r.pacer.idle.Load()
+}
+
+// learn records what a reservation said of r's next free slot, for the next picks.
+func (r *route) learn(dec ratelimit.Decision) {
+	now := time.Now()
+	switch {
+	case dec.Allowed:
+		r.seen(now.Add(dec.Delay + time.Duration(float64(time.Second)/max(r.Limit.Rate, 1e-3))))
+	case dec.Reason == ratelimit.ReasonRate:
+		r.seen(now.Add(dec.RetryAfter + bulkHorizon))
+	}
 }
 
 // liveMsg is a delivery that tells JetStream it is still being worked on while it waits
@@ -543,29 +570,29 @@ func (w *Worker) takeTurn(ctx context.Context, msg jetstream.Msg, t *turn) error
 
 // feedback slows a sender down after WhatsApp said it went too fast: 130429 (the number's
 // throughput) halves its fleet rate for a minute, 131056 (pair rate) holds that recipient.
-func (w *Worker) feedback(ctx context.Context, ch string, j *job.Job, code string, log *slog.Logger) {
-	l, ok := w.cfg.Limits[ch]
-	if !ok || w.cfg.Limiter == nil {
+func (w *Worker) feedback(ctx context.Context, r *route, j *job.Job, code string, log *slog.Logger) {
+	if r == nil || w.cfg.Limiter == nil || r.Limit.Rate <= 0 {
 		return
 	}
+	l := r.Limit
 	var err error
 	switch code {
 	case "130429":
 		err = w.cfg.Limiter.SlowSender(ctx, l.Sender, 0.5, time.Minute)
 		if m := w.cfg.Metrics; m != nil {
-			m.SenderRate.Record(ctx, l.Rate*0.5, telemetry.Attrs("sender", l.Sender))
+			m.SenderRate.Record(ctx, l.Rate*0.5, telemetry.Attrs("sender", r.ID))
 			time.AfterFunc(time.Minute, func() {
-				m.SenderRate.Record(context.Background(), l.Rate, telemetry.Attrs("sender", l.Sender))
+				m.SenderRate.Record(context.Background(), l.Rate, telemetry.Attrs("sender", r.ID))
 			})
 		}
-		log.Warn("provider rate limit hit: sender slowed to half its rate for a minute", "sender", l.Sender)
+		log.Warn("provider rate limit hit: sender slowed to half its rate for a minute", "sender", r.ID)
 	case "131056":
 		err = w.cfg.Limiter.HoldRecipient(ctx, l.Sender, j.To, time.Minute)
-		log.Info("pair rate limit hit: recipient held for a minute", "sender", l.Sender)
+		log.Info("pair rate limit hit: recipient held for a minute", "sender", r.ID)
 	default:
 		return
 	}
-	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", l.Sender, "reason", "provider_"+code)
+	w.cfg.Metrics.Count(ctx, func(m *telemetry.Metrics) metricCounter { return m.LimiterWaits }, "sender", r.ID, "reason", "provider_"+code)
 	if err != nil {
 		log.Warn("rate feedback not recorded", "err", err)
 	}

@@ -55,8 +55,22 @@ import (
 type Config struct {
 	// Channels is the default cascade (HERALD_CHANNELS); default white, sms.
 	Channels []string
-	// TenantChannels overrides the cascade per tenant.
+	// TenantChannels overrides the cascade per tenant (a fleet file's tenants' channels).
 	TenantChannels map[string][]string
+	// Routes are the fleet's senders (a fleet file's, see internal/fleet) and Pools the ids
+	// of each tenant's, in order of preference: a job goes, on each channel of its cascade,
+	// through one sender of its tenant's pool of that kind (see pick), and a tenant without
+	// a pool sends nothing. Without Routes, New's senders map gives one sender per channel,
+	// paced by Limits and shared by every tenant.
+	Routes []Route
+	Pools  map[string][]string
+	// Health, when set, takes senders out of the pools while their provider says they must
+	// not send (quality, restrictions, grey states) and is told of account refusals, so
+	// that every worker leaves the sender alone.
+	Health SenderHealth
+	// Affinity, when set, keeps customers on the number whose window with them is open, or
+	// that last messaged them (sticky); without it a pool routes by capacity alone.
+	Affinity Affinity
 	// Concurrency is the number of jobs handled at once (default 256). Bulk jobs may use at
 	// most three quarters of it, so transactional jobs always find a free slot.
 	Concurrency int
@@ -174,8 +188,11 @@ var _ Store = (*status.Store)(nil)
 // passes the default tenant's name for a job without one): Lookup only approved ones
 // (WhatsApp), Definition any (grey and SMS need no approval). Each tenant has its own
 // templates: a template of another tenant must not be found.
+//
+// LookupIn judges approval in one WhatsApp Business Account (waba "": in any), since the
+// numbers of a pool may belong to several.
 type Templates interface {
-	Lookup(tenant, name, language string) (*Definition, error)
+	LookupIn(tenant, name, language, waba string) (*Definition, error)
 	Definition(tenant, name, language string) (*Definition, error)
 }
 
@@ -203,6 +220,7 @@ type Worker struct {
 	tracer    trace.Tracer
 	events    *events
 	pacers    pacers
+	pools     *pools
 	// stopping is closed when Run's context is cancelled: jobs waiting for a rate-limit slot
 	// give their message back instead of holding up the drain.
 	stopping chan struct{}
@@ -226,7 +244,7 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 	cfg.defaults()
 	var b [6]byte
 	_, _ = crand.Read(b[:])
-	return &Worker{
+	w := &Worker{
 		js: js, store: store, templates: tpl, senders: senders, cfg: cfg, log: cfg.Logger,
 		owner:    hex.EncodeToString(b[:]),
 		tracer:   otel.Tracer("github.com/herald-notify/herald/worker"),
@@ -235,6 +253,8 @@ func New(js JetStream, store Store, tpl Templates, senders map[string]Sender, cf
 		parking:  make(chan struct{}, 4*cfg.Concurrency),
 		pool:     newGopool(10 * time.Second),
 	}
+	w.pools = newPools(senders, &w.cfg, &w.pacers)
+	return w
 }
 
 // NewRedisStore returns the Redis status store for workers and the API; ttl bounds how long
@@ -277,8 +297,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker started", "owner", w.owner, "concurrency", w.cfg.Concurrency, "channels", w.cfg.Channels)
 	if m := w.cfg.Metrics; m != nil {
-		for _, l := range w.cfg.Limits {
-			m.SenderRate.Record(ctx, l.Rate, telemetry.Attrs("sender", l.Sender))
+		for _, r := range w.pools.byID {
+			if r.Limit.Rate > 0 {
+				m.SenderRate.Record(ctx, r.Limit.Rate, telemetry.Attrs("sender", r.ID))
+			}
 		}
 	}
 	<-ctx.Done()

@@ -88,7 +88,10 @@ func startFleet(t *testing.T, worker bool) *harness.Herald {
 	t.Helper()
 	path := writeFleet(t)
 	return harness.Start(t, harness.Options{NoWorker: !worker,
-		Sim:    func(c *sim.Config) { c.WebhookURL = "" },
+		Sim: func(c *sim.Config) {
+			// The workers send from the fleet's numbers, with the fleet's token.
+			c.WebhookURL, c.Token, c.PhoneNumberIDs = "", "t", []string{shopNum1, shopNum2, bankNum}
+		},
 		Config: func(c *config.Config) { c.ConfigFile = path },
 	})
 }

@@ -34,8 +34,10 @@ import (
 	"github.com/herald-notify/herald/internal/consent"
 	"github.com/herald-notify/herald/internal/fleet"
 	"github.com/herald-notify/herald/internal/grey"
+	"github.com/herald-notify/herald/internal/health"
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/ratelimit"
+	"github.com/herald-notify/herald/internal/routing"
 	"github.com/herald-notify/herald/internal/sms"
 	"github.com/herald-notify/herald/internal/smsnats"
 	"github.com/herald-notify/herald/internal/status"
@@ -192,13 +194,30 @@ func LoadFleet(cfg *config.Config) (f *fleet.Fleet, fromFile bool, err error) {
 	if cfg.ConfigFile == "" {
 		return fleet.FromEnv(*cfg), false, nil
 	}
-	if f, err = fleet.Load(cfg.ConfigFile, os.Getenv); err != nil {
+	if f, err = fleet.Load(cfg.ConfigFile, configEnv(cfg)); err != nil {
 		return nil, false, fmt.Errorf("HERALD_CONFIG_FILE %s: %w", cfg.ConfigFile, err)
 	}
 	if _, err := api.FleetKeys(f, cfg.Tenants()); err != nil {
 		return nil, false, fmt.Errorf("HERALD_CONFIG_FILE %s: %w", cfg.ConfigFile, err)
 	}
 	return f, true, nil
+}
+
+// configEnv is the environment a fleet file is read with: the process's, except that the
+// HERALD_* defaults a file's senders inherit (base URLs, API version) are the configuration's
+// values, the one reading of the environment.
+func configEnv(cfg *config.Config) func(string) string {
+	return func(name string) string {
+		switch name {
+		case "HERALD_WHITE_BASE_URL":
+			return cfg.WhiteBaseURL
+		case "HERALD_WHITE_API_VERSION":
+			return cfg.WhiteAPIVersion
+		case "HERALD_GREY_BASE_URL":
+			return cfg.GreyBaseURL
+		}
+		return os.Getenv(name)
+	}
 }
 
 // Run provisions JetStream and runs the selected parts until ctx is cancelled, then stops
@@ -299,13 +318,33 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		}); err != nil {
 			return err
 		}
+		// A fleet file gives the worker its senders, pools and cascades; without one the
+		// HERALD_* variables give one sender per channel, shared by every tenant.
 		senders := parts.Senders
+		var fr *fleetRoutes
 		if senders == nil {
-			if senders, err = buildSenders(catCtx, cfg, log, js, nc, metrics, onReport); err != nil {
+			if cfg.ConfigFile != "" {
+				f, _, err := LoadFleet(cfg)
+				if err != nil {
+					return err
+				}
+				if fr, err = buildRoutes(catCtx, cfg, f, log, js, nc, rdb, metrics, onReport); err != nil {
+					return fmt.Errorf("HERALD_CONFIG_FILE %s: %w", cfg.ConfigFile, err)
+				}
+			} else if senders, err = buildSenders(catCtx, cfg, log, js, nc, metrics, onReport); err != nil {
 				return err
 			}
 		}
-		w := worker.New(js, store, cat, senders, worker.Config{
+		// Sender health reaches every worker (herald.events.sender.<id>, re-read from Redis).
+		var healthOpts []health.Option
+		if metrics != nil {
+			healthOpts = append(healthOpts, health.WithMetrics(metrics))
+		}
+		watcher, err := health.Watch(catCtx, nc, health.NewStore(rdb), senderIDs(fr, senders), log, healthOpts...)
+		if err != nil {
+			return fmt.Errorf("sender health: %w", err)
+		}
+		wcfg := worker.Config{
 			Channels: cfg.Channels, Concurrency: cfg.Concurrency, SendTimeout: cfg.SendTimeout,
 			ShutdownTimeout: cfg.ShutdownTimeout, AckWait: AckWait(cfg),
 			RetryMaxAttempts: cfg.RetryMaxAttempts, RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay,
@@ -319,7 +358,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 					}
 				}
 			},
-		})
+			Health: watcher, Affinity: routing.NewAffinity(rdb, cfg.StickyTTL),
+		}
+		if fr != nil {
+			wcfg.Routes, wcfg.Pools, wcfg.TenantChannels = fr.routes, fr.pools, fr.channels
+		}
+		w := worker.New(js, store, cat, senders, wcfg)
 		// Stops announced by the other workers (core NATS: a worker that misses one finds the
 		// account error itself on its next call).
 		stopSub, err := nc.Subscribe(SenderStopSubject, func(m *nats.Msg) {

@@ -97,7 +97,10 @@ type Config struct {
 	// report URL, the API accepts only reports whose token verifies.
 	SMSDLRSecret string `envconfig:"HERALD_SMS_DLR_SECRET"`
 
-	PairInterval  time.Duration `envconfig:"HERALD_PAIR_INTERVAL" default:"6s"`
+	PairInterval time.Duration `envconfig:"HERALD_PAIR_INTERVAL" default:"6s"`
+	// StickyTTL is how long a customer stays with the number of a pool that last messaged
+	// them, counted from the last message.
+	StickyTTL     time.Duration `envconfig:"HERALD_STICKY_TTL" default:"720h"`
 	FallbackAfter time.Duration `envconfig:"HERALD_FALLBACK_AFTER" default:"10m"`
 	// RecipientDailyMax caps bulk messages to one recipient per moving 24 h (0: no cap).
 	RecipientDailyMax int `envconfig:"HERALD_RECIPIENT_DAILY_MAX" default:"0"`

@@ -533,7 +533,7 @@ func testLateSlot(t *testing.T, env *workertest.Env) {
 			if got := calls(env, j.ID); !equal(got, []string{"white:200"}) {
 				t.Fatalf("provider calls %v, want one send", got)
 			}
-			if n := w.Count("herald_limiter_waits", "sender", sender, "reason", "late_claim"); n < 1 {
+			if n := w.Count("herald_limiter_waits", "sender", "default-white", "reason", "late_claim"); n < 1 {
 				t.Fatalf("herald_limiter_waits{reason=late_claim} = %d: the claim never made the slot late, the case proves nothing", n)
 			}
 			if n := store.calls.Load(); n < 2 {
