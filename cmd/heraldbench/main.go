@@ -9,6 +9,8 @@
 //     worker's peak RSS with a large backlog waiting;
 //   - pacing (issue 3): several workers sharing one sender limit, a bulk backlog and a
 //     transactional trickle; rate, bursts, pair interval, redeliveries, priority;
+//   - pool (issue 14): one tenant's pool of white numbers (a fleet file) drained by several
+//     workers; the pool's rate against the sum of the numbers' caps, the worst second per number;
 //   - import (issue 6): a generated CSV imported into JetStream next to the raw async
 //     publish rate, and `herald import` as a child process when the binary has it.
 //
@@ -37,13 +39,14 @@ type options struct {
 	rounds                   int
 	e2e                      e2eOpts
 	pacing                   pacingOpts
+	pool                     poolOpts
 	importRows               int
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.out, "out", "", "write the report to this file (BENCHMARKS.md); it is always printed")
-	flag.StringVar(&o.only, "only", "e2e,pacing,import", "sections to run, comma-separated")
+	flag.StringVar(&o.only, "only", "e2e,pacing,pool,import", "sections to run, comma-separated")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes and one round: checks the program works in under a minute")
 	flag.BoolVar(&o.keep, "keep", false, "keep the processes' logs and data directory")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per measurement; medians are reported")
@@ -59,6 +62,10 @@ func main() {
 	flag.Float64Var(&o.pacing.mps, "pacing-mps", 500, "pacing: HERALD_WHITE_MPS")
 	flag.IntVar(&o.pacing.repeat, "pacing-repeat", 3, "pacing: consecutive bulk jobs to one recipient (1: every job its own)")
 	flag.StringVar(&o.e2e.profile, "profile", "", "e2e: write each worker's 15 s CPU profile of round 1, and its allocations, into this directory")
+	flag.IntVar(&o.pool.numbers, "pool-numbers", 10, "pool: white numbers in the tenant's pool")
+	flag.Float64Var(&o.pool.mps, "pool-mps", 100, "pool: each number's mps")
+	flag.IntVar(&o.pool.workers, "pool-workers", 4, "pool: worker processes")
+	flag.IntVar(&o.pool.jobs, "pool-jobs", 40_000, "pool: bulk backlog")
 	flag.IntVar(&o.importRows, "import-rows", 1_000_000, "import: generated rows")
 	flag.Parse()
 	o.pacing.txnPerSec, o.pacing.pairInterval = 20, 6*time.Second
@@ -67,6 +74,7 @@ func main() {
 		o.rounds = 1
 		o.e2e.jobs, o.e2e.backlog, o.e2e.backlogRun = 5_000, 20_000, 3*time.Second
 		o.pacing.bulk = 2_000
+		o.pool.jobs = 4_000
 		o.importRows = 50_000
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,6 +90,7 @@ type results struct {
 	e2e     []e2eRound
 	backlog *e2eBacklog
 	pacing  []pacingRound
+	pool    []poolRound
 	imports []importRound
 	cli     cliState
 }
@@ -90,11 +99,11 @@ func run(ctx context.Context, o options) error {
 	sections := map[string]bool{}
 	for _, s := range strings.Split(o.only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "e2e", "pacing", "import":
+		case "e2e", "pacing", "pool", "import":
 			sections[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown section %q (e2e, pacing, import)", s)
+			return fmt.Errorf("-only: unknown section %q (e2e, pacing, pool, import)", s)
 		}
 	}
 	root, err := os.MkdirTemp("", "heraldbench-")
@@ -155,6 +164,16 @@ func run(ctx context.Context, o options) error {
 				return fmt.Errorf("pacing round %d: %w", r, err)
 			}
 			res.pacing = append(res.pacing, pr)
+		}
+	}
+	if sections["pool"] {
+		for r := 1; r <= o.rounds; r++ {
+			fmt.Fprintf(os.Stderr, "== pool round %d/%d: %d numbers at %.0f mps, %d workers, %d bulk jobs\n", r, o.rounds, o.pool.numbers, o.pool.mps, o.pool.workers, o.pool.jobs)
+			pr, err := runPoolRound(ctx, dirFor(root, "pool", r), b, o.pool, r)
+			if err != nil {
+				return fmt.Errorf("pool round %d: %w", r, err)
+			}
+			res.pool = append(res.pool, pr)
 		}
 	}
 	if sections["import"] {

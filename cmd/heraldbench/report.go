@@ -64,6 +64,9 @@ func render(o options, res *results, took time.Duration) string {
 	if res.pacing != nil {
 		renderPacing(&b, o, res.pacing)
 	}
+	if res.pool != nil {
+		renderPool(&b, o, res.pool)
+	}
 	if res.imports != nil {
 		renderImport(&b, o, res)
 	}

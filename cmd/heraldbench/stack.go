@@ -183,6 +183,8 @@ type arrival struct {
 	To      string    `json:"to"`
 	Channel string    `json:"channel"`
 	At      time.Time `json:"at"`
+	// PhoneNumberID is the business number a white send came from.
+	PhoneNumberID string `json:"phone_number_id"`
 }
 
 // arrivals reads the simulator's log from GET /sim/messages, decoding one message at a time so
