@@ -127,6 +127,9 @@ type Record = status.Record
 // during the provider call).
 type Attempt = status.Attempt
 
+// StatusChange is one provider report that changed an Attempt's state, with its time.
+type StatusChange = status.StatusChange
+
 // Claim is the lease one delivery holds on a job while it sends it.
 type Claim = status.Claim
 
