@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,16 +29,20 @@ func Sign(secret string, body []byte) string {
 
 // Delivery tuning. Batches follow Meta, which also packs several statuses into one POST.
 const (
-	maxBatch       = 100
-	batchWindow    = 20 * time.Millisecond
-	stageQueue     = 1 << 15 // events waiting for their next status, per stage
-	shardQueue     = 1 << 12 // statuses or callbacks waiting for their POST, per shard
-	numShards      = 4
-	maxAttempts    = 5
-	firstBackoff   = 50 * time.Millisecond
-	maxBackoff     = time.Second
-	dropLogEvery   = time.Second
-	errorCodesHref = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+	maxBatch    = 100
+	batchWindow = 20 * time.Millisecond
+	stageQueue  = 1 << 15 // events waiting for their next status, per stage
+	shardQueue  = 1 << 12 // statuses or callbacks waiting for their POST, per shard
+	numShards   = 4
+	maxAttempts = 5
+	// maxSlowAttempts bounds the tries of a call that timed out: a receiver too busy to answer
+	// in time (herald dev under a large batch) is not one that refuses, so it gets more of
+	// them before a report is dropped, as Meta keeps retrying a slow endpoint.
+	maxSlowAttempts = 20
+	firstBackoff    = 50 * time.Millisecond
+	maxBackoff      = time.Second
+	dropLogEvery    = time.Second
+	errorCodesHref  = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
 )
 
 // Event kinds: what an accepted send reports back, and how.
@@ -518,15 +523,26 @@ func (s *Sim) runCallbackShard(ctx context.Context, in chan callback) {
 	}
 }
 
-// retry runs call up to maxAttempts times with exponential backoff.
+// timedOut tells whether a call failed because the receiver did not answer in time.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// retry runs call with exponential backoff until it succeeds, maxAttempts calls have failed
+// otherwise than by a timeout, or maxSlowAttempts have timed out.
 func (s *Sim) retry(ctx context.Context, retries *atomic.Int64, call func() error) error {
 	backoff := firstBackoff
 	var err error
+	slow := 0 // attempts that timed out
 	for attempt := 1; ; attempt++ {
 		if err = call(); err == nil {
 			return nil
 		}
-		if attempt == maxAttempts || ctx.Err() != nil {
+		if timedOut(err) {
+			slow++
+		}
+		if attempt-slow >= maxAttempts || slow >= maxSlowAttempts || ctx.Err() != nil {
 			return err
 		}
 		retries.Add(1)
