@@ -193,7 +193,7 @@ func (w *Worker) quietHours(ctx context.Context, d *delivery, claimed bool) *out
 		return nil
 	}
 	now := w.cfg.Now()
-	at := w.cfg.QuietHours.Next(now, d.job.To)
+	at := w.quietOf(d.job).Next(now, d.job.To)
 	if !at.After(now) {
 		return nil
 	}
@@ -207,13 +207,21 @@ func (w *Worker) quietHours(ctx context.Context, d *delivery, claimed bool) *out
 // quietApplies: bulk jobs respect quiet hours, transactional ones do not, unless the job says
 // otherwise.
 func (w *Worker) quietApplies(j *job.Job) bool {
-	if !w.cfg.QuietHours.On() {
+	if !w.quietOf(j).On() {
 		return false
 	}
 	if j.QuietHours != nil {
 		return *j.QuietHours
 	}
 	return j.Priority == job.PriorityBulk
+}
+
+// quietOf is the quiet hours of j's tenant.
+func (w *Worker) quietOf(j *job.Job) QuietHours {
+	if h, ok := w.cfg.TenantQuietHours[job.TenantOr(j.Tenant)]; ok {
+		return h
+	}
+	return w.cfg.QuietHours
 }
 
 // canceled tells whether the job's campaign was canceled by its own tenant: campaigns are

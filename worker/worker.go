@@ -102,6 +102,8 @@ type Config struct {
 	// QuietHours holds bulk jobs (and jobs asking for it) outside the recipient's allowed
 	// local hours; the zero value never holds.
 	QuietHours QuietHours
+	// TenantQuietHours override QuietHours per tenant (a fleet file's quiet_hours).
+	TenantQuietHours map[string]QuietHours
 	// Campaigns tells which campaigns were canceled (nil: none are). Campaigns are per
 	// tenant: it is asked with the job's tenant ("default" for a job naming none) and the
 	// campaign's name, for every job of a campaign, so it must answer from memory.

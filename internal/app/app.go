@@ -361,7 +361,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 			Health: watcher, Affinity: routing.NewAffinity(rdb, cfg.StickyTTL),
 		}
 		if fr != nil {
-			wcfg.Routes, wcfg.Pools, wcfg.TenantChannels = fr.routes, fr.pools, fr.channels
+			wcfg.Routes, wcfg.Pools, wcfg.TenantChannels, wcfg.TenantQuietHours = fr.routes, fr.pools, fr.channels, fr.quiet
 		}
 		w := worker.New(js, store, cat, senders, wcfg)
 		// Stops announced by the other workers (core NATS: a worker that misses one finds the

@@ -27,6 +27,7 @@ type fleetRoutes struct {
 	routes   []worker.Route
 	pools    map[string][]string
 	channels map[string][]string
+	quiet    map[string]worker.QuietHours
 }
 
 // buildRoutes builds one adapter per sender of the fleet file, with its limits, and the
@@ -34,7 +35,7 @@ type fleetRoutes struct {
 // links) run until ctx ends. A grey sender with a warm-up and no since starts its ramp the
 // day a worker first ran with it (kept in Redis: health.SeeSending).
 func buildRoutes(ctx context.Context, cfg *config.Config, f *fleet.Fleet, log *slog.Logger, js jetstream.JetStream, nc *nats.Conn, rdb redis.UniversalClient, metrics *telemetry.Metrics, onReport func(context.Context, status.Report) error) (*fleetRoutes, error) {
-	fr := &fleetRoutes{pools: map[string][]string{}, channels: map[string][]string{}}
+	fr := &fleetRoutes{pools: map[string][]string{}, channels: map[string][]string{}, quiet: map[string]worker.QuietHours{}}
 	for i, s := range f.Senders {
 		r := worker.Route{ID: s.ID, Channel: s.Kind, Limit: worker.ChannelLimit{
 			Sender: s.Key(), Rate: s.MPS, PairInterval: s.PairIntervalOr(cfg.PairInterval), RecipientDailyMax: cfg.RecipientDailyMax,
@@ -86,6 +87,7 @@ func buildRoutes(ctx context.Context, cfg *config.Config, f *fleet.Fleet, log *s
 	}
 	for name, t := range f.Tenants {
 		fr.pools[name] = t.Senders
+		fr.quiet[name] = t.Quiet(cfg.Quiet())
 		if len(t.Channels) > 0 {
 			fr.channels[name] = t.Channels
 		}
