@@ -17,6 +17,7 @@ import (
 
 	"github.com/herald-notify/herald/internal/config"
 	"github.com/herald-notify/herald/internal/sim"
+	"github.com/herald-notify/herald/internal/status"
 	"github.com/herald-notify/herald/internal/testutil"
 )
 
@@ -153,8 +154,14 @@ func TestDevNeverTwiceAcrossRestart(t *testing.T) {
 			d.stop()
 
 			d = startDev(t, dir, tc.redisServer, nil)
-			if st := d.state(t, id); st != "read" {
-				t.Fatalf("after the restart the record is %q, want read", st)
+			var rec status.Record
+			if code := d.call(t, http.MethodGet, "/v1/notifications/"+id, "", &rec); code != http.StatusOK || rec.State != status.Read {
+				t.Fatalf("after the restart: HTTP %d, record %q, want read", code, rec.State)
+			}
+			// Its history: a row per state change, sent, delivered, read, each with its time.
+			if len(rec.History) != 1 || len(rec.History[0].Statuses) != 2 || rec.History[0].Statuses[0].State != status.Delivered ||
+				rec.History[0].Statuses[1].State != status.Read || rec.History[0].Statuses[1].At == "" {
+				t.Fatalf("history %+v, want one attempt with its delivered and read reports", rec.History)
 			}
 			var a devAccepted
 			code := d.call(t, http.MethodPost, "/v1/notifications", tourJob(id), &a)
