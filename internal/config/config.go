@@ -360,6 +360,9 @@ func (c *Config) validate() []error {
 	if c.PairInterval < 0 {
 		bad("PAIR_INTERVAL", "must not be negative")
 	}
+	if c.StickyTTL < time.Minute {
+		bad("STICKY_TTL", "must be at least 1m")
+	}
 	if c.FallbackAfter <= 0 {
 		bad("FALLBACK_AFTER", "must be positive")
 	}

@@ -32,6 +32,7 @@ func documented() config.Config {
 		SMSSubject:      "herald.sms.outbound",
 		SMSMaxSegments:  6,
 		PairInterval:    6 * time.Second,
+		StickyTTL:       720 * time.Hour,
 		FallbackAfter:   10 * time.Minute,
 		QuietHours:      "21:00-09:00",
 		PriceCurrency:   "RUB", PriceMarketing: 7.5, PriceUtility: 3.5, PriceAuthentication: 3.5, PriceSMS: 4.5,
