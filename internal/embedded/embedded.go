@@ -1,7 +1,7 @@
-// Package embedded starts the servers `herald dev` runs inside its own process: a
-// JetStream-enabled nats-server (the real server code, storing on disk) and a
-// Redis-compatible store (miniredis, in memory) for single-node use without installing
-// anything.
+// Package embedded starts the servers `herald dev` runs: a JetStream-enabled nats-server in
+// its own process (the real server code, storing on disk) and a durable Redis-compatible
+// store (OpenRedis): a redis-server found on the PATH with an append-only file, else
+// miniredis in the process with a snapshot on disk (Store), so that nothing needs installing.
 package embedded
 
 import (
@@ -50,9 +50,9 @@ func (n *NATS) Shutdown() {
 	n.Server.WaitForShutdown()
 }
 
-// StartRedis starts an in-memory Redis-compatible server on a free loopback port. It keeps
-// nothing across restarts: windows, claims, rate-limit buckets and status records start
-// empty (jobs themselves live in JetStream, so none is lost).
+// StartRedis starts an in-memory Redis-compatible server on a free loopback port, for
+// examples and short tests. It keeps nothing across restarts, and its ClockTTL walks every
+// key on each command, which slows it as keys accumulate: herald dev uses OpenRedis.
 func StartRedis() (*miniredis.Miniredis, error) {
 	m := miniredis.NewMiniRedis()
 	m.ClockTTL(true) // let TTLs run on the wall clock, as in a real Redis
