@@ -168,7 +168,7 @@ func (w *Worker) route(j *job.Job) []string {
 	if len(j.Channels) > 0 {
 		return j.Channels
 	}
-	if chs, ok := w.cfg.TenantChannels[j.Tenant]; ok && j.Tenant != "" {
+	if chs, ok := w.cfg.TenantChannels[job.TenantOr(j.Tenant)]; ok {
 		return chs
 	}
 	return w.cfg.Channels

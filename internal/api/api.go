@@ -560,6 +560,12 @@ func (s *Server) cascade(j *job.Job) []string {
 	if len(j.Channels) > 0 {
 		return j.Channels
 	}
+	// The workers walk the tenant's cascade of the fleet file: the record says the same.
+	if f := s.cfg.Fleet; f != nil && s.cfg.RouteByFleet {
+		if t, ok := f.Tenants[job.TenantOr(j.Tenant)]; ok && len(t.Channels) > 0 {
+			return t.Channels
+		}
+	}
 	return s.cfg.Channels
 }
 
