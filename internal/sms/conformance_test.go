@@ -30,12 +30,6 @@ func TestConformance(t *testing.T) {
 			Received: func() []smstest.Delivery { return smstest.Reassemble(kannelParts(k.Submits())) },
 			Down:     p.Close,
 			Stall:    p.Stall,
-			Skip: map[string]string{
-				// Kannel cuts a UCS-2 text every 134 octets, inside a surrogate pair too: this text
-				// goes out in 2 parts with the emoji cut in two, while Send reports sms.Analyze's 3.
-				"LongTextSplitsIntoSegments/a_surrogate_pair_is_never_split": "Kannel splits a surrogate pair " +
-					"across parts, and Result.Segments (3) is not the part count Kannel sends (2)",
-			},
 		}
 	})
 }

@@ -103,3 +103,42 @@ func Analyze(text string) (enc Encoding, units int, segments int) {
 	}
 	return enc, units, parts
 }
+
+// SplitUCS2 cuts a UCS-2 text into the parts Analyze counts: at most 67 UTF-16 code units
+// each, never inside a surrogate pair. A text of one segment is one part.
+func SplitUCS2(text string) []string {
+	if _, units, _ := Analyze(text); units <= ucs2Single {
+		return []string{text}
+	}
+	var parts []string
+	start, used := 0, 0
+	for i, r := range text {
+		w := 1
+		if r > 0xFFFF {
+			w = 2
+		}
+		if used+w > ucs2Part {
+			parts = append(parts, text[start:i])
+			start, used = i, 0
+		}
+		used += w
+	}
+	return append(parts, text[start:])
+}
+
+// splitsPair tells whether cutting text every 67 code units, as Kannel does, would cut a
+// surrogate pair.
+func splitsPair(text string) bool {
+	units := 0
+	for _, r := range text {
+		if r > 0xFFFF && (units+1)%ucs2Part == 0 {
+			return true
+		}
+		if r > 0xFFFF {
+			units += 2
+		} else {
+			units++
+		}
+	}
+	return false
+}

@@ -1,8 +1,10 @@
 package sms
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 func TestAnalyze(t *testing.T) {
@@ -67,5 +69,40 @@ func BenchmarkAnalyze(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Analyze(text)
+	}
+}
+
+func TestSplitUCS2(t *testing.T) {
+	t.Parallel()
+	pair := strings.Repeat("Ж", 66) + "😀" + strings.Repeat("я", 66)
+	tests := []struct {
+		name       string
+		text       string
+		parts      []int // code units per part
+		splitsPair bool  // cutting every 67 units, as Kannel does, breaks a pair
+	}{
+		{"one segment", strings.Repeat("ж", 70), []int{70}, false},
+		{"two parts", strings.Repeat("ж", 71), []int{67, 4}, false},
+		{"an emoji on the cut moves to the next part", pair, []int{66, 67, 1}, true},
+		{"an emoji before the cut stays", strings.Repeat("Ж", 65) + "😀" + strings.Repeat("я", 10), []int{67, 10}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			parts := SplitUCS2(tt.text)
+			var got []int
+			for _, p := range parts {
+				got = append(got, len(utf16.Encode([]rune(p))))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.parts) || strings.Join(parts, "") != tt.text {
+				t.Fatalf("parts of %v units, want %v (joined intact: %v)", got, tt.parts, strings.Join(parts, "") == tt.text)
+			}
+			if _, _, segs := Analyze(tt.text); segs != len(parts) {
+				t.Fatalf("%d parts, Analyze counts %d", len(parts), segs)
+			}
+			if splitsPair(tt.text) != tt.splitsPair {
+				t.Fatalf("SplitsPair = %v, want %v", !tt.splitsPair, tt.splitsPair)
+			}
+		})
 	}
 }

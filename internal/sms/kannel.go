@@ -140,29 +140,63 @@ func (k *Kannel) Send(ctx context.Context, m Message) (provider.Result, error) {
 		q.Set("dlr-url", u)
 	}
 
+	if enc == UCS2 && segments > 1 && splitsPair(m.Text) {
+		// Kannel cuts a UCS-2 text every 134 octets, inside a surrogate pair too (an emoji
+		// would reach the phone as two broken halves): such a text goes as the parts Analyze
+		// counts, each with its own concatenation header. The header's reference is the job's,
+		// so a retry that sends a part again gives the phone a duplicate it drops.
+		parts := SplitUCS2(m.Text)
+		ref := concatRef(m.JobID)
+		for i, part := range parts {
+			q.Set("text", part)
+			q.Set("udh", string([]byte{5, 0, 3, ref, byte(len(parts)), byte(i + 1)}))
+			if err := k.call(ctx, q, token); err != nil {
+				return provider.Result{}, err
+			}
+		}
+		return provider.Result{MessageID: "kannel:" + m.JobID, Segments: len(parts)}, nil
+	}
+	if err := k.call(ctx, q, token); err != nil {
+		return provider.Result{}, err
+	}
+	return provider.Result{MessageID: "kannel:" + m.JobID, Segments: segments}, nil
+}
+
+// concatRef is the 8-bit concatenation reference of a job's SMS: the same for every send
+// of the job.
+func concatRef(jobID string) byte {
+	h := byte(0x5a)
+	for i := 0; i < len(jobID); i++ {
+		h = h*31 + jobID[i]
+	}
+	return h
+}
+
+// call makes one sendsms request with q; token is the DLR token, a secret.
+func (k *Kannel) call(ctx context.Context, q url.Values, token string) error {
 	cctx, cancel := context.WithTimeoutCause(ctx, k.cfg.Timeout, errKannelTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(cctx, http.MethodGet, k.cfg.URL+k.sep+q.Encode(), nil)
 	if err != nil {
 		// The error text would repeat the URL, password included.
-		return provider.Result{}, &provider.Error{Kind: provider.Sender, Code: "bad_config", Reason: "HERALD_SMS_URL is not a valid URL"}
+		return &provider.Error{Kind: provider.Sender, Code: "bad_config", Reason: "HERALD_SMS_URL is not a valid URL"}
 	}
 	resp, err := k.hc.Do(req)
 	if err != nil {
-		return provider.Result{}, k.transportError(ctx, cctx, err, token)
+		return k.transportError(ctx, cctx, err, token)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKannelAnswer))
 	if err != nil {
-		return provider.Result{}, k.transportError(ctx, cctx, err, token)
+		return k.transportError(ctx, cctx, err, token)
 	}
 	if pe := classifyKannel(resp.StatusCode, string(body), k.cfg.Password, token); pe != nil {
 		if pe.Kind == provider.Retry {
 			pe.After = provider.RetryAfter(resp.Header, time.Now())
 		}
-		return provider.Result{}, pe
+		return pe
 	}
-	return provider.Result{MessageID: "kannel:" + m.JobID, Segments: segments}, nil
+	return nil
 }
 
 var errKannelTimeout = errors.New("sms: kannel call timed out")
