@@ -63,7 +63,7 @@ func (s White) Send(ctx context.Context, m Message) (Result, error) {
 
 // Breaker is the grey client's circuit breaker state (closed for a client without one): a
 // pool leaves an instance alone while it is open.
-func (s Grey) Breaker() grey.BreakerState {
+func (s Grey) Breaker() BreakerState {
 	if b, ok := s.Client.(interface{ Breaker() grey.BreakerState }); ok {
 		return b.Breaker()
 	}

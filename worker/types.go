@@ -57,9 +57,15 @@ const DefaultTenant = job.DefaultTenant
 // claim, and what the Store's Attempt is given. One tenant's id never names another's job.
 func JobRef(tenant, id string) string { return job.Ref(tenant, id) }
 
+// BreakerState is a grey instance's circuit breaker state (Grey.Breaker).
+type BreakerState = grey.BreakerState
+
 // Definition is one WhatsApp template in one language, in the Graph API's JSON format. A
 // Definition built in Go must be compiled with its Validate method before it is rendered.
 type Definition = templates.Definition
+
+// WABAReview is Meta's review of a Definition in one WhatsApp Business Account.
+type WABAReview = templates.WABAReview
 
 // TemplateComponent is a HEADER, BODY, FOOTER or BUTTONS part of a Definition.
 type TemplateComponent = templates.Component
