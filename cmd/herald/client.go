@@ -260,7 +260,7 @@ func orDash(v any) any {
 // cmdTemplates manages the catalogue: list and add through the API (the caller's tenant's
 // catalogue), sync from the white provider and migrate straight in the bucket (operator
 // commands: they need HERALD_NATS_URL, not an API key).
-func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdTemplates(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := subUsage(args, templatesUsage, stdout); err != nil {
 		return err
 	}
@@ -297,7 +297,7 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	case "lint":
-		return templatesLint(args[1:], stdout, os.Stderr)
+		return templatesLint(args[1:], stdout, stderr)
 	case "add":
 		fs := flag.NewFlagSet("templates add", flag.ContinueOnError)
 		force := fs.Bool("force", false, "register it (pending) even when lint predicts a rejection")
@@ -318,7 +318,7 @@ func cmdTemplates(ctx context.Context, args []string, stdout io.Writer) error {
 		// at once: a rejected template costs days and a campaign. The count is lint's: the
 		// findings that predict a rejection, not the warnings.
 		if found, err := lint.LintJSON(data); err == nil && len(found) > 0 {
-			lint.Format(os.Stderr, pos[0], found)
+			lint.Format(stderr, pos[0], found)
 			if n := lint.Errors(found); n > 0 && !*force {
 				return lintFailed{n}
 			}

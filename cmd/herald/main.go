@@ -91,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "status":
 		err = cmdStatus(ctx, rest, stdout)
 	case "templates":
-		err = cmdTemplates(ctx, rest, stdout)
+		err = cmdTemplates(ctx, rest, stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(ctx, rest, stdout)
 	case "import":

@@ -12,6 +12,7 @@ import (
 	"github.com/herald-notify/herald/internal/harness"
 	"github.com/herald-notify/herald/internal/sim"
 	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 // TestTemplateSubmittedReviewedSent drives the dev path of a new template: herald templates
@@ -67,29 +68,17 @@ func TestTemplateSubmittedReviewedSent(t *testing.T) {
 		}
 		return m
 	}
-	waitFor(t, 10*time.Second, "the reviews", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		m := statuses()
 		return m["fine"] == tests[0].want && m["promo"] == tests[1].want
-	})
+	}, "the reviews")
 
 	var out, errb bytes.Buffer
 	if code := run([]string{"send", "-id", "fine-1", "-to", "+79001234567", "-template", "fine", "-param", "1=42"}, &out, &errb); code != exitOK {
 		t.Fatalf("send: exit %d: %s", code, errb.String())
 	}
-	waitFor(t, 10*time.Second, "fine-1 delivered on white", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		rec := h.Record("fine-1")
 		return rec != nil && rec.State == status.Delivered && rec.Channel == "white"
-	})
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the condition, not synchronising
-	}
+	}, "fine-1 delivered on white")
 }

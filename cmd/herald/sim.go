@@ -24,6 +24,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	latency := fs.Duration("latency", 0, "added to every provider response")
 	jitter := fs.Duration("jitter", 0, "random extra latency up to this")
 	statusDelay := fs.Duration("status-delay", 200*time.Millisecond, "delay before each status webhook")
+	reviewDelay := fs.Duration("review-delay", sim.DefaultReviewDelay, "how long a submitted template stays PENDING before the lint's verdict")
 	maxMsgs := fs.Int("max-messages", 1000000, "messages kept for GET /sim/messages")
 	greyWebhook := fs.String("grey-webhook-url", "", "where to POST grey gateway notifications (e.g. http://127.0.0.1:8080/webhooks/grey)")
 	statuses := fs.String("statuses", "sent,delivered,read", "statuses reported for an accepted send, in order (empty: none)")
@@ -49,7 +50,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		noAcc = strings.Split(*noAccount, ",")
 	}
 	s := sim.New(sim.Config{WebhookURL: *webhook, AppSecret: *secret, Token: *token, Latency: *latency,
-		Jitter: *jitter, StatusDelay: *statusDelay, MaxMessages: *maxMsgs, Logger: log, Templates: sampleTemplateJSON(),
+		Jitter: *jitter, StatusDelay: *statusDelay, ReviewDelay: *reviewDelay, MaxMessages: *maxMsgs, Logger: log, Templates: sampleTemplateJSON(),
 		Statuses: sts, GreyWebhookURL: *greyWebhook, GreyNoAccount: noAcc})
 	s.Start(ctx)
 	ln, err := net.Listen("tcp", *addr)

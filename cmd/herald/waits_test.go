@@ -12,6 +12,7 @@ import (
 	"github.com/herald-notify/herald/internal/harness"
 	"github.com/herald-notify/herald/internal/importer"
 	"github.com/herald-notify/herald/internal/status"
+	"github.com/herald-notify/herald/internal/testutil"
 )
 
 // TestViewsSayWhyJobsWait: at 04:00 in Moscow a bulk import is held by quiet hours and a
@@ -54,19 +55,19 @@ func TestViewsSayWhyJobsWait(t *testing.T) {
 			id := importer.JobID(tc.campaign, "+79001230002")
 			// An imported job has no record before its send_at fires: only the view says.
 			if tc.status != "" {
-				waitFor(t, 15*time.Second, id+" "+tc.state, func() bool {
+				testutil.Eventually(t, 15*time.Second, func() bool {
 					rec := h.Record(id)
 					return rec != nil && rec.State == tc.state && (tc.state != status.Scheduled || tc.extra != nil || rec.Reason != "")
-				})
+				}, "%s %s", id, tc.state)
 				out.Reset()
 				if code := run([]string{"status", id}, &out, &errb); code != exitOK || !strings.Contains(out.String(), tc.status) {
 					t.Fatalf("status: exit %d, %q; want it to say %q (%s)", code, out.String(), tc.status, errb.String())
 				}
 			}
-			waitFor(t, 15*time.Second, "campaign show counting the held jobs", func() bool {
+			testutil.Eventually(t, 15*time.Second, func() bool {
 				out.Reset()
 				return run([]string{"campaign", "show", tc.campaign}, &out, &errb) == exitOK && strings.Contains(out.String(), tc.show)
-			})
+			}, "campaign show saying %q", tc.show)
 		})
 	}
 }

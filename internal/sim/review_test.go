@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/herald-notify/herald/internal/sim"
+	"github.com/herald-notify/herald/internal/testutil"
 	"github.com/herald-notify/herald/internal/webhook"
 )
 
@@ -55,12 +56,8 @@ func TestTemplateReview(t *testing.T) {
 			if st := statusOf(); st != sim.ReviewPending && st != tc.verdict {
 				t.Fatalf("listed %s right after the submission", st)
 			}
-			deadline := time.Now().Add(10 * time.Second)
 			var got *webhook.TemplateStatus
-			for got == nil {
-				if time.Now().After(deadline) {
-					t.Fatalf("no template status webhook in 10 s; posts: %d", len(rc.all()))
-				}
+			testutil.Eventually(t, 10*time.Second, func() bool {
 				for _, req := range rc.all() {
 					if req.sig != sim.Sign(tc.secret, req.body) {
 						t.Fatalf("webhook not signed with the WABA's number's secret: %s", req.sig)
@@ -71,10 +68,11 @@ func TestTemplateReview(t *testing.T) {
 					}
 					if len(b.TemplateStatus) == 1 {
 						got = &b.TemplateStatus[0]
+						return true
 					}
 				}
-				time.Sleep(10 * time.Millisecond) // polling the recorder, not synchronising
-			}
+				return false
+			}, "a template status webhook")
 			if got.Event != tc.verdict || got.Reason != tc.reason || got.TemplateID != created.ID || got.WABAID != tc.waba || got.Language != "ru" {
 				t.Errorf("webhook %+v, want %s (%s) of %s in WABA %s", *got, tc.verdict, tc.reason, created.ID, tc.waba)
 			}
