@@ -166,3 +166,32 @@ func TestFlagOrderAndSentences(t *testing.T) {
 		t.Errorf("a refused import left a reject file: %v", err)
 	}
 }
+
+// TestLintAndAddCountAlike: herald templates lint and herald templates add report the same
+// findings and count the same ones as predicting a rejection (errors, not warnings), the
+// template name's among them.
+func TestLintAndAddCountAlike(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "bad.json")
+	def := `{"name":"Bad Name","language":"ru","category":"UTILITY","components":[{"type":"BODY","text":"Ваш заказ готов. Скидка 50% на следующий {{1}}!!!","example":{"body_text":[["заказ"]]}}]}`
+	if err := os.WriteFile(file, []byte(def), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for _, cmd := range []string{"lint", "add"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"templates", cmd, file}, &out, &errb); code != exitFailure {
+			t.Fatalf("templates %s: exit %d, want 1: %s", cmd, code, errb.String())
+		}
+		all := out.String() + errb.String()
+		for _, want := range []string{"error bad_name template", "body[17:23]", "warning exclamation", "herald templates: 3 finding(s) predict a rejection"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("templates %s does not say %q:\n%s", cmd, want, all)
+			}
+		}
+		said = append(said, all)
+	}
+	if said[0] != said[1] {
+		t.Errorf("lint and add differ:\n%s\n---\n%s", said[0], said[1])
+	}
+}
