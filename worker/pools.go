@@ -132,10 +132,6 @@ func (ps *pools) pool(tenant, ch string) []*route {
 	return ps.tenants[tenant][ch]
 }
 
-// configured tells whether the tenant has any sender of ch (for the cascade's skip of a
-// channel that has none: recorded as a fallback).
-func (ps *pools) configured(tenant, ch string) bool { return len(ps.pool(tenant, ch)) > 0 }
-
 // choice is the route picked for one channel of a delivery.
 type choice struct {
 	r *route
