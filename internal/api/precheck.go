@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/herald-notify/herald/internal/job"
 	"github.com/herald-notify/herald/internal/templates"
@@ -23,6 +24,9 @@ var _ TemplateCatalogue = (*templates.Catalogue)(nil)
 // Without a catalogue, and for jobs without a template, nothing is checked here (the
 // worker still is).
 func (s *Server) precheck(j *job.Job) (accepted, int, bool) {
+	if fe, ok := s.checkSender(j); !ok {
+		return accepted{ID: j.ID, Error: "invalid job", Fields: []job.FieldError{fe}}, http.StatusBadRequest, false
+	}
 	if s.cfg.Catalogue == nil || j.Template == "" {
 		return accepted{}, 0, true
 	}
@@ -47,4 +51,18 @@ func (s *Server) precheck(j *job.Job) (accepted, int, bool) {
 		}
 	}
 	return accepted{ID: j.ID, Error: "invalid job", Fields: []job.FieldError{fe}}, http.StatusBadRequest, false
+}
+
+// checkSender refuses a job that pins a sender its tenant's pool does not hold: with a fleet
+// file, another tenant's number is not the caller's to send from.
+func (s *Server) checkSender(j *job.Job) (job.FieldError, bool) {
+	f := s.cfg.Fleet
+	if j.Sender == "" || f == nil {
+		return job.FieldError{}, true
+	}
+	tenant := job.TenantOr(j.Tenant)
+	if t, ok := f.Tenants[tenant]; ok && slices.Contains(t.Senders, j.Sender) {
+		return job.FieldError{}, true
+	}
+	return job.FieldError{Field: "sender", Reason: j.Sender + ": not a sender of tenant " + tenant + "'s pool"}, false
 }

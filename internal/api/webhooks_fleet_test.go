@@ -410,3 +410,23 @@ func httpRequest(t *testing.T, method, path, body string, header map[string]stri
 	}
 	return req
 }
+
+// TestFleetSenderPin: a job may pin a sender of its own tenant's pool; another tenant's
+// number is refused with 400 naming the field.
+func TestFleetSenderPin(t *testing.T) {
+	t.Parallel()
+	h := startFleet(t, false)
+	for _, tt := range []struct {
+		sender string
+		want   int
+	}{{"shop-2", http.StatusAccepted}, {"bank-1", http.StatusBadRequest}, {"nope", http.StatusBadRequest}} {
+		body := fmt.Sprintf(`{"id":"pin-%s","to":"+79001234567","text":"hi","channels":["white"],"sender":%q}`, tt.sender, tt.sender)
+		code, out := call(t, http.MethodPost, h.APIURL+"/v1/notifications", fleetShopKey, []byte(body), nil)
+		if code != tt.want {
+			t.Errorf("sender %s: %d %s, want %d", tt.sender, code, out, tt.want)
+		}
+		if tt.want == http.StatusBadRequest && !strings.Contains(string(out), `"field":"sender"`) {
+			t.Errorf("sender %s: %s does not name the field", tt.sender, out)
+		}
+	}
+}
