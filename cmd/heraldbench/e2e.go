@@ -26,6 +26,7 @@ type e2eOpts struct {
 	backlog                    int           // jobs waiting for the backlog RSS figure
 	backlogRun                 time.Duration // how long the worker runs against the backlog
 	profile                    string        // write each worker's CPU profile of round 1 here
+	peer                       peerOpts
 }
 
 // e2eRound is one round of the end-to-end section.
@@ -42,6 +43,7 @@ type e2eRound struct {
 	deliveries   float64 // consumer deliveries per job
 	simArrivals  int
 	duplicateIDs int
+	peer         *peerRound // nil: not run (-peer=false)
 }
 
 // e2eBacklog is the worker's memory with a large backlog waiting.
@@ -190,6 +192,22 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	last := arr[len(arr)-1].At
 	res.herald = float64(o.jobs) / last.Sub(start).Seconds()
 	res.steady = steadyRate(arr)
+	if o.peer.off {
+		return res, nil
+	}
+	// The peer runs next on the same servers, alone: Herald's workers are stopped first.
+	heraldBody, err := s.sentBody(ctx, "e2e-"+strconv.Itoa(sampleJob), sampleJob)
+	if err != nil {
+		return res, err
+	}
+	for _, w := range workers {
+		w.Stop(15 * time.Second)
+	}
+	pr, err := peerRun(ctx, s, o.jobs, o.peer, label, heraldBody)
+	if err != nil {
+		return res, err
+	}
+	res.peer = &pr
 	return res, nil
 }
 

@@ -186,13 +186,7 @@ func floorDispatch(ctx context.Context, s *stack, n, conc, pullers int) (res flo
 	pr.done(int64(n))
 	res.rate = float64(n) / el.Seconds()
 	res.cpu = cpuShare(before, s.cpu(), el)
-	var all float64
-	for name, c := range res.cpu {
-		if name != machineKey {
-			all += c
-		}
-	}
-	res.cpuPerJob = time.Duration(all * el.Seconds() / float64(n) * float64(time.Second))
+	res.cpuPerJob = time.Duration(allCPU(res.cpu) * el.Seconds() / float64(n) * float64(time.Second))
 	res.restarts = stalls.Load()
 	fmt.Fprintf(os.Stderr, "  floor: %.0f notifications/s, %s CPU per job, %d pull restarts\n", res.rate, res.cpuPerJob.Round(time.Microsecond), res.restarts)
 	return res, nil

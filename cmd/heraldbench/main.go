@@ -5,8 +5,10 @@
 // and `herald sim`. Each measurement is taken next to a raw baseline on the same servers in
 // the same round, and reported as medians over the rounds with the ratio. Sections:
 //
-//   - e2e (issue 7): producer → JetStream → worker processes → simulator over HTTP; also the
-//     worker's peak RSS with a large backlog waiting;
+//   - e2e (issue 7): producer → JetStream → worker processes → simulator over HTTP, beside raw
+//     JetStream, the floor (floor.go) and the peer (issue 16: the asynq pipeline of the module
+//     in ./peer, built here with GOWORK=off); also the worker's peak RSS with a large backlog
+//     waiting;
 //   - pacing (issue 3): several workers sharing one sender limit, a bulk backlog and a
 //     transactional trickle; rate, bursts, pair interval, redeliveries, priority;
 //   - pool (issue 14): one tenant's pool of white numbers (a fleet file) drained by several
@@ -62,6 +64,8 @@ func main() {
 	flag.Float64Var(&o.pacing.mps, "pacing-mps", 500, "pacing: HERALD_WHITE_MPS")
 	flag.IntVar(&o.pacing.repeat, "pacing-repeat", 3, "pacing: consecutive bulk jobs to one recipient (1: every job its own)")
 	flag.StringVar(&o.e2e.profile, "profile", "", "e2e: write each worker's 15 s CPU profile of round 1, and its allocations, into this directory")
+	flag.BoolVar(&o.e2e.peer.off, "no-peer", false, "e2e: skip the peer (the asynq pipeline of cmd/heraldbench/peer)")
+	flag.IntVar(&o.e2e.peer.concurrency, "peer-concurrency", 200, "e2e: the peer's asynq server concurrency")
 	flag.IntVar(&o.pool.numbers, "pool-numbers", 10, "pool: white numbers in the tenant's pool")
 	flag.Float64Var(&o.pool.mps, "pool-mps", 100, "pool: each number's mps")
 	flag.IntVar(&o.pool.workers, "pool-workers", 4, "pool: worker processes")
@@ -123,7 +127,7 @@ func run(ctx context.Context, o options) error {
 		o.cache = filepath.Join(c, "herald-bench")
 	}
 	started := time.Now()
-	fmt.Fprintln(os.Stderr, "building nats-server and herald")
+	fmt.Fprintln(os.Stderr, "building nats-server, herald and the peer")
 	var b bins
 	if b.nats, err = benchenv.BuildNATSServer(ctx, o.cache); err != nil {
 		return err
@@ -131,6 +135,11 @@ func run(ctx context.Context, o options) error {
 	b.herald = o.herald
 	if b.herald == "" {
 		if b.herald, err = benchenv.BuildHerald(ctx, filepath.Join(root, "bin")); err != nil {
+			return err
+		}
+	}
+	if sections["e2e"] && !o.e2e.peer.off {
+		if b.peer, err = buildPeer(ctx, filepath.Join(root, "bin")); err != nil {
 			return err
 		}
 	}
@@ -145,6 +154,9 @@ func run(ctx context.Context, o options) error {
 			}
 			fmt.Fprintf(os.Stderr, "  => herald %.0f/s (steady %.0f/s), raw %.0f/s, ratio %.3f, p50 %s p99 %s, worker peak RSS %d MiB\n",
 				rr.herald, rr.steady, rr.raw, rr.herald/rr.raw, rr.p50.Round(time.Millisecond), rr.p99.Round(time.Millisecond), rr.workerRSS>>20)
+			if p := rr.peer; p != nil {
+				fmt.Fprintf(os.Stderr, "  => peer %.0f/s, Herald / peer %.3f\n", p.rate, rr.herald/p.rate)
+			}
 			res.e2e = append(res.e2e, rr)
 		}
 		if o.e2e.backlog > 0 {

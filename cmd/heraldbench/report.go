@@ -92,6 +92,17 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 	w("file stream while %d goroutines of the benchmark process take each one, decode it, make Herald's own Cloud API call\n", o.e2e.workers*o.e2e.concurrency)
 	w("to the same simulator and ack it, in %d groups like the worker processes (a NATS connection, a pull and an HTTP pool\n", o.e2e.workers)
 	w("each): no claim, no rate limit, no status record, no event, no delivery deadline, no process boundary.\n\n")
+	peers := peerRounds(rs)
+	if len(peers) > 0 {
+		w("The peer (issue 16), measured last in each round with Herald's workers stopped, is the pipeline a Go team would build\n")
+		w("instead: the module in `cmd/heraldbench/peer` (its own go.mod: Herald does not depend on asynq). `peer enqueue` puts\n")
+		w("the same %d jobs as asynq tasks (a task id each) in database %d of the same redis-server and exits; then one `peer work`\n", o.e2e.jobs, peerDB)
+		w("process, an asynq server with concurrency %d, takes each task, checks a redis_rate limit of one send per 6 s to its\n", o.e2e.peer.concurrency)
+		w("recipient, POSTs the same Cloud API body as Herald (checked equal for one job, but for the job id) with the bearer\n")
+		w("token to the same simulator, and HSETs a status hash (all %d are checked). Its rate runs from its first send to its\n", o.e2e.jobs)
+		w("last (the simulator's arrivals), so the enqueue, done before, is not in it (Herald's producer publishes while its\n")
+		w("workers run); its CPU per notification includes the enqueue (all processes, as Herald's includes its producer).\n\n")
+	}
 	w("| figure | median | goal |\n| --- | --- | --- |\n")
 	w("| Herald notifications/s (first publish → last provider call) | %.0f | ≥ 20000: %s |\n", her, goal(her >= 20000))
 	w("| Herald notifications/s, steady state (10th → 90th percentile arrival) | %.0f | |\n", col(rs, func(r e2eRound) float64 { return r.steady }))
@@ -102,9 +113,20 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 	floorRatio := col(rs, func(r e2eRound) float64 { return r.floor.rate / r.raw })
 	w("| floor: JetStream + one Cloud API call per job, no guarantees, notifications/s | %.0f | |\n", floor)
 	w("| ratio floor / raw (the most any design calling the provider once per job reaches here) | %.3f | |\n", floorRatio)
-	w("| ratio Herald / floor (what the guarantees cost) | %.3f | |\n", col(rs, func(r e2eRound) float64 { return r.herald / r.floor.rate }))
-	w("| CPU per notification: floor / Herald, µs | %.0f / %.0f | |\n",
-		col(rs, func(r e2eRound) float64 { return float64(r.floor.cpuPerJob.Microseconds()) }), col(rs, func(r e2eRound) float64 { return heraldCPUPerJob(r, o.e2e.jobs) }))
+	herFloor := col(rs, func(r e2eRound) float64 { return r.herald / r.floor.rate })
+	w("| ratio Herald / floor (what the guarantees cost) | %.3f | ≥ 0.6: %s |\n", herFloor, goal(herFloor >= 0.6))
+	herCPU := col(rs, func(r e2eRound) float64 { return heraldCPUPerJob(r, o.e2e.jobs) })
+	floorCPU := col(rs, func(r e2eRound) float64 { return float64(r.floor.cpuPerJob.Microseconds()) })
+	if len(peers) > 0 {
+		w("| peer (asynq + redis_rate, concurrency %d) notifications/s, first → last provider call | %.0f | |\n", o.e2e.peer.concurrency, col(peers, func(p *peerRound) float64 { return p.rate }))
+		w("| peer enqueue (asynq client, 32 goroutines, before the server starts), tasks/s | %.0f | |\n", col(peers, func(p *peerRound) float64 { return p.enqueue }))
+		herPeer := col(rs, herPeerRatio)
+		w("| ratio Herald / peer | %.3f | ≥ 2.0: %s |\n", herPeer, goal(herPeer >= 2))
+		w("| CPU per notification: floor / Herald / peer, µs | %.0f / %.0f / %.0f | Herald ≤ 200: %s |\n", floorCPU, herCPU,
+			col(peers, func(p *peerRound) float64 { return p.cpuPerJob }), goal(herCPU <= 200))
+	} else {
+		w("| CPU per notification: floor / Herald, µs | %.0f / %.0f | Herald ≤ 200: %s |\n", floorCPU, herCPU, goal(herCPU <= 200))
+	}
 	w("| publish → provider call latency p50 | %s | |\n", ms(col(rs, func(r e2eRound) time.Duration { return r.p50 })))
 	w("| publish → provider call latency p99 | %s | |\n", ms(col(rs, func(r e2eRound) time.Duration { return r.p99 })))
 	w("| worker peak RSS (VmHWM, the larger of the workers) | %s | |\n", mib(col(rs, func(r e2eRound) int64 { return r.workerRSS })))
@@ -118,25 +140,58 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 		w("Backlog (measured once): %d jobs published with no worker running (%.0f jobs/s), then one worker with\n", bl.jobs, bl.publish)
 		w("HERALD_WHITE_MPS=200 (so that it cannot drain them) ran for %s and sent %d; its VmHWM is the figure above.\n\n", bl.run, bl.sent)
 	}
-	w("Rounds:\n\n| round | Herald/s | steady/s | raw/s | ratio | floor/s | floor/raw | floor pull restarts | p50 | p99 | worker RSS | s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	w("Rounds:\n\n| round | Herald/s | steady/s | raw/s | ratio | floor/s | floor/raw | Herald/floor | peer/s | Herald/peer | floor pull restarts | p50 | p99 | worker RSS | s |\n")
+	w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for i, r := range rs {
-		w("| %d | %.0f | %.0f | %.0f | %.3f | %.0f | %.3f | %d | %s | %s | %s | %.1f |\n", i+1, r.herald, r.steady, r.raw, r.herald/r.raw,
-			r.floor.rate, r.floor.rate/r.raw, r.floor.restarts, ms(r.p50), ms(r.p99), mib(r.workerRSS), r.elapsed.Seconds())
+		peer, herPeer := "-", "-"
+		if r.peer != nil {
+			peer, herPeer = strconv.FormatFloat(r.peer.rate, 'f', 0, 64), strconv.FormatFloat(herPeerRatio(r), 'f', 3, 64)
+		}
+		w("| %d | %.0f | %.0f | %.0f | %.3f | %.0f | %.3f | %.3f | %s | %s | %d | %s | %s | %s | %.1f |\n", i+1, r.herald, r.steady, r.raw, r.herald/r.raw,
+			r.floor.rate, r.floor.rate/r.raw, r.herald/r.floor.rate, peer, herPeer, r.floor.restarts, ms(r.p50), ms(r.p99), mib(r.workerRSS), r.elapsed.Seconds())
 	}
 	w("\n")
 	renderCPU(b, func(i int) map[string]float64 { return rs[i].cpu }, len(rs))
 	renderCPUPerJob(b, rs, o.e2e.jobs)
+	renderPeer(b, peers)
+}
+
+// peerRounds are the rounds' peer runs; empty when the peer did not run.
+func peerRounds(rs []e2eRound) []*peerRound {
+	var out []*peerRound
+	for _, r := range rs {
+		if r.peer != nil {
+			out = append(out, r.peer)
+		}
+	}
+	return out
+}
+
+// herPeerRatio is round r's Herald / peer rate (0 without a peer run).
+func herPeerRatio(r e2eRound) float64 {
+	if r.peer == nil || r.peer.rate == 0 {
+		return 0
+	}
+	return r.herald / r.peer.rate
+}
+
+// renderPeer writes the peer's rounds and its CPU per process while it worked.
+func renderPeer(b *strings.Builder, ps []*peerRound) {
+	if len(ps) == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("Peer rounds:\n\n| round | peer/s | steady/s | enqueue tasks/s | start → first send | CPU µs per notification | s |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for i, p := range ps {
+		w("| %d | %.0f | %.0f | %.0f | %s | %.0f | %.1f |\n", i+1, p.rate, p.steady, p.enqueue, ms(p.startup), p.cpuPerJob, p.elapsed.Seconds())
+	}
+	w("\nPeer, while it worked (enqueue not included): ")
+	renderCPU(b, func(i int) map[string]float64 { return ps[i].cpu }, len(ps))
 }
 
 // heraldCPUPerJob is the CPU time all processes spent per job in round r's Herald run, µs.
 func heraldCPUPerJob(r e2eRound, jobs int) float64 {
-	all := 0.0
-	for name, share := range r.cpu {
-		if name != machineKey {
-			all += share
-		}
-	}
-	return all * r.elapsed.Seconds() / float64(jobs) * 1e6
+	return allCPU(r.cpu) * r.elapsed.Seconds() / float64(jobs) * 1e6
 }
 
 // renderCPUPerJob turns the CPU shares into CPU time per job: what a job costs each process,

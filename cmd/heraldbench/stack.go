@@ -32,8 +32,8 @@ const (
 	benchAPIKey    = "bench:bench-key-0001"
 )
 
-// bins are the binaries every section runs.
-type bins struct{ nats, herald string }
+// bins are the binaries every section runs; peer is built for the e2e section only.
+type bins struct{ nats, herald, peer string }
 
 // stack is one fresh set of servers: nats-server, redis-server, optionally `herald sim`, and the
 // benchmark's own NATS connection. Every section (and every round) gets its own, so no state
