@@ -51,8 +51,8 @@ type (
 )
 
 // Body is the Cloud API request body of job j: its template with named body parameters and
-// URL button parameters; biz_opaque_callback_data carries the job id, so the simulator's log
-// names the job. An unknown template or a missing parameter is an error naming it.
+// URL button parameters; biz_opaque_callback_data carries the job's "<tenant>/<id>", so the
+// simulator's log names the job. An unknown template or a missing parameter is an error naming it.
 func Body(j Job) ([]byte, error) {
 	t, ok := templates[j.Template]
 	if !ok {
@@ -62,7 +62,11 @@ func Body(j Job) ([]byte, error) {
 	if to == "" || strings.Trim(to, "0123456789") != "" {
 		return nil, fmt.Errorf("to: %q is not an E.164 number", j.To)
 	}
-	m := message{MessagingProduct: "whatsapp", RecipientType: "individual", To: to, Type: "template", BizOpaque: j.ID}
+	ref := j.ID
+	if j.Tenant != "" {
+		ref = j.Tenant + "/" + j.ID
+	}
+	m := message{MessagingProduct: "whatsapp", RecipientType: "individual", To: to, Type: "template", BizOpaque: ref}
 	m.Template.Name, m.Template.Language.Code = j.Template, j.Language
 	if len(t.body) > 0 {
 		c := component{Type: "body"}

@@ -61,6 +61,9 @@ func main() {
 
 // Job is the task payload: the fields of Herald's job JSON that a template send reads.
 type Job struct {
+	// Tenant scopes ID: the Cloud API's biz_opaque_callback_data is "<tenant>/<id>", as
+	// Herald writes it, so status webhooks would name both.
+	Tenant   string            `json:"tenant,omitempty"`
 	ID       string            `json:"id"`
 	To       string            `json:"to"`
 	Template string            `json:"template"`
@@ -69,11 +72,11 @@ type Job struct {
 	Buttons  map[string]string `json:"buttons"`
 }
 
-// BenchJob is job i of a run, as heraldbench's e2e jobs are built (e2eJob): recipient
-// +7900<i mod 10^7>, the order_ready template, order i.
+// BenchJob is job i of a run, as heraldbench's e2e jobs are built (e2eJob): the default
+// tenant, recipient +7900<i mod 10^7>, the order_ready template, order i.
 func BenchJob(prefix string, i int) Job {
 	order := strconv.Itoa(i)
-	return Job{ID: prefix + order, To: fmt.Sprintf("+7900%07d", i%10_000_000), Template: "order_ready", Language: "ru",
+	return Job{Tenant: "default", ID: prefix + order, To: fmt.Sprintf("+7900%07d", i%10_000_000), Template: "order_ready", Language: "ru",
 		Params:  map[string]string{"order": order, "address": "ул. Текстильщиков, д. 20", "until": "21.02.2027"},
 		Buttons: map[string]string{"0": order}}
 }
