@@ -178,6 +178,40 @@ func TestSenderPool(t *testing.T) {
 		t.Fatal("no customer of the RED number among the moved jobs: the case proves nothing")
 	}
 
+	// It comes back when Meta unflags it: new customers reach it again.
+	events = h.Sim.Stats().Webhooks.Events
+	if err := h.Sim.QualityUpdate(sim.QualityUpdate{PhoneNumberID: red, Event: "UNFLAGGED"}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return h.Sim.Stats().Webhooks.Events > events }, "unflagged webhook delivered")
+	back := make([]*producer.Job, 30)
+	for i := range back {
+		back[i] = shopJob(fmt.Sprintf("back-%02d", i), fmt.Sprintf("+7905%07d", i), false)
+	}
+	publishAll(t, h, back)
+	testutil.Eventually(t, 30*time.Second, func() bool { return len(sentFrom("back-")) >= len(back) },
+		"jobs after the recovery sent: %v", lazy(func() string {
+			var out []string
+			for _, j := range back {
+				if r := h.Store; r != nil {
+					rec, _ := r.Get(ctx, "shop/"+j.ID)
+					if rec != nil {
+						out = append(out, rec.State+" "+rec.Reason)
+					}
+				}
+			}
+			return fmt.Sprint(out)
+		}))
+	fromRed := 0
+	for _, m := range sentFrom("back-") {
+		if m.PhoneNumberID == red {
+			fromRed++
+		}
+	}
+	if fromRed == 0 {
+		t.Errorf("none of %d new customers went to the unflagged number", len(back))
+	}
+
 	// Webhooks by number: bank's number signed with shop's secret is refused.
 	body, _ := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{
 		"id": "800200", "changes": []any{map[string]any{"field": "messages", "value": map[string]any{
