@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +44,9 @@ type e2eRound struct {
 	deliveries   float64 // consumer deliveries per job
 	simArrivals  int
 	duplicateIDs int
-	peer         *peerRound // nil: not run (-peer=false)
+	peer         *peerRound // nil: not run (-no-peer)
+	// heraldBody is the request body Herald sent for job sampleJob (the peer's must match).
+	heraldBody json.RawMessage
 }
 
 // e2eBacklog is the worker's memory with a large backlog waiting.
@@ -99,16 +102,48 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	if res.floor, err = floorDispatch(ctx, s, o.jobs, o.workers*o.concurrency, o.workers); err != nil {
 		return res, err
 	}
-	if s.sentBefore, err = s.accepted(ctx); err != nil {
-		return res, err
+	if o.peer.off {
+		return res, heraldRun(ctx, s, o, round, label, &res)
 	}
+	// Herald and the peer take turns going first, so that neither always meets the servers
+	// (and the shared machine) in the state the other left.
+	runs := []func() error{
+		func() error { return heraldRun(ctx, s, o, round, label, &res) },
+		func() error { return peerRun(ctx, s, o.jobs, o.peer, label, &res) },
+	}
+	if round%2 == 0 {
+		runs[0], runs[1] = runs[1], runs[0]
+	}
+	for _, run := range runs {
+		if err := run(); err != nil {
+			return res, err
+		}
+	}
+	// Both sent job sampleJob: the same request but for the job id, or the peer does less.
+	if err := sameBody(res.heraldBody, res.peer.body); err != nil {
+		return res, fmt.Errorf("peer: its Cloud API body of job %d is not Herald's: %w", sampleJob, err)
+	}
+	return res, nil
+}
 
+// heraldRun is Herald's run of an e2e round on the stack s: o.workers `herald worker`
+// processes consume o.jobs jobs that the producer publishes meanwhile. The workers are stopped
+// afterwards, so that what runs next on the stack runs alone.
+func heraldRun(ctx context.Context, s *stack, o e2eOpts, round int, label string, res *e2eRound) error {
+	if err := s.markSent(ctx); err != nil {
+		return err
+	}
 	var workers []*benchenv.Proc
+	defer func() {
+		for _, w := range workers {
+			w.Stop(15 * time.Second)
+		}
+	}()
 	var urls []string
 	for range o.workers {
 		w, url, err := s.startHerald(ctx, "worker", workerEnvThroughput(o.concurrency)...)
 		if err != nil {
-			return res, err
+			return err
 		}
 		workers, urls = append(workers, w), append(urls, url)
 	}
@@ -140,21 +175,21 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	}()
 	if err := s.waitSent(wctx, label+" sent", int64(o.jobs), start, 15*time.Minute); err != nil {
 		if cause := context.Cause(wctx); cause != nil {
-			return res, cause
+			return cause
 		}
-		return res, err
+		return err
 	}
 	res.elapsed = time.Since(start)
 	res.cpu = cpuShare(before, s.cpu(), res.elapsed)
 	pub := <-pubc
 	if pub.err != nil {
-		return res, pub.err
+		return pub.err
 	}
 	res.publish = float64(o.jobs) / pub.el.Seconds()
 	for _, w := range workers {
 		rss, err := w.PeakRSS()
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.workerRSS = max(res.workerRSS, rss)
 	}
@@ -167,14 +202,18 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 	}
 	arr, err := s.arrivals(ctx)
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.simArrivals = len(arr)
 	lat := make([]time.Duration, 0, len(arr))
 	seen := make([]bool, o.jobs)
+	// The log also holds the sends of what ran before on this stack (the floor's, the
+	// peer's): only Herald's e2e jobs count.
+	var mine []arrival
 	for _, a := range arr {
-		k, err := strconv.Atoi(strings.TrimPrefix(a.JobID, "e2e-"))
-		if err != nil || k < 0 || k >= o.jobs {
+		rest, ok := strings.CutPrefix(a.JobID, "e2e-")
+		k, err := strconv.Atoi(rest)
+		if !ok || err != nil || k < 0 || k >= o.jobs {
 			continue
 		}
 		if seen[k] {
@@ -182,33 +221,18 @@ func e2eRoundOn(ctx context.Context, s *stack, o e2eOpts, round int) (res e2eRou
 			continue
 		}
 		seen[k] = true
+		mine = append(mine, a)
 		lat = append(lat, a.At.Sub(pub.times[k]))
 	}
 	if len(lat) != o.jobs {
-		return res, fmt.Errorf("simulator log holds %d distinct jobs of %d", len(lat), o.jobs)
+		return fmt.Errorf("simulator log holds %d distinct jobs of %d", len(lat), o.jobs)
 	}
 	slices.Sort(lat)
 	res.p50, res.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	last := arr[len(arr)-1].At
-	res.herald = float64(o.jobs) / last.Sub(start).Seconds()
-	res.steady = steadyRate(arr)
-	if o.peer.off {
-		return res, nil
-	}
-	// The peer runs next on the same servers, alone: Herald's workers are stopped first.
-	heraldBody, err := s.sentBody(ctx, "e2e-"+strconv.Itoa(sampleJob), sampleJob)
-	if err != nil {
-		return res, err
-	}
-	for _, w := range workers {
-		w.Stop(15 * time.Second)
-	}
-	pr, err := peerRun(ctx, s, o.jobs, o.peer, label, heraldBody)
-	if err != nil {
-		return res, err
-	}
-	res.peer = &pr
-	return res, nil
+	res.herald = float64(o.jobs) / mine[len(mine)-1].At.Sub(start).Seconds()
+	res.steady = steadyRate(mine)
+	res.heraldBody, err = s.sentBody(ctx, "e2e-"+strconv.Itoa(sampleJob), sampleJob)
+	return err
 }
 
 // saveProfile saves the profile at url (a herald process's /debug/pprof/...) into file, for

@@ -94,8 +94,9 @@ func renderE2E(b *strings.Builder, o options, res *results) {
 	w("each): no claim, no rate limit, no status record, no event, no delivery deadline, no process boundary.\n\n")
 	peers := peerRounds(rs)
 	if len(peers) > 0 {
-		w("The peer (issue 16), measured last in each round with Herald's workers stopped, is the pipeline a Go team would build\n")
-		w("instead: the module in `cmd/heraldbench/peer` (its own go.mod: Herald does not depend on asynq). `peer enqueue` puts\n")
+		w("The peer (issue 16), measured in each round on the same servers, alone (Herald goes first in odd rounds, the peer in\n")
+		w("even ones), is the pipeline a Go team would build instead: the module in `cmd/heraldbench/peer` (its own go.mod:\n")
+		w("Herald does not depend on asynq). `peer enqueue` puts\n")
 		w("the same %d jobs as asynq tasks (a task id each) in database %d of the same redis-server and exits; then one `peer work`\n", o.e2e.jobs, peerDB)
 		w("process, an asynq server with concurrency %d, takes each task, checks a redis_rate limit of one send per 6 s to its\n", o.e2e.peer.concurrency)
 		w("recipient, POSTs the same Cloud API body as Herald (checked equal for one job, but for the job id) with the bearer\n")
