@@ -137,6 +137,9 @@ type Config struct {
 	// Submitter, when set, submits each new template version POST /v1/templates registers
 	// to Meta for review (the verdict comes back by webhook); nil only registers it.
 	Submitter TemplateSubmitter
+	// Console, when set, serves /console/ (internal/console's Mount): it is given the
+	// server, whose routes it calls in-process with the signed-in key.
+	Console func(api http.Handler) http.Handler
 }
 
 // Server serves the routes.
@@ -239,6 +242,9 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/campaigns/{name}", s.auth(s.getCampaign))
 	m.Handle("POST /v1/campaigns/{name}/cancel", s.auth(s.cancelCampaign))
 	m.Handle("GET /v1/senders", s.auth(s.listSenders))
+	if s.cfg.Console != nil {
+		m.Handle("/console/", s.cfg.Console(s))
+	}
 	// Webhooks are unauthenticated until their body is read: each route has its own bound
 	// on how many are in progress, so a flood on one cannot starve the others.
 	m.Handle("GET /webhooks/whatsapp", s.webhookGate("whatsapp_verify", s.whatsappVerify))

@@ -31,6 +31,7 @@ import (
 	"github.com/herald-notify/herald/internal/api"
 	"github.com/herald-notify/herald/internal/campaign"
 	"github.com/herald-notify/herald/internal/config"
+	"github.com/herald-notify/herald/internal/console"
 	"github.com/herald-notify/herald/internal/consent"
 	"github.com/herald-notify/herald/internal/fleet"
 	"github.com/herald-notify/herald/internal/grey"
@@ -404,7 +405,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		submitter = white.New(white.Config{BaseURL: cfg.WhiteBaseURL, Version: cfg.WhiteAPIVersion, WABAID: cfg.WhiteWABAID, Token: cfg.WhiteToken}, nil)
 	}
 	handler := api.New(api.Config{
-		Catalogue: cat, Submitter: submitter, Store: store, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
+		Catalogue: cat, Submitter: submitter, Store: status.Indexing{Store: store}, Publisher: producer.New(js, producer.WithDefaults(cfg.DefaultRegion, cfg.DefaultLanguage)),
 		JS: js, KV: kv, NATS: nc, Keys: cfg.Tenants(), AdminKeys: cfg.Admins(), Jobs: cfg.JobOptions(), Channels: cfg.Channels,
 		WhiteAppSecret: cfg.WhiteAppSecret, WhiteVerifyToken: cfg.WhiteVerifyToken,
 		Prices: Prices(cfg), Campaigns: campaign.Limited{KeyValue: campaignsKV, Max: cfg.CampaignsMaxPerTenant}, GreyWebhookToken: cfg.GreyWebhookToken, DLRSecret: []byte(cfg.SMSDLRSecret),
@@ -413,6 +414,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		Logger: log, Metrics: metrics, MetricsHandler: mh, Pprof: cfg.Pprof,
 		WebhookMaxInFlight: cfg.WebhookMaxInFlight, APIRate: cfg.APIRate, APIBurst: cfg.APIBurst,
 		APIMaxInFlightBytes: int64(cfg.APIMaxInFlightBytes),
+		// The console (/console/) signs in with the same keys and calls this API in-process.
+		Console: console.New(console.Config{Keys: cfg.Tenants(), AdminKeys: cfg.Admins(), Fleet: apiFleet, Records: store,
+			JS: js, Campaigns: campaignsKV, Region: cfg.DefaultRegion, Logger: log}).Mount,
 	})
 	if parts.API {
 		ln := parts.Listener
