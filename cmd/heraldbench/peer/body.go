@@ -60,7 +60,8 @@ func Body(j Job) ([]byte, error) {
 	}
 	to := strings.TrimPrefix(j.To, "+")
 	if to == "" || strings.Trim(to, "0123456789") != "" {
-		return nil, fmt.Errorf("to: %q is not an E.164 number", j.To)
+		// The number itself stays out of the error: errors are logged.
+		return nil, fmt.Errorf("to: not an E.164 number (%d characters)", len(j.To))
 	}
 	ref := j.ID
 	if j.Tenant != "" {

@@ -35,8 +35,8 @@ func TestBodyRefuses(t *testing.T) {
 		{"unknown template", func(j *Job) { j.Template = "nope" }, `template: unknown template "nope"`},
 		{"missing parameter", func(j *Job) { delete(j.Params, "until") }, "params.until: missing"},
 		{"missing button", func(j *Job) { delete(j.Buttons, "0") }, "buttons.0: missing"},
-		{"letters in the number", func(j *Job) { j.To = "+7900abc" }, `to: "+7900abc" is not an E.164 number`},
-		{"no number", func(j *Job) { j.To = "" }, "to: "},
+		{"letters in the number", func(j *Job) { j.To = "+7900abc" }, "to: not an E.164 number (8 characters)"},
+		{"no number", func(j *Job) { j.To = "" }, "to: not an E.164 number (0 characters)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
