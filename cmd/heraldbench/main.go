@@ -14,7 +14,10 @@
 //   - pool (issue 14): one tenant's pool of white numbers (a fleet file) drained by several
 //     workers; the pool's rate against the sum of the numbers' caps, the worst second per number;
 //   - import (issue 6): a generated CSV imported into JetStream next to the raw async
-//     publish rate, and `herald import` as a child process when the binary has it.
+//     publish rate, and `herald import` as a child process when the binary has it;
+//   - dev (issue 17): `herald dev` as one process with its defaults, on the embedded store and
+//     on redis-server from the PATH, sent one batch through the API; time to accept, records
+//     right after the answer, send rate against the cap, status webhooks delivered, its CPU.
 //
 // -quick runs every section small (well under a minute) to check the program works.
 package main
@@ -43,12 +46,13 @@ type options struct {
 	pacing                   pacingOpts
 	pool                     poolOpts
 	importRows               int
+	dev                      devOpts
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.out, "out", "", "write the report to this file (BENCHMARKS.md); it is always printed")
-	flag.StringVar(&o.only, "only", "e2e,pacing,pool,import", "sections to run, comma-separated")
+	flag.StringVar(&o.only, "only", "e2e,pacing,pool,import,dev", "sections to run, comma-separated")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes and one round: checks the program works in under a minute")
 	flag.BoolVar(&o.keep, "keep", false, "keep the processes' logs and data directory")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per measurement; medians are reported")
@@ -71,6 +75,7 @@ func main() {
 	flag.IntVar(&o.pool.workers, "pool-workers", 4, "pool: worker processes")
 	flag.IntVar(&o.pool.jobs, "pool-jobs", 40_000, "pool: bulk backlog")
 	flag.IntVar(&o.importRows, "import-rows", 1_000_000, "import: generated rows")
+	flag.IntVar(&o.dev.jobs, "dev-jobs", 5_000, "dev: jobs in the batch posted to herald dev")
 	flag.Parse()
 	o.pacing.txnPerSec, o.pacing.pairInterval = 20, 6*time.Second
 	o.pacing.repeat = max(o.pacing.repeat, 1)
@@ -80,6 +85,7 @@ func main() {
 		o.pacing.bulk = 2_000
 		o.pool.jobs = 4_000
 		o.importRows = 50_000
+		o.dev.jobs = 400
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -97,17 +103,19 @@ type results struct {
 	pool    []poolRound
 	imports []importRound
 	cli     cliState
+	dev     []devRound
+	devNote string // why a dev store was not measured
 }
 
 func run(ctx context.Context, o options) error {
 	sections := map[string]bool{}
 	for _, s := range strings.Split(o.only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "e2e", "pacing", "pool", "import":
+		case "e2e", "pacing", "pool", "import", "dev":
 			sections[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown section %q (e2e, pacing, pool, import)", s)
+			return fmt.Errorf("-only: unknown section %q (e2e, pacing, pool, import, dev)", s)
 		}
 	}
 	root, err := os.MkdirTemp("", "heraldbench-")
@@ -190,6 +198,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if sections["import"] {
 		if err := runImports(ctx, root, b, o, &res); err != nil {
+			return err
+		}
+	}
+	if sections["dev"] {
+		if err := runDev(ctx, root, b, o, &res); err != nil {
 			return err
 		}
 	}

@@ -70,6 +70,9 @@ func render(o options, res *results, took time.Duration) string {
 	if res.imports != nil {
 		renderImport(&b, o, res)
 	}
+	if res.dev != nil {
+		renderDev(&b, o, res.dev, res.devNote)
+	}
 	return b.String()
 }
 
