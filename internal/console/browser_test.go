@@ -137,6 +137,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	do("sign in", chromedp.SendKeys(chromedp.CSS("#key"), harness.APIKey), chromedp.Click(chromedp.CSS("#sign-in")),
 		chromedp.WaitVisible(chromedp.CSS("#lanes")))
 	wait("the overview's live figures", `document.body.dataset.live !== undefined`)
+	if s := text("#sender-health tbody"); !strings.Contains(s, "white") {
+		t.Fatalf("sender health: %q", s)
+	}
 	shot("02-overview")
 
 	// 2. Import a small campaign; two numbers are not on WhatsApp and fail.
@@ -216,11 +219,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	do("type a template", chromedp.SendKeys(chromedp.CSS("#lint-input"), promo))
-	wait("a promotional finding", `!!document.querySelector('#lint-findings .finding[data-code^="promo"]')`)
+	wait("a promotional finding, an error", `!!document.querySelector('#lint-findings .finding.error[data-code="promo_in_utility"]')`)
 	shot("10-templates")
 
 	// The other pages, keyboard-reachable and labelled.
 	do("senders", chromedp.Navigate(base+"senders"), chromedp.WaitVisible(chromedp.CSS("#senders")))
+	if s := text("#senders tbody"); !strings.Contains(s, "white") || !strings.Contains(s, "sms") {
+		t.Fatalf("senders: %q", s)
+	}
 	shot("11-senders")
 	do("suppressions", chromedp.Navigate(base+"suppressions"), chromedp.WaitVisible(chromedp.CSS("#suppression-form")),
 		chromedp.SendKeys(chromedp.CSS("#c-phone"), "+79000000906"), chromedp.Click(chromedp.CSS("#s-change")),

@@ -54,7 +54,7 @@ type overview struct {
 func (h *handlers) overviewNow(ctx context.Context, u *user, withDLQ bool, prev *overview) overview {
 	o := overview{At: h.c.cfg.Now().UTC(), Lanes: h.lanes(ctx)}
 	var res struct {
-		Data []api.SenderView `json:"data"`
+		Data []api.SenderView `json:"senders"`
 	}
 	if _, err := h.callAPI(ctx, u, http.MethodGet, "/v1/senders", nil, &res); err != nil {
 		o.SendersError = err.Error()

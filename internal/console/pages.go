@@ -232,7 +232,7 @@ func filterQuery(f dlqFilter, flash string) string {
 
 func (h *handlers) senders(w http.ResponseWriter, r *http.Request, u *user) {
 	var res struct {
-		Data []api.SenderView `json:"data"`
+		Data []api.SenderView `json:"senders"`
 	}
 	p := page{Title: "Senders", Nav: "senders", User: u, Stream: "overview"}
 	if _, err := h.callAPI(r.Context(), u, http.MethodGet, "/v1/senders", nil, &res); err != nil {

@@ -76,6 +76,10 @@
         }
         setFigure(tr, "n", c.states[s]);
       });
+      // A state no job is in any more is left out of the counts: it shows 0.
+      tb.querySelectorAll("tr[data-state]").forEach(function (tr) {
+        if (!(c.states || {})[tr.getAttribute("data-state")]) setFigure(tr, "n", 0);
+      });
     }
   }
 
