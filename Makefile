@@ -22,10 +22,11 @@ run: ## run everything in one process (herald dev): embedded NATS and Redis, sim
 	$(GO) run ./cmd/herald dev
 
 .PHONY: deps
-deps: ## install what the tests need: redis-server and kannel (Debian), helm (Go module proxy)
+deps: ## install what the tests need: redis-server, kannel and chromium (Debian), helm (Go module proxy)
 	@missing=; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	{ command -v bearerbox >/dev/null 2>&1 || test -x /usr/sbin/bearerbox; } || missing="$$missing kannel"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (Debian packages)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
