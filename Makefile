@@ -50,6 +50,8 @@ test-short: ## run the tests without the race detector (faster)
 
 .PHONY: bench
 bench: deps build ## run the benchmarks and write BENCHMARKS.md
+	@# The asynq peer is a module of its own (only this target builds it): its tests first.
+	cd cmd/heraldbench/peer && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 	$(GO) run ./cmd/heraldbench -out BENCHMARKS.md
 
 .PHONY: chaos
