@@ -108,16 +108,14 @@ func (s *Store) JobsTo(ctx context.Context, tenant, to string) ([]string, error)
 // retry (creating is idempotent) indexes it.
 type Indexing struct{ *Store }
 
-// Create implements the API's Store: it creates rec, then indexes it.
+// Create implements the API's Store: it creates rec, then indexes it (also when the record
+// existed: a worker may have created it first, and indexing again changes nothing).
 func (s Indexing) Create(ctx context.Context, rec *Record) (bool, *Record, error) {
 	created, existing, err := s.Store.Create(ctx, rec)
 	if err != nil {
 		return created, existing, err
 	}
-	if existing == nil {
-		err = s.Index(ctx, []*Record{rec})
-	}
-	return created, existing, err
+	return created, existing, s.Index(ctx, []*Record{rec})
 }
 
 // CreateMany implements the API's Store: it creates recs, then indexes them.
