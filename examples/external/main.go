@@ -323,8 +323,10 @@ func newTemplates() (templatesMap, error) {
 	return templatesMap{defaultTenant: {"order_ready.en": order, "bonus_expiring.en": bonus}}, nil
 }
 
-// Lookup returns tenant's approved definition (what WhatsApp may be sent).
-func (t templatesMap) Lookup(tenant, name, language string) (*worker.Definition, error) {
+// LookupIn returns tenant's approved definition (what WhatsApp may be sent). This service
+// sends from one number, so every definition belongs to its one WhatsApp Business Account
+// and waba is not looked at.
+func (t templatesMap) LookupIn(tenant, name, language, _ string) (*worker.Definition, error) {
 	d, err := t.Definition(tenant, name, language)
 	if err != nil {
 		return nil, err
