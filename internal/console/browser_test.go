@@ -109,8 +109,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("%s: %v\n%s", what, err, html)
 		}
 	}
 	// wait polls a JavaScript predicate until it holds.
@@ -197,6 +200,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#replay-failed")), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	if f := text("#flash"); !strings.Contains(f, "Replayed 2 of 2") {
 		t.Fatalf("replay flash: %q", f)
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		return h.Record("nov-bonus-000002").State == status.Delivered && h.Record("nov-bonus-000004").State == status.Delivered
+	}, "the replayed jobs delivered")
+	do("the replay's outcome", chromedp.Click(chromedp.CSS("#refresh-outcome")), chromedp.WaitVisible(chromedp.CSS("#replayed")))
+	if s := text("#replayed tbody"); strings.Count(s, "delivered") != 2 || !strings.Contains(s, "nov-bonus-000004") {
+		t.Fatalf("the replay's outcome: %q", s)
 	}
 	shot("08-replayed")
 	do("campaign after replay", chromedp.Navigate(base+"campaigns/nov-bonus"), chromedp.WaitVisible(chromedp.CSS("#states")))

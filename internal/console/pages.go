@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"net/url"
@@ -119,6 +120,12 @@ type dlqPage struct {
 	Rows    []letterRow
 	Reasons []string
 	Total   int
+	// Replayed are the jobs of the last replay, with their state now; ReplayedQuery reloads
+	// the page to see them progress. It is the request's query encoded anew (every byte
+	// escaped), so it is safe in the link's href as it is; a plain string would be escaped
+	// as one query value there, "=" and "&" included.
+	Replayed      []recipientRow
+	ReplayedQuery template.URL
 }
 
 // letters reads the DLQ for the session: a tenant's own letters; an operator's of the
@@ -176,7 +183,8 @@ func (h *handlers) deadLetters(w http.ResponseWriter, r *http.Request, u *user) 
 	for _, l := range rows {
 		reasons[l.Reason] = true
 	}
-	dp := dlqPage{Filter: f, Total: len(rows)}
+	dp := dlqPage{Filter: f, Total: len(rows), Replayed: h.outcomes(r.Context(), u, r.URL.Query().Get("replayed")),
+		ReplayedQuery: template.URL(r.URL.Query().Encode())}
 	for k := range reasons {
 		dp.Reasons = append(dp.Reasons, k)
 	}
@@ -218,12 +226,45 @@ func (h *handlers) replay(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 	}
 	n, err := dlq.Replay(r.Context(), h.c.cfg.JS, chosen, nil)
-	msg := fmt.Sprintf("Replayed %d of %d; their jobs are queued again (lookup shows each one's outcome).", n, len(chosen))
+	msg := fmt.Sprintf("Replayed %d of %d; their jobs are queued again.", n, len(chosen))
 	if err != nil {
 		msg = fmt.Sprintf("Replay stopped after %d of %d: %v", n, len(chosen), err)
 	}
 	h.c.log.Info("console: dead letters replayed", "tenant", u.Tenant, "operator", u.Operator, "replayed", n)
-	http.Redirect(w, r, "/console/dlq?"+filterQuery(f, msg), http.StatusSeeOther)
+	var refs []string
+	for _, l := range chosen[:min(len(chosen), maxOutcomes)] {
+		refs = append(refs, job.Ref(l.Tenant, l.JobID))
+	}
+	q := filterQuery(f, msg) + "&" + url.Values{"replayed": {strings.Join(refs, ",")}}.Encode()
+	http.Redirect(w, r, "/console/dlq?"+q, http.StatusSeeOther)
+}
+
+// maxOutcomes bounds the replayed jobs whose outcome the page after a replay shows.
+const maxOutcomes = 100
+
+// outcomes reads the records of replayed jobs (refs "tenant/id"): a tenant's own only.
+func (h *handlers) outcomes(ctx context.Context, u *user, list string) []recipientRow {
+	var refs []string
+	for _, ref := range strings.Split(list, ",") {
+		t, _, ok := strings.Cut(ref, "/")
+		if ok && (u.Operator != "" || t == u.Tenant) && len(refs) < maxOutcomes {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	recs, err := h.c.cfg.Records.GetMany(ctx, refs)
+	if err != nil {
+		return nil
+	}
+	var out []recipientRow
+	for _, rec := range recs {
+		if rec != nil {
+			out = append(out, rowOf(rec))
+		}
+	}
+	return out
 }
 
 func filterQuery(f dlqFilter, flash string) string {
