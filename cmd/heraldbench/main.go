@@ -17,7 +17,10 @@
 //     publish rate, and `herald import` as a child process when the binary has it;
 //   - dev (issue 17): `herald dev` as one process with its defaults, on the embedded store and
 //     on redis-server from the PATH, sent one batch through the API; time to accept, records
-//     right after the answer, send rate against the cap, status webhooks delivered, its CPU.
+//     right after the answer, send rate against the cap, status webhooks delivered, its CPU;
+//   - memory (issue 16): what a finished notification leaves in Redis (used_memory, and
+//     MEMORY USAGE by kind of key) and in JetStream (bytes per stream), and the Redis calls
+//     it cost, without webhooks and with a sent, delivered and read history.
 //
 // -quick runs every section small (well under a minute) to check the program works.
 package main
@@ -47,12 +50,13 @@ type options struct {
 	pool                     poolOpts
 	importRows               int
 	dev                      devOpts
+	mem                      memOpts
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.out, "out", "", "write the report to this file (BENCHMARKS.md); it is always printed")
-	flag.StringVar(&o.only, "only", "e2e,pacing,pool,import,dev", "sections to run, comma-separated")
+	flag.StringVar(&o.only, "only", "e2e,pacing,pool,import,dev,memory", "sections to run, comma-separated")
 	flag.BoolVar(&o.quick, "quick", false, "small sizes and one round: checks the program works in under a minute")
 	flag.BoolVar(&o.keep, "keep", false, "keep the processes' logs and data directory")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per measurement; medians are reported")
@@ -76,7 +80,13 @@ func main() {
 	flag.IntVar(&o.pool.jobs, "pool-jobs", 40_000, "pool: bulk backlog")
 	flag.IntVar(&o.importRows, "import-rows", 1_000_000, "import: generated rows")
 	flag.IntVar(&o.dev.jobs, "dev-jobs", 5_000, "dev: jobs in the batch posted to herald dev")
+	flag.IntVar(&o.mem.jobs, "memory-jobs", 5_000, "memory: jobs per round")
+	flag.DurationVar(&o.mem.settle, "memory-settle", 2*time.Second, "memory: wait after the last send or webhook before the servers are read")
+	memEnv := flag.String("memory-env", "", "memory: KEY=VALUE,... added to the worker's and the API's environment (e.g. HERALD_HOT_TTL=1s)")
 	flag.Parse()
+	if *memEnv != "" {
+		o.mem.env = strings.Split(*memEnv, ",")
+	}
 	o.pacing.txnPerSec, o.pacing.pairInterval = 20, 6*time.Second
 	o.pacing.repeat = max(o.pacing.repeat, 1)
 	if o.quick {
@@ -86,6 +96,7 @@ func main() {
 		o.pool.jobs = 4_000
 		o.importRows = 50_000
 		o.dev.jobs = 400
+		o.mem.jobs = 1_000
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -105,17 +116,18 @@ type results struct {
 	cli     cliState
 	dev     []devRound
 	devNote string // why a dev store was not measured
+	memory  []memRound
 }
 
 func run(ctx context.Context, o options) error {
 	sections := map[string]bool{}
 	for _, s := range strings.Split(o.only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "e2e", "pacing", "pool", "import", "dev":
+		case "e2e", "pacing", "pool", "import", "dev", "memory":
 			sections[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown section %q (e2e, pacing, pool, import, dev)", s)
+			return fmt.Errorf("-only: unknown section %q (e2e, pacing, pool, import, dev, memory)", s)
 		}
 	}
 	root, err := os.MkdirTemp("", "heraldbench-")
@@ -203,6 +215,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if sections["dev"] {
 		if err := runDev(ctx, root, b, o, &res); err != nil {
+			return err
+		}
+	}
+	if sections["memory"] {
+		if err := runMemory(ctx, root, b, o, &res); err != nil {
 			return err
 		}
 	}

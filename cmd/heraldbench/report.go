@@ -73,6 +73,9 @@ func render(o options, res *results, took time.Duration) string {
 	if res.dev != nil {
 		renderDev(&b, o, res.dev, res.devNote)
 	}
+	if res.memory != nil {
+		renderMemory(&b, o, res.memory)
+	}
 	return b.String()
 }
 
