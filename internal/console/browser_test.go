@@ -166,6 +166,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("import flash: %q", f)
 	}
 	wait("progress reaches 100% (pushed over SSE)", `document.getElementById("percent").textContent === "100"`)
+	// The server-paged tables follow the live figures: no recipient is left shown as queued,
+	// and the channel that sent shows its messages.
+	wait("the recipients and channels tables refreshed", `(function(){`+
+		`const st=Array.from(document.querySelectorAll('#recipients tbody td:nth-child(3)')).map(function(td){return td.textContent;});`+
+		`return st.length===6 && st.indexOf('queued')<0 && document.querySelectorAll('#channels tbody tr').length>0;})()`)
 	shot("04-campaign")
 	do("campaign list", chromedp.Navigate(base+"campaigns"), chromedp.WaitVisible(chromedp.CSS(`tr[data-campaign="nov-bonus"]`)))
 	wait("the list's live progress", `document.querySelector('tr[data-campaign="nov-bonus"] [data-f=percent]').textContent === "100"`)

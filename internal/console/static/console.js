@@ -83,6 +83,33 @@
     }
   }
 
+  // A campaign page's tables are rendered by the server (the recipients are paged there, so
+  // a million rows stay fast): when the live figures say jobs moved, the same page is fetched
+  // again and its recipients and channels tables replace these, at most once a second.
+  const shownDone = document.querySelector('#campaign [data-f="done"]');
+  let lastDone = shownDone ? shownDone.textContent : null, refreshing = false, again = false;
+  function refreshTables() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(location.href, { credentials: "same-origin" })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        const doc = new DOMParser().parseFromString(html, "text/html");
+        ["#recipients tbody", "#channels tbody"].forEach(function (sel) {
+          const fresh = doc.querySelector(sel), old = document.querySelector(sel);
+          if (fresh && old) old.replaceWith(fresh);
+        });
+        body.setAttribute("data-tables", String(Date.now()));
+      })
+      .catch(function () {})
+      .finally(function () {
+        setTimeout(function () {
+          refreshing = false;
+          if (again) { again = false; refreshTables(); }
+        }, 1000);
+      });
+  }
+
   const topic = body.getAttribute("data-stream");
   if (topic && window.EventSource) {
     const es = new EventSource("/console/events?topic=" + encodeURIComponent(topic));
@@ -93,7 +120,13 @@
         const row = document.querySelector('tr[data-campaign="' + c.name + '"]');
         if (row) onCampaign(row, c);
       });
-      else if (!d.error) onCampaign(document.getElementById("campaign"), d);
+      else if (!d.error) {
+        onCampaign(document.getElementById("campaign"), d);
+        if (document.getElementById("recipients") && String(d.done) !== lastDone) {
+          lastDone = String(d.done);
+          refreshTables();
+        }
+      }
       body.setAttribute("data-live", String(Date.now()));
     };
   }
