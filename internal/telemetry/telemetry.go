@@ -43,7 +43,18 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	opts.ReplaceAttr = durationText
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationText writes a duration as Go spells it ("30s", "1.5ms") in JSON logs, as the text
+// handler does: the JSON handler's default, integer nanoseconds, is what nobody reading a log
+// line or writing a query wants ("timeout":30000000000).
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // Provider owns the process's tracer and meter providers and the Prometheus registry.
