@@ -36,6 +36,8 @@ const (
 	devGreyInstance = "1101000001"
 	devAppSecret    = "dev-app-secret"
 	devVerifyToken  = "dev-verify-token"
+	// devHTTPAddr is dev's API address when HERALD_HTTP_ADDR is not set.
+	devHTTPAddr = "127.0.0.1:8080"
 )
 
 // cmdDev runs everything in one process: embedded nats-server (data in ./.herald), a
@@ -43,6 +45,11 @@ const (
 // with an append-only file, else the embedded one with its snapshot, both in ./.herald), the
 // provider simulator, the API and a worker, with the sample templates loaded.
 func cmdDev(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
+	// The API listens on loopback unless told otherwise: dev's key is printed in the README,
+	// so a dev on every interface would take notifications from anyone on the network.
+	if _, set := os.LookupEnv("HERALD_HTTP_ADDR"); !set {
+		cfg.HTTPAddr = devHTTPAddr
+	}
 	return runDev(ctx, cfg, log, out, devEnv{
 		DataDir: os.Getenv("HERALD_DATA_DIR"), SimAddr: os.Getenv("HERALD_SIM_ADDR"),
 		RedisServer: os.Getenv(embedded.RedisServerEnv),
