@@ -230,9 +230,14 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	if why := recordWait(rec); why != "" {
 		fmt.Fprintln(stdout, why)
 	}
+	hist, _ := rec["history"].([]any)
+	if len(hist) == 0 {
+		// Suppressed, canceled, queued or waiting: nothing was tried yet (or ever will be).
+		fmt.Fprintln(stdout, "no attempt on any channel")
+		return nil
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AT\tCHANNEL\tSTATE\tPROVIDER ID\tCODE\tREASON")
-	hist, _ := rec["history"].([]any)
 	for _, h := range hist {
 		a, _ := h.(map[string]any)
 		// A row per state change: the attempt as sent, then each report that changed it.
