@@ -105,6 +105,7 @@ func StreamOptions(cfg *config.Config) streams.Options {
 		DuplicateWindow: cfg.DuplicateWindow,
 		AckWait:         AckWait(cfg),
 		CampaignsMaxAge: cfg.StatusTTL,
+		HistoryMaxAge:   cfg.StatusTTL,
 	}
 }
 
@@ -240,7 +241,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 	}
 	// A process may start while a NATS node restarts or a stream elects its leader: the
 	// start-up steps are retried for a while rather than ending the process.
-	var kv, campaignsKV jetstream.KeyValue
+	var kv, campaignsKV, historyKV jetstream.KeyValue
 	if err := retryStart(ctx, log, "provision JetStream", func(ctx context.Context) error {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -251,7 +252,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		if kv, err = js.KeyValue(ectx, streams.TemplatesKV); err != nil {
 			return err
 		}
-		campaignsKV, err = js.KeyValue(ectx, streams.CampaignsKV)
+		if campaignsKV, err = js.KeyValue(ectx, streams.CampaignsKV); err != nil {
+			return err
+		}
+		historyKV, err = js.KeyValue(ectx, streams.HistoryKV)
 		return err
 	}); err != nil {
 		return err
@@ -264,7 +268,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemet
 		return fmt.Errorf("redis autopipeline: %w", err)
 	}
 	defer ap.Close()
-	store := status.NewStore(rdb, cfg.StatusTTL, nil).Pipelined(ap).ForBusiness(cfg.WhitePhoneNumberID)
+	// Finished records move to the history bucket after HERALD_HOT_TTL: every reader below
+	// (API, console, webhooks) goes through this store and finds them there. The archivers
+	// outlive the parts (a draining worker still finishes records) and stop last.
+	archiveCtx, stopArchive := context.WithCancel(context.WithoutCancel(ctx))
+	archive := status.NewArchive(archiveCtx, historyKV, log)
+	defer func() {
+		stopArchive()
+		archive.Wait()
+	}()
+	store := status.NewStore(rdb, cfg.StatusTTL, nil).Pipelined(ap).ForBusiness(cfg.WhitePhoneNumberID).
+		WithArchive(archive, cfg.HotTTL)
 	var metrics *telemetry.Metrics
 	if tel != nil {
 		metrics = tel.Metrics

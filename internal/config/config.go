@@ -141,6 +141,10 @@ type Config struct {
 	SendTimeout time.Duration `envconfig:"HERALD_SEND_TIMEOUT" default:"15s"`
 	// StatusTTL is how long status records (and so the idempotency of a job id) are kept.
 	StatusTTL time.Duration `envconfig:"HERALD_STATUS_TTL" default:"720h"`
+	// HotTTL is how long a finished record (status.Finished) stays in Redis once its copy is
+	// in the history bucket: readers then find it in JetStream, and Redis keeps only a
+	// tombstone (under 90 bytes) that keeps the id idempotent for StatusTTL.
+	HotTTL time.Duration `envconfig:"HERALD_HOT_TTL" default:"24h"`
 	// CampaignsMaxPerTenant caps each tenant's campaigns (entries in the herald-campaigns
 	// bucket): every worker holds the canceled ones in memory and reads them all at start.
 	// An entry lives StatusTTL after its last change.
@@ -401,6 +405,9 @@ func (c *Config) validate() []error {
 	}
 	if c.StatusTTL < time.Hour {
 		bad("STATUS_TTL", "must be at least 1h (it bounds how long a job id stays idempotent)")
+	}
+	if c.HotTTL < time.Minute || c.HotTTL > c.StatusTTL {
+		bad("HOT_TTL", "must be at least 1m and at most HERALD_STATUS_TTL (how long a finished record stays in Redis)")
 	}
 	if c.CampaignsMaxPerTenant < 1 || c.CampaignsMaxPerTenant > 100000 {
 		bad("CAMPAIGNS_MAX_PER_TENANT", "must be 1-100000 (each tenant's campaigns, held by every worker)")

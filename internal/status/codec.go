@@ -100,14 +100,18 @@ func attemptReply(res []string) (old string, rec *Record, err error) {
 }
 
 // createReply reads create.lua's reply: 1 and an empty string when it created the record, else
-// 0 and the existing record's JSON.
-func createReply(res []any) (created bool, raw string, err error) {
-	if len(res) != 2 {
-		return false, "", fmt.Errorf("status create: unexpected reply %v", res)
+// 0 and the existing record's JSON, or 0, an empty string and the tombstone (gone) of a
+// record that left Redis for the history.
+func createReply(res []any) (created bool, raw, gone string, err error) {
+	if len(res) != 2 && len(res) != 3 {
+		return false, "", "", fmt.Errorf("status create: unexpected reply %v", res)
 	}
 	n, _ := res[0].(int64)
 	raw, _ = res[1].(string)
-	return n == 1, raw, nil
+	if len(res) == 3 {
+		gone, _ = res[2].(string)
+	}
+	return n == 1, raw, gone, nil
 }
 
 // settleReply reads settle.lua's {old state, record JSON, 'ok'|'busy'}.

@@ -30,6 +30,8 @@ var (
 	luaStatus string
 	//go:embed lua/create.lua
 	luaCreate string
+	//go:embed lua/retire.lua
+	luaRetire string
 )
 
 var (
@@ -38,7 +40,21 @@ var (
 	scriptSettle  = redis.NewScript(luaCommon + luaSettle)
 	scriptStatus  = redis.NewScript(luaCommon + luaStatus)
 	scriptCreate  = redis.NewScript(luaCommon + luaCreate)
+	scriptRetire  = redis.NewScript(luaCommon + luaRetire)
 )
+
+// scriptArgs is what every args type below provides: its script and the KEYS and ARGV
+// lists in the order of the script's header.
+type scriptArgs interface {
+	script() *redis.Script
+	keys() []string
+	argv() []any
+}
+
+// run runs a's script with its KEYS and ARGV through sc.
+func run(ctx context.Context, sc redis.Scripter, a scriptArgs) *redis.Cmd {
+	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
+}
 
 // boolArg is a flag as the scripts test it: '1' or '0'.
 func boolArg(b bool) string {
@@ -57,6 +73,7 @@ type beginArgs struct {
 	TenantSuppressed string `lua:"tenant_suppressed"`
 	Marketing        string `lua:"marketing"`
 	MarketingAll     string `lua:"marketing_all"`
+	Done             string `lua:"done"`
 
 	// ARGV
 	Owner   string `lua:"owner"`
@@ -78,16 +95,12 @@ type beginArgs struct {
 func (a *beginArgs) script() *redis.Script { return scriptBegin }
 
 func (a *beginArgs) keys() []string {
-	return []string{a.Record, a.Suppressed, a.Window, a.TenantSuppressed, a.Marketing, a.MarketingAll}
+	return []string{a.Record, a.Suppressed, a.Window, a.TenantSuppressed, a.Marketing, a.MarketingAll, a.Done}
 }
 
 func (a *beginArgs) argv() []any {
 	return []any{a.Owner, a.LeaseMS, a.Initial, a.To, a.TTLMS, a.Now, boolArg(a.Replay),
 		a.CheckIdx, boolArg(a.Deadline), a.DeadlineReason, boolArg(a.IsMarketing)}
-}
-
-func (a *beginArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {
-	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
 }
 
 // attemptArgs are the KEYS and ARGV of attempt.lua.
@@ -122,14 +135,11 @@ func (a *attemptArgs) argv() []any {
 		a.Now, a.TTLMS, a.Attempts, a.JobRef, a.NextChannel, a.Segments, a.DeadLetter}
 }
 
-func (a *attemptArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {
-	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
-}
-
 // settleArgs are the KEYS and ARGV of settle.lua.
 type settleArgs struct {
 	// KEYS
 	Record string `lua:"record"`
+	Done   string `lua:"done"`
 
 	// ARGV
 	Owner string `lua:"owner"`
@@ -144,14 +154,10 @@ type settleArgs struct {
 
 func (a *settleArgs) script() *redis.Script { return scriptSettle }
 
-func (a *settleArgs) keys() []string { return []string{a.Record} }
+func (a *settleArgs) keys() []string { return []string{a.Record, a.Done} }
 
 func (a *settleArgs) argv() []any {
 	return []any{a.Owner, a.State, a.Reason, a.Now, a.TTLMS, a.Initial}
-}
-
-func (a *settleArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {
-	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
 }
 
 // statusArgs are the KEYS and ARGV of status.lua.
@@ -168,6 +174,8 @@ type statusArgs struct {
 	TTLMS     int64  `lua:"ttl_ms"`
 	Fallback  bool   `lua:"fallback"`
 	Channel   string `lua:"channel"`
+	// Archived is the record JSON from the history bucket when Redis has none.
+	Archived string `lua:"archived"`
 }
 
 func (a *statusArgs) script() *redis.Script { return scriptStatus }
@@ -175,17 +183,14 @@ func (a *statusArgs) script() *redis.Script { return scriptStatus }
 func (a *statusArgs) keys() []string { return []string{a.Record} }
 
 func (a *statusArgs) argv() []any {
-	return []any{a.MessageID, a.State, a.Code, a.Reason, a.Now, a.TTLMS, boolArg(a.Fallback), a.Channel}
-}
-
-func (a *statusArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {
-	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
+	return []any{a.MessageID, a.State, a.Code, a.Reason, a.Now, a.TTLMS, boolArg(a.Fallback), a.Channel, a.Archived}
 }
 
 // createArgs are the KEYS and ARGV of create.lua.
 type createArgs struct {
 	// KEYS
 	Record string `lua:"record"`
+	Done   string `lua:"done"`
 
 	// ARGV
 	Initial []byte `lua:"initial"`
@@ -197,10 +202,25 @@ type createArgs struct {
 
 func (a *createArgs) script() *redis.Script { return scriptCreate }
 
-func (a *createArgs) keys() []string { return []string{a.Record} }
+func (a *createArgs) keys() []string { return []string{a.Record, a.Done} }
 
 func (a *createArgs) argv() []any { return []any{a.Initial, a.TTLMS, a.Campaign, a.State} }
 
-func (a *createArgs) run(ctx context.Context, sc redis.Scripter) *redis.Cmd {
-	return a.script().Run(ctx, sc, a.keys(), a.argv()...)
+// retireArgs are the KEYS and ARGV of retire.lua.
+type retireArgs struct {
+	// KEYS
+	Record string `lua:"record"`
+	Done   string `lua:"done"`
+
+	// ARGV
+	Archived string `lua:"archived"`
+	HotMS    int64  `lua:"hot_ms"`
+	TTLMS    int64  `lua:"ttl_ms"`
+	State    string `lua:"state"`
 }
+
+func (a *retireArgs) script() *redis.Script { return scriptRetire }
+
+func (a *retireArgs) keys() []string { return []string{a.Record, a.Done} }
+
+func (a *retireArgs) argv() []any { return []any{a.Archived, a.HotMS, a.TTLMS, a.State} }

@@ -10,13 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// scriptArgs is what every args type in scripts.go provides.
-type scriptArgs interface {
-	script() *redis.Script
-	keys() []string
-	argv() []any
-}
-
 var (
 	// headerLine is a KEYS or ARGV entry of a script's header: "-- ARGV[2] lease_ms: ...".
 	headerLine = regexp.MustCompile(`^-- (KEYS|ARGV)\[(\d+)\] ([a-z_]+):`)
@@ -116,6 +109,7 @@ func TestScriptArgsOrder(t *testing.T) {
 		{"settle.lua", luaSettle, &settleArgs{}},
 		{"status.lua", luaStatus, &statusArgs{}},
 		{"create.lua", luaCreate, &createArgs{}},
+		{"retire.lua", luaRetire, &retireArgs{}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()

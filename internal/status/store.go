@@ -4,8 +4,9 @@
 // redelivered messages and out-of-order webhooks never corrupt a record or move it backwards.
 //
 // record.go holds the record and its states, codec.go its JSON and the scripts' replies,
-// scripts.go the scripts and their arguments, store.go the Store and campaign.go the
-// campaign counters.
+// scripts.go the scripts and their arguments, store.go the Store, campaign.go the
+// campaign counters and archive.go the history: finished records leave Redis for a
+// JetStream bucket after HERALD_HOT_TTL, and reads fall back to it.
 package status
 
 import (
@@ -76,6 +77,10 @@ type Store struct {
 	business string
 	ttl      time.Duration
 	now      func() time.Time
+	// arch, when set, is the history finished records move to, hot how long they stay in
+	// Redis after (see archive.go).
+	arch *Archive
+	hot  time.Duration
 }
 
 // NewStore returns a Store keeping records for ttl. now is the clock for record times
@@ -92,6 +97,19 @@ func NewStore(rdb redis.UniversalClient, ttl time.Duration, now func() time.Time
 func (s *Store) ForBusiness(id string) *Store {
 	c := *s
 	c.business = id
+	return &c
+}
+
+// WithArchive returns a copy of s that moves finished records (Finished) to the history a
+// and keeps them in Redis for hot only (HERALD_HOT_TTL, at most the store's TTL), leaving a
+// tombstone that keeps their ids idempotent for the store's TTL; its reads fall back to the
+// history. Without it records stay in Redis for the whole TTL.
+func (s *Store) WithArchive(a *Archive, hot time.Duration) *Store {
+	c := *s
+	if hot <= 0 {
+		hot = s.ttl
+	}
+	c.arch, c.hot = a, min(hot, s.ttl)
 	return &c
 }
 
@@ -175,6 +193,7 @@ func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.
 		TenantSuppressed: SuppressedKey(j.Tenant),
 		Marketing:        MarketingKey(j.Tenant),
 		MarketingAll:     MarketingKey(""),
+		Done:             doneKey(j.Ref()),
 		IsMarketing:      j.Marketing,
 		Owner:            owner,
 		LeaseMS:          lease.Milliseconds(),
@@ -187,11 +206,20 @@ func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.
 	if check != nil {
 		a.CheckIdx, a.Deadline, a.DeadlineReason = strconv.Itoa(check.Idx), check.Deadline, check.Reason
 	}
-	res, err := a.run(ctx, s.sc).Slice()
+	res, err := run(ctx, s.sc, &a).Slice()
 	if err != nil {
 		return Admission{}, fmt.Errorf("status begin: %w", err)
 	}
-	return beginReply(res)
+	if v, _ := res[0].(string); v == "gone" {
+		state, _ := res[1].(string)
+		return Admission{Verdict: Done, Record: s.archived(ctx, j.Ref(), state)}, nil
+	}
+	adm, err := beginReply(res)
+	if err == nil && adm.Verdict != Done {
+		raw, _ := res[1].(string)
+		s.retire(ctx, raw, adm.Record)
+	}
+	return adm, err
 }
 
 // Mode of an attempt outcome.
@@ -243,11 +271,15 @@ func (s *Store) Attempt(ctx context.Context, ref, owner string, o Outcome) (old 
 		Segments:          o.Segments,
 		DeadLetter:        o.DeadLetter,
 	}
-	res, err := a.run(ctx, s.sc).StringSlice()
+	res, err := run(ctx, s.sc, &a).StringSlice()
 	if err != nil {
 		return "", nil, fmt.Errorf("status attempt: %w", err)
 	}
-	return attemptReply(res)
+	old, rec, err = attemptReply(res)
+	if err == nil {
+		s.retire(ctx, res[1], rec)
+	}
+	return old, rec, err
 }
 
 // Settle moves a record (created if missing from j) to a final state that involves no send:
@@ -255,6 +287,7 @@ func (s *Store) Attempt(ctx context.Context, ref, owner string, o Outcome) (old 
 func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason string, channels []string) (old string, rec *Record, err error) {
 	a := settleArgs{
 		Record: RecordKey(j.Ref()),
+		Done:   doneKey(j.Ref()),
 		// Read the clock for Initial before Now: a new record's created_at never follows
 		// its updated_at.
 		Initial: marshalRecord(NewRecord(j, Queued, channels, s.now())),
@@ -264,11 +297,19 @@ func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason str
 		Now:     s.stamp(),
 		TTLMS:   s.ttl.Milliseconds(),
 	}
-	res, err := a.run(ctx, s.sc).StringSlice()
+	res, err := run(ctx, s.sc, &a).StringSlice()
 	if err != nil {
 		return "", nil, fmt.Errorf("status settle: %w", err)
 	}
-	return settleReply(res)
+	if res[2] == "gone" {
+		rec := s.archived(ctx, j.Ref(), res[0])
+		return rec.State, rec, nil
+	}
+	old, rec, err = settleReply(res)
+	if err == nil {
+		s.retire(ctx, res[1], rec)
+	}
+	return old, rec, err
 }
 
 // Create stores the first record of an accepted job unless one exists; it returns the
@@ -276,31 +317,38 @@ func (s *Store) Settle(ctx context.Context, j *job.Job, owner, state, reason str
 // the same script, so a retried Create or a worker that created the record first never
 // counts it twice or not at all.
 func (s *Store) Create(ctx context.Context, rec *Record) (created bool, existing *Record, err error) {
-	res, err := s.createArgs(rec).run(ctx, s.rdb).Slice()
+	res, err := run(ctx, s.rdb, s.createArgs(rec)).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("status create: %w", err)
 	}
-	created, raw, err := createReply(res)
+	created, raw, gone, err := createReply(res)
 	if err != nil || created {
 		return created, rec, err
+	}
+	if gone != "" {
+		return false, s.archived(ctx, rec.Ref(), gone), nil
 	}
 	existing, err = decode(raw)
 	return false, existing, err
 }
 
 func (s *Store) createArgs(rec *Record) *createArgs {
-	a := &createArgs{Record: RecordKey(rec.Ref()), Initial: marshalRecord(rec), TTLMS: s.ttl.Milliseconds(), State: rec.State}
+	a := &createArgs{Record: RecordKey(rec.Ref()), Done: doneKey(rec.Ref()), Initial: marshalRecord(rec), TTLMS: s.ttl.Milliseconds(), State: rec.State}
 	if rec.Campaign != "" {
 		a.Campaign = CampaignKey(rec.Tenant, rec.Campaign)
 	}
 	return a
 }
 
-// Get returns the record of a job ref (job.Ref: "<tenant>/<id>"), or ErrNotFound.
+// Get returns the record of a job ref (job.Ref: "<tenant>/<id>"), or ErrNotFound: from
+// Redis, else (a finished record past HERALD_HOT_TTL) from the history.
 func (s *Store) Get(ctx context.Context, ref string) (*Record, error) {
 	raw, err := s.rdb.Get(ctx, RecordKey(ref)).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		if s.arch == nil {
+			return nil, ErrNotFound
+		}
+		raw, _, err = s.arch.get(ctx, ArchiveKey(ref))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("status get: %w", err)
@@ -312,7 +360,8 @@ func (s *Store) Get(ctx context.Context, ref string) (*Record, error) {
 	return rec, nil
 }
 
-// GetMany returns the records of refs in one round trip, nil where a ref has none.
+// GetMany returns the records of refs in one round trip to Redis, nil where a ref has
+// none; the refs Redis no longer has are read from the history, one by one.
 func (s *Store) GetMany(ctx context.Context, refs []string) ([]*Record, error) {
 	if len(refs) == 0 {
 		return nil, nil
@@ -328,6 +377,17 @@ func (s *Store) GetMany(ctx context.Context, refs []string) ([]*Record, error) {
 	out := make([]*Record, len(refs))
 	for i, v := range vals {
 		raw, ok := v.(string)
+		if !ok && s.arch != nil {
+			var err error
+			raw, _, err = s.arch.get(ctx, ArchiveKey(refs[i]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			ok = true
+		}
 		if !ok {
 			continue
 		}
@@ -340,13 +400,21 @@ func (s *Store) GetMany(ctx context.Context, refs []string) ([]*Record, error) {
 	return out, nil
 }
 
-// RefForMessage returns the job ref of a provider message id, or ErrNotFound.
+// RefForMessage returns the job ref of a provider message id, or ErrNotFound: from Redis,
+// else from the history's index (a message of a record that left Redis).
 func (s *Store) RefForMessage(ctx context.Context, msgID string) (string, error) {
 	ref, err := s.rdb.Get(ctx, messageKey(msgID)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", ErrNotFound
+		if s.arch == nil {
+			return "", ErrNotFound
+		}
+		ref, _, err = s.arch.get(ctx, archiveMessageKey(msgID))
+		return ref, err
 	}
-	return ref, err
+	if err != nil {
+		return "", fmt.Errorf("status message index: %w", err)
+	}
+	return ref, nil
 }
 
 // Report is a provider's status report on one message.
@@ -387,11 +455,19 @@ func (s *Store) Apply(ctx context.Context, r Report) (old string, rec *Record, c
 		Fallback:  r.Fallback,
 		Channel:   r.Channel,
 	}
-	res, err := a.run(ctx, s.sc).StringSlice()
+	res, err := run(ctx, s.sc, &a).StringSlice()
 	if err != nil {
 		return "", nil, false, fmt.Errorf("status apply: %w", err)
 	}
-	return statusReply(res)
+	if res[2] == "missing" && s.arch != nil {
+		// A report on a record that left Redis: applied to its copy in the history.
+		return s.applyArchived(ctx, ref, a)
+	}
+	old, rec, changed, err = statusReply(res)
+	if err == nil && changed {
+		s.retire(ctx, res[1], rec)
+	}
+	return old, rec, changed, err
 }
 
 // Ping checks that Redis answers.

@@ -32,6 +32,11 @@ const (
 	TemplatesKV     = "herald-templates"
 	// CampaignsKV holds campaign metadata (template, jobs queued, canceled), watched by workers.
 	CampaignsKV = "herald-campaigns"
+	// HistoryKV is the durable history of finished notification records (internal/status,
+	// archive.go): n.<tenant>.<id> → the record's JSON, m.<message id> → its job ref, each
+	// kept HistoryMaxAge after its last write. Redis keeps a finished record HERALD_HOT_TTL
+	// only; readers find it here after.
+	HistoryKV = "herald-history"
 
 	SubjectTransactional = "herald.jobs.transactional"
 	SubjectBulk          = "herald.jobs.bulk"
@@ -88,6 +93,9 @@ type Options struct {
 	// CampaignsMaxAge is how long a campaign's entry in CampaignsKV lives after its last
 	// change (HERALD_STATUS_TTL, as its jobs' records; 30 days by default).
 	CampaignsMaxAge time.Duration
+	// HistoryMaxAge is how long HistoryKV keeps a record after its last write
+	// (HERALD_STATUS_TTL; 30 days by default).
+	HistoryMaxAge time.Duration
 }
 
 func (o *Options) defaults() {
@@ -111,6 +119,24 @@ func (o *Options) defaults() {
 	}
 	if o.CampaignsMaxAge == 0 {
 		o.CampaignsMaxAge = 30 * 24 * time.Hour
+	}
+	if o.HistoryMaxAge == 0 {
+		o.HistoryMaxAge = 30 * 24 * time.Hour
+	}
+}
+
+// HistoryConfig is the HistoryKV bucket: one revision per key (a record's latest copy is all
+// a reader wants), compressed (records are repetitive JSON), kept HistoryMaxAge.
+func HistoryConfig(o Options) jetstream.KeyValueConfig {
+	o.defaults()
+	return jetstream.KeyValueConfig{
+		Bucket:      HistoryKV,
+		Description: "Herald finished notification records: n.<tenant>.<id> → record, m.<message id> → job ref",
+		History:     1,
+		TTL:         o.HistoryMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		Compression: true,
 	}
 }
 
@@ -257,6 +283,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		Replicas:       o.Replicas,
 	}); err != nil {
 		return fmt.Errorf("ensure key-value bucket %s: %w", CampaignsKV, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, HistoryConfig(o)); err != nil {
+		return fmt.Errorf("ensure key-value bucket %s: %w", HistoryKV, err)
 	}
 	return nil
 }

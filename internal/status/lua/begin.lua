@@ -7,6 +7,8 @@
 --   is given to a business
 -- KEYS[5] marketing: the set of recipients who stopped the tenant's marketing messages
 -- KEYS[6] marketing_all: the deployment-wide set of recipients who stopped marketing messages
+-- KEYS[7] done: the tombstone of the job once its finished record left Redis for the history
+--   bucket (its final state), kept for the whole record TTL: the id stays idempotent
 --
 -- ARGV[1] owner: the delivery's claim owner, unique per delivery
 -- ARGV[2] lease_ms: how long the claim holds
@@ -22,8 +24,15 @@
 -- ARGV[10] deadline_reason: the reason recorded with a deadline fallback
 -- ARGV[11] is_marketing: '1' when the job is a marketing template message
 --
--- Returns {verdict, record JSON, wait ms, window open (0|1)}.
+-- Returns {verdict, record JSON, wait ms, window open (0|1)}; {'gone', final state, 0, 0}
+-- when only the tombstone is left (the record is in the history bucket).
 local raw = redis.call('GET', KEYS[1])
+if not raw then
+  -- A finished job whose record moved to the history: a duplicate, whatever this delivery
+  -- is (a republished id, a deadline firing late, a replay). Never start it again here.
+  local done = redis.call('GET', KEYS[7])
+  if done then return {'gone', done, 0, 0} end
+end
 local rec
 if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[3]) end
 local prev = nil

@@ -2,6 +2,7 @@
 -- releases a claim (state '').
 --
 -- KEYS[1] record: the notification record
+-- KEYS[2] done: the job's tombstone once its finished record left Redis (its final state)
 --
 -- ARGV[1] owner: the delivery's claim owner
 -- ARGV[2] state: the final state, or '' to release owner's claim only
@@ -15,8 +16,13 @@
 -- waiting for a retry or a schedule; the DLQ letter tells the malformed message's story.
 --
 -- Returns {old state, record JSON, 'ok'|'busy'}; busy when another delivery holds a live
--- claim.
+-- claim; {final state, '', 'gone'} when only the tombstone is left: a finished job is never
+-- settled again, nor its record recreated.
 local raw = redis.call('GET', KEYS[1])
+if not raw then
+  local done = redis.call('GET', KEYS[2])
+  if done then return {done, '', 'gone'} end
+end
 if raw and ARGV[2] == 'rejected' then
   local cur = cjson.decode(raw)
   return {cur.state, raw, 'ok'}

@@ -14,10 +14,21 @@
 --   one) rather than failing it
 -- ARGV[8] channel: the channel of the reported message ('' when unknown: then never adopted
 --   by an attempt in doubt)
+-- ARGV[9] archived: the record JSON read from the history bucket when Redis has none ('':
+--   none). The report is then applied to it and the result returned, not stored: the caller
+--   writes it back to the history (compare-and-set) and counts the campaign, so a late
+--   report never brings a record back into Redis.
 --
 -- Returns {old record state, record JSON, 'changed'|'same'|'parked'|'missing'}.
 local raw = redis.call('GET', KEYS[1])
+local archived = false
+if not raw and ARGV[9] ~= '' then raw, archived = ARGV[9], true end
 if not raw then return {'', '', 'missing'} end
+-- keep stores the changed record, or for an archived one only encodes it.
+local function keep(rec, old)
+  if archived then return cjson.encode(rec) end
+  return save(KEYS[1], rec, tonumber(ARGV[6]), old)
+end
 local reached = {delivered=true, read=true}
 local rec = cjson.decode(raw)
 local old = rec.state
@@ -50,6 +61,10 @@ if not found and rec.history and ARGV[8] ~= '' then
     end
   end
 end
+if not found and archived then
+  -- A finished record has no send left to record: there is nothing to park the report for.
+  return {old, raw, 'same'}
+end
 if not found then
   -- Reported before the worker recorded the send: park it for the attempt to pick up.
   rec.early = rec.early or {}
@@ -64,7 +79,7 @@ if not found then
       rec.early_ch = rec.early_ch or {}
       rec.early_ch[ARGV[1]] = ARGV[8]
     end
-    return {old, save(KEYS[1], rec, tonumber(ARGV[6]), old), 'parked'}
+    return {old, keep(rec, old), 'parked'}
   end
   return {old, cjson.encode(rec), 'parked'}
 end
@@ -96,4 +111,4 @@ if latest then
   end
 end
 rec.updated_at = ARGV[5]
-return {old, save(KEYS[1], rec, tonumber(ARGV[6]), old), 'changed'}
+return {old, keep(rec, old), 'changed'}
