@@ -82,7 +82,7 @@ func main() {
 	flag.IntVar(&o.dev.jobs, "dev-jobs", 5_000, "dev: jobs in the batch posted to herald dev")
 	flag.IntVar(&o.mem.jobs, "memory-jobs", 5_000, "memory: jobs per round")
 	flag.DurationVar(&o.mem.settle, "memory-settle", 2*time.Second, "memory: wait after the last send or webhook before the servers are read")
-	memEnv := flag.String("memory-env", "", "memory: KEY=VALUE,... added to the worker's and the API's environment (e.g. HERALD_HOT_TTL=1s)")
+	memEnv := flag.String("memory-env", "", "memory: KEY=VALUE,... added to the worker's and the API's environment (e.g. HERALD_STATUS_TTL=1h)")
 	flag.Parse()
 	if *memEnv != "" {
 		o.mem.env = strings.Split(*memEnv, ",")

@@ -35,13 +35,25 @@ type memVariant struct {
 	name, desc string
 	// statuses are the simulator's -statuses (empty: no webhooks, no `herald api`).
 	statuses string
+	// env is added to the processes' environment, before memOpts.env (which wins); wait is
+	// added to memOpts.settle.
+	env  []string
+	wait time.Duration
+	// once runs the variant in one round, and not at all with -quick: it waits long.
+	once bool
 }
 
 // memVariants: sent without any report, as the e2e section leaves it (the issue's first
-// figure), and the whole history a provider reports (sent, delivered, read).
+// figure); the whole history a provider reports (sent, delivered, read); and that history
+// once the finished records may have left Redis (HERALD_HOT_TTL at its least, 1m, and the
+// servers read after it): what a finished notification costs Redis for the rest of
+// HERALD_STATUS_TTL. Code without HERALD_HOT_TTL ignores the variable, and the last two
+// columns then agree.
 var memVariants = []memVariant{
-	{"sent", "sent, no status webhooks (the record stays `sent`, its fallback deadline parked)", ""},
-	{"read", "sent, then `sent`, `delivered` and `read` webhooks through `herald api`", "sent,delivered,read"},
+	{name: "sent", desc: "sent, no status webhooks (the record stays `sent`, its fallback deadline parked)"},
+	{name: "read", desc: "sent, then `sent`, `delivered` and `read` webhooks through `herald api`", statuses: "sent,delivered,read"},
+	{name: "aged", desc: "as read, with `HERALD_HOT_TTL=1m`, the servers read 80s later than in read (one round)",
+		statuses: "sent,delivered,read", env: []string{"HERALD_HOT_TTL=1m"}, wait: 80 * time.Second, once: true},
 }
 
 // memRound is one round of one variant of the memory section.
@@ -152,8 +164,15 @@ func sortedCalls(calls map[redisCall]int64) []redisCall {
 
 func runMemory(ctx context.Context, root string, b bins, o options, res *results) error {
 	for _, v := range memVariants {
-		for r := 1; r <= o.rounds; r++ {
-			fmt.Fprintf(os.Stderr, "== memory %s round %d/%d: %d jobs\n", v.name, r, o.rounds, o.mem.jobs)
+		rounds := o.rounds
+		if v.once {
+			if o.quick {
+				continue
+			}
+			rounds = 1
+		}
+		for r := 1; r <= rounds; r++ {
+			fmt.Fprintf(os.Stderr, "== memory %s round %d/%d: %d jobs\n", v.name, r, rounds, o.mem.jobs)
 			mr, err := runMemRound(ctx, dirFor(root, "memory-"+v.name, r), b, o.mem, v)
 			if err != nil {
 				return fmt.Errorf("memory %s round %d: %w", v.name, r, err)
@@ -199,6 +218,7 @@ func memRoundOn(ctx context.Context, s *stack, o memOpts, v memVariant, apiPort 
 	if err != nil {
 		return res, err
 	}
+	env := append(slices.Clone(v.env), o.env...)
 	var procs []*benchenv.Proc
 	defer func() {
 		for _, p := range procs {
@@ -206,14 +226,14 @@ func memRoundOn(ctx context.Context, s *stack, o memOpts, v memVariant, apiPort 
 		}
 	}()
 	if apiPort != 0 {
-		p, err := s.env.StartHerald(ctx, s.bins.herald, "api", nil, s.heraldEnv(apiPort, o.env...),
+		p, err := s.env.StartHerald(ctx, s.bins.herald, "api", nil, s.heraldEnv(apiPort, env...),
 			"http://127.0.0.1:"+strconv.Itoa(apiPort)+"/readyz")
 		if err != nil {
 			return res, err
 		}
 		procs = append(procs, p)
 	}
-	w, _, err := s.startHerald(ctx, "worker", append(workerEnvThroughput(256), o.env...)...)
+	w, _, err := s.startHerald(ctx, "worker", append(workerEnvThroughput(256), env...)...)
 	if err != nil {
 		return res, err
 	}
@@ -236,7 +256,7 @@ func memRoundOn(ctx context.Context, s *stack, o memOpts, v memVariant, apiPort 
 	select {
 	case <-ctx.Done():
 		return res, ctx.Err()
-	case <-time.After(o.settle):
+	case <-time.After(o.settle + v.wait):
 	}
 	// The processes stop before the servers are read: their connections' buffers are not
 	// notifications' memory.
@@ -245,6 +265,11 @@ func memRoundOn(ctx context.Context, s *stack, o memOpts, v memVariant, apiPort 
 	}
 	procs = nil
 	if res.calls, err = mon.stop(ctx, rdb); err != nil {
+		return res, err
+	}
+	// The keys are scanned before used_memory is read: SCAN deletes the expired keys it
+	// meets, which Redis's sampling expiry may not have reached yet.
+	if res.classes, err = keyClasses(ctx, rdb); err != nil {
 		return res, err
 	}
 	after, err := readRedis(ctx, rdb)
@@ -259,8 +284,7 @@ func memRoundOn(ctx context.Context, s *stack, o memOpts, v memVariant, apiPort 
 	res.scriptsDelta = after.scripts - before.scripts
 	res.keysBefore, res.keysAfter = before.keys, after.keys
 	res.streams = streamDeltas(streamsBefore, streamsAfter)
-	res.classes, err = keyClasses(ctx, rdb)
-	return res, err
+	return res, nil
 }
 
 // waitWebhooks waits until the simulator has delivered want statuses (the API records each
@@ -461,11 +485,9 @@ func renderMemory(b *strings.Builder, o options, rs []memRound) {
 		}
 		w(" %s |\n", goalText)
 	}
-	var worst float64
-	for _, v := range vs {
-		worst = max(worst, col(by[v.name], memRound.usedPerJob))
-	}
-	row("Redis used_memory per notification, bytes", fmt.Sprintf("≤ %d: %s", memGoal, goal(worst <= memGoal)), memRound.usedPerJob, "%.0f")
+	// The goal is for a finished notification: the last column is the most finished.
+	last := col(by[vs[len(vs)-1].name], memRound.usedPerJob)
+	row("Redis used_memory per notification, bytes", fmt.Sprintf("%s ≤ %d: %s", vs[len(vs)-1].name, memGoal, goal(last <= memGoal)), memRound.usedPerJob, "%.0f")
 	row("Redis keys' MEMORY USAGE per notification, bytes", "", memRound.keyBytesPerJob, "%.0f")
 	row("Redis keys left per notification", "", func(r memRound) float64 { return r.perJob(r.keysAfter - r.keysBefore) }, "%.2f")
 	row("Redis commands sent by clients per notification (a script call is one)", "", func(r memRound) float64 { return r.callsPerJob(false) }, "%.1f")
