@@ -361,24 +361,34 @@ func (s *Store) Get(ctx context.Context, ref string) (*Record, error) {
 }
 
 // GetMany returns the records of refs in one round trip to Redis, nil where a ref has
-// none; the refs Redis no longer has are read from the history, one by one.
+// none. The same round trip reads the tombstones: only a ref whose record left Redis for
+// the history (it has a tombstone) is read from the bucket, so a batch of new ids costs no
+// bucket lookup at all.
 func (s *Store) GetMany(ctx context.Context, refs []string) ([]*Record, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(refs))
-	for i, ref := range refs {
-		keys[i] = RecordKey(ref)
+	n := len(refs)
+	if s.arch != nil {
+		n *= 2
+	}
+	keys := make([]string, 0, n)
+	for _, ref := range refs {
+		keys = append(keys, RecordKey(ref))
+	}
+	if s.arch != nil {
+		for _, ref := range refs {
+			keys = append(keys, doneKey(ref))
+		}
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("status get: %w", err)
 	}
 	out := make([]*Record, len(refs))
-	for i, v := range vals {
-		raw, ok := v.(string)
-		if !ok && s.arch != nil {
-			var err error
+	for i := range refs {
+		raw, ok := vals[i].(string)
+		if !ok && s.arch != nil && vals[len(refs)+i] != nil {
 			raw, _, err = s.arch.get(ctx, ArchiveKey(refs[i]))
 			if errors.Is(err, ErrNotFound) {
 				continue
