@@ -1,8 +1,11 @@
 package worker
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/herald-notify/herald/internal/grey"
@@ -212,6 +215,18 @@ func NewRecord(j *Job, state string, channels []string, now time.Time) *Record {
 
 // RedisStore is the Redis implementation of Store (NewRedisStore).
 type RedisStore = status.Store
+
+// History is the durable history finished records move to (RedisStore.WithArchive): the
+// herald-history JetStream bucket, opened with NewHistory. An embedding service that gives
+// its store one keeps Redis to the records still moving, as herald worker does.
+type History = status.Archive
+
+// NewHistory returns the history in kv (the herald-history bucket, created by Herald's
+// provisioning) with its archivers, which stop when ctx ends; log reports records that could
+// not be archived (they keep their full TTL in Redis).
+func NewHistory(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) *History {
+	return status.NewArchive(ctx, kv, log)
+}
 
 // StatusReport is a provider's status report on one message (RedisStore.Apply).
 type StatusReport = status.Report
