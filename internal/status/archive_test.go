@@ -109,13 +109,10 @@ func TestArchiveFinishedRecord(t *testing.T) {
 				t.Fatalf("GetMany = %v, %v; want [nil, %s]", many, err, want.State)
 			}
 
-			// The id republished: refused by the claim (also as a replay), by the API's
-			// create and by a settle, each answering with the finished record.
+			// The id republished: refused by the claim, by the API's create and by a settle,
+			// each answering with the finished record.
 			if adm := e.begin(t, j, "w2", time.Minute); adm.Verdict != status.Done || adm.Record.State != want.State {
 				t.Fatalf("Begin after the record left Redis = %s %s, want done %s", adm.Verdict, adm.Record.State, want.State)
-			}
-			if adm, err := e.store.BeginReplay(t.Context(), j, "w3", time.Minute, cascade); err != nil || adm.Verdict != status.Done {
-				t.Fatalf("BeginReplay = %+v, %v; want done", adm, err)
 			}
 			created, existing, err := e.store.Create(t.Context(), status.NewRecord(j, status.Queued, cascade, time.Now()))
 			if err != nil || created || existing.State != want.State {
@@ -129,6 +126,29 @@ func TestArchiveFinishedRecord(t *testing.T) {
 			}
 			if n, _ := e.rdb.Exists(t.Context(), status.RecordKey(j.Ref())).Result(); n != 0 {
 				t.Fatalf("the record of %s is back in Redis", j.Ref())
+			}
+
+			// A replay from the DLQ: a failed job that reached nobody starts again from the
+			// history's copy (its attempts kept); anything else stays a duplicate.
+			adm, err := e.store.BeginReplay(t.Context(), j, "w3", time.Minute, cascade)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if path != "failed" {
+				if adm.Verdict != status.Done {
+					t.Fatalf("BeginReplay of a %s job = %s, want done", path, adm.Verdict)
+				}
+				return
+			}
+			if adm.Verdict != status.Claimed || adm.Record.State == status.Failed || len(adm.Record.History) != len(want.History) {
+				t.Fatalf("BeginReplay of a failed job after its record left Redis = %s %s with %d attempts, want claimed with the %d of the history",
+					adm.Verdict, adm.Record.State, len(adm.Record.History), len(want.History))
+			}
+			if n, _ := e.rdb.Exists(t.Context(), status.RecordKey(j.Ref())).Result(); n != 1 {
+				t.Fatalf("the replayed record of %s is not in Redis", j.Ref())
+			}
+			if again, err := e.store.BeginReplay(t.Context(), j, "w4", time.Minute, cascade); err != nil || again.Verdict == status.Claimed {
+				t.Fatalf("a second replay while the first holds the claim = %+v, %v; want it refused", again, err)
 			}
 		})
 	}

@@ -90,6 +90,9 @@ type beginArgs struct {
 	DeadlineReason string `lua:"deadline_reason"`
 	// IsMarketing makes the marketing sets count (a marketing template message).
 	IsMarketing bool `lua:"is_marketing"`
+	// Restored is the history's copy of the record a replay starts from once the record
+	// left Redis (a failed or rejected job); empty otherwise.
+	Restored string `lua:"restored"`
 }
 
 func (a *beginArgs) script() *redis.Script { return scriptBegin }
@@ -100,7 +103,7 @@ func (a *beginArgs) keys() []string {
 
 func (a *beginArgs) argv() []any {
 	return []any{a.Owner, a.LeaseMS, a.Initial, a.To, a.TTLMS, a.Now, boolArg(a.Replay),
-		a.CheckIdx, boolArg(a.Deadline), a.DeadlineReason, boolArg(a.IsMarketing)}
+		a.CheckIdx, boolArg(a.Deadline), a.DeadlineReason, boolArg(a.IsMarketing), a.Restored}
 }
 
 // attemptArgs are the KEYS and ARGV of attempt.lua.

@@ -212,6 +212,22 @@ func (s *Store) begin(ctx context.Context, j *job.Job, owner string, lease time.
 	}
 	if v, _ := res[0].(string); v == "gone" {
 		state, _ := res[1].(string)
+		if st := tombstoneState(state); replay && a.Restored == "" && s.arch != nil && (st == Failed || st == Rejected) {
+			// A dead letter replayed after its record left Redis: the replay starts from the
+			// history's copy, so the rules that keep a replay from sending twice (no attempt
+			// may have reached the customer) read the whole history, as they would have here.
+			raw, _, err := s.arch.get(ctx, ArchiveKey(j.Ref()))
+			if err != nil {
+				return Admission{}, fmt.Errorf("status begin: the replayed job's record in the history: %w", err)
+			}
+			a.Restored = raw
+			if res, err = run(ctx, s.sc, &a).Slice(); err != nil {
+				return Admission{}, fmt.Errorf("status begin: %w", err)
+			}
+		}
+	}
+	if v, _ := res[0].(string); v == "gone" {
+		state, _ := res[1].(string)
 		return Admission{Verdict: Done, Record: s.archived(ctx, j.Ref(), state)}, nil
 	}
 	adm, err := beginReply(res)

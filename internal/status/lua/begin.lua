@@ -23,15 +23,23 @@
 --   'sent' falls back
 -- ARGV[10] deadline_reason: the reason recorded with a deadline fallback
 -- ARGV[11] is_marketing: '1' when the job is a marketing template message
+-- ARGV[12] restored: for a replay of a failed or rejected job whose record moved to the
+--   history, the history's copy of the record ('' otherwise): the replay starts from it
 --
 -- Returns {verdict, record JSON, wait ms, window open (0|1)}; {'gone', final state, 0, 0}
 -- when only the tombstone is left (the record is in the history bucket).
 local raw = redis.call('GET', KEYS[1])
 if not raw then
   -- A finished job whose record moved to the history: a duplicate, whatever this delivery
-  -- is (a republished id, a deadline firing late, a replay). Never start it again here.
+  -- is (a republished id, a deadline firing late), unless it is a replay from the DLQ that
+  -- brings the history's copy back (the Go side passes it only for a failed or rejected
+  -- job): the replay rules below then decide from that copy, as if it had stayed here. The
+  -- tombstone stays: it is read only while no record is here, and retiring the record
+  -- again sets it anew.
   local done = redis.call('GET', KEYS[7])
-  if done then return {'gone', done, 0, 0} end
+  if done then
+    if ARGV[7] == '1' and ARGV[12] ~= '' then raw = ARGV[12] else return {'gone', done, 0, 0} end
+  end
 end
 local rec
 if raw then rec = cjson.decode(raw) else rec = cjson.decode(ARGV[3]) end
