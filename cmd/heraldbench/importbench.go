@@ -69,7 +69,11 @@ func runImportRound(ctx context.Context, s *stack, rows int, csv string, round i
 	}
 	fmt.Fprintf(os.Stderr, "%s: herald import %s (child process)\n", label, filepath.Base(csv))
 	p, err := s.env.Start("herald-import", s.bins.herald, []string{"import", csv, "--campaign", "cli-" + strconv.Itoa(round) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		"--template", "order_ready", "--map", "name=name", "--map", "order=order", "--output", "json"},
+		// order_ready takes order, address and until, and a value for its URL button: the
+		// import refuses up front a template whose parameters are not all mapped (issue 17),
+		// so every one is mapped to a column of the generated CSV (phone, name, order).
+		"--template", "order_ready", "--map", "order=order", "--map", "address=name", "--map", "until=order",
+		"--button", "0=order", "--output", "json"},
 		[]string{"HERALD_NATS_URL=" + s.nats.URL, "HERALD_REDIS_URL=" + s.redis.URL, "HERALD_LOG_FORMAT=text"})
 	if err != nil {
 		return res, err
