@@ -251,10 +251,14 @@ func (s *Store) retireNow(ctx context.Context, raw string, rec *Record) {
 			return
 		}
 		if res[0] != "moved" || len(res) < 2 {
-			if res[0] == "ok" {
-				for _, id := range messageIDs(rec) {
-					s.rdb.PExpire(ctx, messageKey(id), s.hot)
-				}
+			if ids := messageIDs(rec); res[0] == "ok" && len(ids) > 0 {
+				// The message index follows the record out, in one round trip.
+				_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for _, id := range ids {
+						p.PExpire(ctx, messageKey(id), s.hot)
+					}
+					return nil
+				})
 			}
 			return
 		}

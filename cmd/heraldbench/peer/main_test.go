@@ -41,12 +41,16 @@ func startRedis(t *testing.T) *redis.Client {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
 	t.Cleanup(func() { rdb.Close() })
-	deadline := time.Now().Add(10 * time.Second)
+	// Wait for redis-server to answer PING, checking every 20 ms for at most 10 s.
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for rdb.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatal("redis-server did not answer PING in 10 s")
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline, not synchronising
 	}
 	return rdb
 }
